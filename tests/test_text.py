@@ -1,0 +1,117 @@
+"""Tests for L{twisted_chat.text}."""
+
+from __future__ import annotations
+
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_chat.errors import BadName, BadRoom
+from twisted_chat.text import (
+    TelnetFilter,
+    check_name,
+    clean,
+    clock_stamp,
+    date_stamp,
+    decode,
+    room_key,
+)
+
+
+class CleanTests(SynchronousTestCase):
+    """L{clean} removes what could drive a terminal."""
+
+    def test_plain_text_unchanged(self) -> None:
+        """Printable text, emoji and wide characters pass through untouched."""
+        for text in ("hello", "héllo wörld", "日本語", "emoji 🎉👍🏽", "a\tb"):
+            self.assertEqual(clean(text), text)
+
+    def test_csi_sequences_removed_whole(self) -> None:
+        """Colour and cursor sequences go, parameters and all."""
+        self.assertEqual(clean("\x1b[31mred\x1b[0m"), "red")
+        self.assertEqual(clean("\x1b[2J\x1b[1;1Hwiped"), "wiped")
+        self.assertEqual(clean("\x9b2Jeight-bit"), "eight-bit")
+
+    def test_osc_removed_whole(self) -> None:
+        """A title-setting OSC string goes, whatever terminates it."""
+        self.assertEqual(clean("a\x1b]0;evil title\x07b"), "ab")
+        self.assertEqual(clean("a\x1b]8;;http://x\x1b\\link"), "alink")
+
+    def test_controls_removed_but_tab(self) -> None:
+        """C0 and C1 controls and DEL go; TAB stays."""
+        self.assertEqual(clean("a\x00b\x07c\x08d\x7fe\x85f\tg\rh\ni"), "abcdef\tghi")
+
+    def test_unterminated_escape(self) -> None:
+        """A lone ESC at the end of a line is removed too."""
+        self.assertEqual(clean("abc\x1b"), "abc")
+        self.assertEqual(clean("abc\x1b["), "abc")
+
+
+class DecodeTests(SynchronousTestCase):
+    """L{decode} never fails."""
+
+    def test_invalid_utf8_becomes_replacement(self) -> None:
+        """Undecodable bytes become U+FFFD."""
+        self.assertEqual(decode(b"ok \xc3\x28 \xff"), "ok \ufffd( \ufffd")
+
+
+class TelnetFilterTests(SynchronousTestCase):
+    """L{TelnetFilter} strips IAC sequences, across chunks."""
+
+    def test_no_iac_is_identity(self) -> None:
+        """Data without IAC comes back as the same object."""
+        data = b"hello\r\n"
+        self.assertIs(TelnetFilter().feed(data), data)
+
+    def test_negotiation_removed(self) -> None:
+        """WILL/WONT/DO/DONT, subnegotiation and two-byte commands are removed."""
+        stream = b"a\xff\xfb\x01b\xff\xfd\x03c\xff\xfa\x18\x01\xff\xf0d\xff\xf1e\xff\xffz"
+        self.assertEqual(TelnetFilter().feed(stream), b"abcdez")
+
+    def test_split_anywhere(self) -> None:
+        """The same stream split at every point gives the same result."""
+        stream = b"hi\xff\xfb\x01there\xff\xfa\x18\x01\xff\xf0!\r\n"
+        for cut in range(len(stream) + 1):
+            f = TelnetFilter()
+            self.assertEqual(f.feed(stream[:cut]) + f.feed(stream[cut:]), b"hithere!\r\n")
+            self.assertTrue(f.idle)
+
+
+class NameTests(SynchronousTestCase):
+    """L{check_name} applies the username rules."""
+
+    def test_valid(self) -> None:
+        for name in ("alice", "Bob_2", "a.b-c", "x", "a" * 20):
+            self.assertEqual(check_name(name), name)
+
+    def test_invalid(self) -> None:
+        """Empty, too long, spaces, non-ASCII look-alikes and symbols are refused."""
+        for name in ("", "a" * 21, "al ice", "аlice", "bob!", "#room", "é"):
+            self.assertRaises(BadName, check_name, name)
+
+    def test_reserved_any_case(self) -> None:
+        for name in ("server", "SYSTEM", "Admin"):
+            error = self.assertRaises(BadName, check_name, name)
+            self.assertIn("reserved", str(error))
+
+
+class RoomTests(SynchronousTestCase):
+    """L{room_key} canonicalises room names."""
+
+    def test_canonical(self) -> None:
+        self.assertEqual(room_key("#General"), "general")
+        self.assertEqual(room_key("dev-ops_2"), "dev-ops_2")
+        self.assertEqual(room_key("a" * 32), "a" * 32)
+
+    def test_invalid(self) -> None:
+        for name in ("", "#", "a" * 33, "two words", "##x", "caf\u00e9", "a.b"):
+            self.assertRaises(BadRoom, room_key, name)
+
+
+class StampTests(SynchronousTestCase):
+    """Time formats use the server's local time."""
+
+    def test_formats(self) -> None:
+        when = 1_700_000_000.5
+        self.assertEqual(clock_stamp(when), time.strftime("%H:%M:%S", time.localtime(when)))
+        self.assertRegex(date_stamp(when), r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")

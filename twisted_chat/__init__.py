@@ -1,0 +1,3 @@
+"""twisted-chat: a self-hosted multi-user chat server built on Twisted."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,312 @@
+"""
+The chat domain: members, rooms and what they say.  Synchronous: it returns
+values or raises L{ChatError}; it never sees bytes or sockets.  Fan-out lives
+in L{Room.broadcast}, so a later backplane can forward a room's events to
+other server processes in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from twisted_chat.commands import HELP, MAX_HISTORY
+from twisted_chat.errors import ChatError, NameTaken, NoSuchTarget, NotInRoom
+from twisted_chat.events import (
+    Entry,
+    Event,
+    Help,
+    History as HistoryEvent,
+    Info,
+    Joined,
+    Message,
+    Notice,
+    Private,
+    Rooms,
+    Shutdown,
+    Users,
+)
+from twisted_chat.interfaces import History, Participant
+from twisted_chat.text import check_name, clock_stamp, room_key
+
+LOBBY = "lobby"
+# The user list shown on joining a room is cut here; /users shows everyone.
+JOIN_LIST_LIMIT = 100
+
+
+class Member:
+    """A logged-in user: a unique name, one room, one participant."""
+
+    __slots__ = ("name", "key", "room", "participant")
+
+    def __init__(self, name: str, key: str, participant: Participant) -> None:
+        self.name = name
+        self.key = key
+        self.room: Room | None = None
+        self.participant = participant
+
+    def __repr__(self) -> str:
+        return "<Member %s>" % (self.name,)
+
+
+class Room:
+    """
+    A named set of members; it delivers events to its local members.
+    """
+
+    __slots__ = ("name", "members")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.members: dict[Member, None] = {}
+
+    def broadcast(self, event: Event, exclude: Member | None = None) -> None:
+        """Send C{event} to every member of the room but C{exclude}."""
+        for member in self.members:
+            if member is not exclude:
+                member.participant.send(event)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __repr__(self) -> str:
+        return "<Room #%s (%d)>" % (self.name, len(self.members))
+
+
+class ChatServer:
+    """
+    Everyone online and every room, shared by all front ends.
+
+    @ivar members: online members by lower-cased name.
+    @ivar rooms: rooms by lower-cased name; a room other than the lobby
+        exists while someone is in it.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self, history: History, clock: IReactorTime, replay: int = 20
+    ) -> None:
+        """
+        @param history: where room messages are kept.
+        @param clock: what time it is (C{[HH:MM:SS]} stamps).
+        @param replay: how many messages to show on joining a room, and the
+            default of C{/history}.
+        """
+        self.history = history
+        self.clock = clock
+        self.replay = replay
+        self.members: dict[str, Member] = {}
+        self.lobby = Room(LOBBY)
+        self.rooms: dict[str, Room] = {LOBBY: self.lobby}
+        self._second = -1
+        self._stamp = ""
+        self._empty_waiters: list[Deferred[None]] = []
+        self._stopping = False
+
+    # -- time -------------------------------------------------------------
+
+    def now(self) -> tuple[float, str]:
+        """The time and its C{HH:MM:SS} stamp (formatted once a second)."""
+        when = self.clock.seconds()
+        second = int(when)
+        if second != self._second:
+            self._second = second
+            self._stamp = clock_stamp(when)
+        return when, self._stamp
+
+    def notice(self, room: Room, text: str) -> Notice:
+        """A notice for C{room}, stamped now."""
+        when, stamp = self.now()
+        return Notice(room.name, text, when, stamp)
+
+    # -- membership -------------------------------------------------------
+
+    def claim(self, name: str, participant: Participant) -> Member:
+        """
+        Register a new member called C{name}; it is in no room yet.
+
+        @raise ChatError: if the name is bad or taken (case-insensitively).
+        """
+        check_name(name)
+        key = name.lower()
+        if key in self.members:
+            raise NameTaken("the name %s is taken; pick another" % name)
+        member = Member(name, key if key != name else name, participant)
+        self.members[member.key] = member
+        return member
+
+    def remove(self, member: Member, why: str) -> None:
+        """
+        Take C{member} offline, telling its room C{why} (e.g. C{quit}).
+        Removing a member twice does nothing.
+        """
+        if self.members.get(member.key) is not member:
+            return
+        del self.members[member.key]
+        room = member.room
+        if room is not None:
+            self._leave_room(member, room)
+            if not self._stopping:  # after the shutdown notice, departures are noise
+                room.broadcast(self.notice(room, "%s %s" % (member.name, why)))
+        member.room = None
+        if not self.members and self._empty_waiters:
+            waiters, self._empty_waiters = self._empty_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def _leave_room(self, member: Member, room: Room) -> None:
+        del room.members[member]
+        if not room.members and room is not self.lobby:
+            del self.rooms[room.name]
+
+    def join(self, member: Member, name: str) -> None:
+        """
+        Move C{member} into the room called C{name}, creating it if new.
+
+        The old room sees the member leave, the new one sees it join, and
+        the member is told who is there and what was said recently.
+
+        @raise ChatError: for a bad room name, or the room the member is in.
+        """
+        key = room_key(name)
+        old = member.room
+        if old is not None and old.name == key:
+            raise ChatError("you are already in #%s" % key)
+        if old is not None:
+            self._leave_room(member, old)
+            old.broadcast(self.notice(old, "%s left #%s" % (member.name, old.name)))
+        room = self.rooms.get(key)
+        if room is None:
+            room = self.rooms[key] = Room(key)
+            self.log.info("room #{room} created by {name}", room=key, name=member.name)
+        room.broadcast(self.notice(room, "%s joined #%s" % (member.name, key)))
+        room.members[member] = None
+        member.room = room
+        send = member.participant.send
+        if old is not None:
+            send(Joined(key))
+        send(self._users_in(room, JOIN_LIST_LIMIT))
+        send(HistoryEvent(key, self.history.recent(key, self.replay), replay=True))
+
+    def leave(self, member: Member) -> None:
+        """
+        Move C{member} back to the lobby.
+
+        @raise ChatError: if it is in the lobby already.
+        """
+        if member.room is self.lobby:
+            raise ChatError("you are already in #%s (use /join <room> to move)" % LOBBY)
+        self.join(member, LOBBY)
+
+    # -- talking ----------------------------------------------------------
+
+    def say(self, member: Member, text: str, action: bool = False) -> None:
+        """C{member} says C{text} (or acts it, C{/me}) to its room."""
+        room = member.room
+        when, stamp = self.now()
+        entry = Entry(room.name, member.name, text, when, action)
+        room.broadcast(Message(entry, stamp), exclude=member)
+        self.history.append(entry)
+
+    def message(self, member: Member, target: str, text: str) -> None:
+        """
+        C{/msg target text}: a private message when C{target} is someone
+        online, else a message to C{target} if it is the member's room.
+        A target written with C{#} is always a room.
+
+        @raise ChatError: if there is no such user or room, or the member is
+            not in that room.
+        """
+        if not target.startswith("#"):
+            recipient = self.members.get(target.lower())
+            if recipient is not None:
+                self.private(member, recipient, text)
+                return
+        try:
+            key = room_key(target)
+        except ChatError:
+            raise NoSuchTarget("nobody called %s is online" % target) from None
+        if member.room.name == key:
+            self.say(member, text)
+        elif key in self.rooms:
+            raise NotInRoom("you are not in #%s (/join #%s first)" % (key, key))
+        elif target.startswith("#"):
+            raise NoSuchTarget("there is no room #%s" % key)
+        else:
+            raise NoSuchTarget("nobody called %s is online and there is no room #%s" % (target, key))
+
+    def private(self, member: Member, recipient: Member, text: str) -> None:
+        """Send C{text} to C{recipient} alone; the sender gets a confirmation."""
+        if recipient is member:
+            raise ChatError("that is you; /msg someone else")
+        when, stamp = self.now()
+        recipient.participant.send(Private(member.name, recipient.name, text, when, stamp))
+        member.participant.send(
+            Private(member.name, recipient.name, text, when, stamp, outgoing=True)
+        )
+
+    # -- looking around ---------------------------------------------------
+
+    def _users_in(self, room: Room, limit: int | None = None) -> Users:
+        names = sorted((m.name for m in room.members), key=str.lower)
+        shown = names if limit is None else names[:limit]
+        return Users(room.name, [(name, room.name) for name in shown], len(names))
+
+    def users(self, member: Member, everyone: bool) -> None:
+        """Tell C{member} who is in its room, or (C{everyone}) online."""
+        if not everyone:
+            member.participant.send(self._users_in(member.room))
+            return
+        pairs = sorted(
+            ((m.name, m.room.name if m.room else LOBBY) for m in self.members.values()),
+            key=lambda pair: pair[0].lower(),
+        )
+        member.participant.send(Users(None, pairs, len(pairs)))
+
+    def room_list(self, member: Member) -> None:
+        """Tell C{member} every room with its member count, lobby first."""
+        rooms = sorted(self.rooms.values(), key=lambda r: (r is not self.lobby, r.name))
+        member.participant.send(Rooms([(room.name, len(room)) for room in rooms]))
+
+    def recall(self, member: Member, count: int) -> None:
+        """Tell C{member} the last C{count} (0: the default) messages of its room."""
+        count = min(count or self.replay, MAX_HISTORY)
+        room = member.room.name
+        member.participant.send(HistoryEvent(room, self.history.recent(room, count), replay=False))
+
+    def help(self, member: Member) -> None:
+        """Tell C{member} every command."""
+        member.participant.send(Help(HELP))
+
+    def tell(self, member: Member, text: str) -> None:
+        """Tell C{member} one line of information."""
+        member.participant.send(Info(text))
+
+    # -- stopping ---------------------------------------------------------
+
+    def online(self) -> Iterator[Member]:
+        """Every member online (a snapshot, safe to close them while iterating)."""
+        return iter(list(self.members.values()))
+
+    def wait_empty(self) -> Deferred[None]:
+        """A Deferred that fires when nobody is online any more."""
+        if not self.members:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._empty_waiters.append(waiter)
+        return waiter
+
+    def shutdown(self) -> int:
+        """Tell everyone the server is stopping and close them; return how many."""
+        self._stopping = True
+        event = Shutdown()
+        count = 0
+        for member in self.online():
+            member.participant.send(event)
+            member.participant.close()
+            count += 1
+        return count

@@ -1,0 +1,366 @@
+"""
+What the server tells a participant, as values.
+
+Each event renders itself for both front ends: C{lines()} for the line
+protocol and C{to_json()} for the browser.  Events that fan out to a room
+encode their wire form once, when they are made, so delivering one to a
+hundred members is a hundred writes of the same C{bytes}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from twisted_chat.text import date_stamp
+
+
+class Event:
+    """
+    Base of every event.
+
+    @ivar kind: the C{type} of the JSON form.
+    """
+
+    __slots__ = ()
+    kind = "event"
+
+    def lines(self) -> list[str]:
+        """The event as lines of text, without line terminators."""
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as a JSON object."""
+        raise NotImplementedError
+
+    @property
+    def wire(self) -> bytes:
+        """C{lines()} encoded for the line protocol."""
+        return "".join(line + "\r\n" for line in self.lines()).encode()
+
+    @property
+    def json_text(self) -> str:
+        """C{to_json()} serialised."""
+        return json.dumps(self.to_json(), ensure_ascii=False)
+
+
+class RoomEvent(Event):
+    """
+    An event that fans out to a room: its line form is encoded once, when it
+    is made, and its JSON form once, when a browser first needs it.
+    """
+
+    __slots__ = ("wire", "_json")
+
+    def lines(self) -> list[str]:
+        return [self.wire.decode()[:-2]]
+
+    @property
+    def json_text(self) -> str:
+        try:
+            return self._json
+        except AttributeError:
+            self._json = json.dumps(self.to_json(), ensure_ascii=False)
+            return self._json
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """
+    One stored room message.
+
+    @ivar when: seconds since the epoch (UTC).
+    @ivar action: C{True} for C{/me}.
+    """
+
+    room: str
+    sender: str
+    text: str
+    when: float
+    action: bool = False
+
+    def line(self) -> str:
+        """The entry as C{/history} shows it."""
+        stamp = date_stamp(self.when)
+        if self.action:
+            return "[%s] * %s %s" % (stamp, self.sender, self.text)
+        return "[%s] %s: %s" % (stamp, self.sender, self.text)
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as a JSON object."""
+        return {
+            "room": self.room,
+            "from": self.sender,
+            "text": self.text,
+            "time": self.when,
+            "action": self.action,
+        }
+
+
+class Message(RoomEvent):
+    """A message (or C{/me} action) said in a room."""
+
+    __slots__ = ("entry", "stamp")
+    kind = "message"
+
+    def __init__(self, entry: Entry, stamp: str) -> None:
+        self.entry = entry
+        self.stamp = stamp
+        if entry.action:
+            line = "[%s] * %s %s\r\n" % (stamp, entry.sender, entry.text)
+        else:
+            line = "[%s] %s: %s\r\n" % (stamp, entry.sender, entry.text)
+        self.wire = line.encode()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, **self.entry.to_json()}
+
+
+class Notice(RoomEvent):
+    """A room notice: joins, leaves, quits."""
+
+    __slots__ = ("room", "text", "when", "stamp")
+    kind = "notice"
+
+    def __init__(self, room: str | None, text: str, when: float, stamp: str) -> None:
+        self.room = room
+        self.text = text
+        self.when = when
+        self.stamp = stamp
+        self.wire = ("[%s] *** %s ***\r\n" % (stamp, text)).encode()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "room": self.room, "text": self.text, "time": self.when}
+
+
+@dataclass(frozen=True)
+class Private(Event):
+    """A private message, as its recipient (or, C{outgoing}, its sender) sees it."""
+
+    sender: str
+    recipient: str
+    text: str
+    when: float
+    stamp: str
+    outgoing: bool = False
+    kind = "private"
+
+    def lines(self) -> list[str]:
+        if self.outgoing:
+            return ["[%s] [PRIVATE to %s] %s" % (self.stamp, self.recipient, self.text)]
+        return ["[%s] [PRIVATE] %s: %s" % (self.stamp, self.sender, self.text)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "from": self.sender,
+            "to": self.recipient,
+            "text": self.text,
+            "time": self.when,
+        }
+
+
+@dataclass(frozen=True)
+class Info(Event):
+    """A plain line of information for one participant."""
+
+    text: str
+    kind = "info"
+
+    def lines(self) -> list[str]:
+        return [self.text]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    """A mistake reported to one participant; C{text} follows C{ERROR }."""
+
+    text: str
+    kind = "error"
+
+    def lines(self) -> list[str]:
+        return ["ERROR " + self.text]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Prompt(Event):
+    """A login prompt: C{field} is C{passcode} or C{username}."""
+
+    field: str
+    kind = "prompt"
+
+    def lines(self) -> list[str]:
+        return [self.field.capitalize() + ":"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "field": self.field}
+
+
+@dataclass(frozen=True)
+class Welcome(Event):
+    """A successful login."""
+
+    name: str
+    room: str
+    kind = "welcome"
+
+    def lines(self) -> list[str]:
+        return [
+            "Welcome, %s! You are in #%s. Type /help for commands." % (self.name, self.room)
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "name": self.name, "room": self.room}
+
+
+@dataclass(frozen=True)
+class Joined(Event):
+    """The participant is now in C{room}."""
+
+    room: str
+    kind = "joined"
+
+    def lines(self) -> list[str]:
+        return ["You are now in #%s." % self.room]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "room": self.room}
+
+
+@dataclass(frozen=True)
+class Users(Event):
+    """
+    Who is online: in C{room}, or everyone when C{room} is C{None}.
+
+    @ivar users: C{(name, room)} pairs.
+    @ivar total: how many there are; C{users} may be cut short of it.
+    """
+
+    room: str | None
+    users: Sequence[tuple[str, str]]
+    total: int
+    kind = "users"
+
+    def lines(self) -> list[str]:
+        if self.room is None:
+            names = ", ".join("%s (#%s)" % pair for pair in self.users)
+            head = "Users online (%d): " % self.total
+        else:
+            names = ", ".join(name for name, _ in self.users)
+            head = "Users in #%s (%d): " % (self.room, self.total)
+        more = self.total - len(self.users)
+        if more > 0:
+            names += ", and %d more (/users all lists everyone)" % more
+        return [head + names]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "room": self.room,
+            "users": [{"name": name, "room": room} for name, room in self.users],
+            "total": self.total,
+        }
+
+
+@dataclass(frozen=True)
+class Rooms(Event):
+    """Every room with its member count."""
+
+    rooms: Sequence[tuple[str, int]]
+    kind = "rooms"
+
+    def lines(self) -> list[str]:
+        listing = ", ".join("#%s (%d)" % pair for pair in self.rooms)
+        return ["Rooms (%d): %s" % (len(self.rooms), listing)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "rooms": [{"name": name, "users": count} for name, count in self.rooms],
+        }
+
+
+@dataclass(frozen=True)
+class History(Event):
+    """
+    Stored messages of a room, oldest first.
+
+    @ivar replay: C{True} when shown on joining, C{False} for C{/history}.
+    """
+
+    room: str
+    entries: Sequence[Entry]
+    replay: bool
+    kind = "history"
+
+    def lines(self) -> list[str]:
+        if not self.entries:
+            return [] if self.replay else ["No messages in #%s yet." % self.room]
+        what = "recent messages" if self.replay else "last %d messages" % len(self.entries)
+        return [
+            "--- %s in #%s ---" % (what, self.room),
+            *(entry.line() for entry in self.entries),
+            "--- end of history ---",
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "room": self.room,
+            "replay": self.replay,
+            "messages": [entry.to_json() for entry in self.entries],
+        }
+
+
+@dataclass(frozen=True)
+class Help(Event):
+    """The command list."""
+
+    commands: Sequence[tuple[str, str]]
+    kind = "help"
+
+    def lines(self) -> list[str]:
+        width = max(len(usage) for usage, _ in self.commands)
+        return ["Commands:"] + [
+            "  %s  %s" % (usage.ljust(width), text) for usage, text in self.commands
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "commands": [{"usage": usage, "text": text} for usage, text in self.commands],
+        }
+
+
+@dataclass(frozen=True)
+class Goodbye(Event):
+    """The answer to C{/quit}, just before the server closes the connection."""
+
+    kind = "goodbye"
+
+    def lines(self) -> list[str]:
+        return ["Goodbye!"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind}
+
+
+@dataclass(frozen=True)
+class Shutdown(Event):
+    """The server is stopping."""
+
+    kind = "shutdown"
+
+    def lines(self) -> list[str]:
+        return ["*** Server shutting down ***"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "text": "Server shutting down"}

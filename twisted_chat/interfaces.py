@@ -1,0 +1,62 @@
+"""
+The seams: zope Interfaces where Twisted looks for them (twisted.cred), and
+C{typing.Protocol}s for our own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from twisted.cred.credentials import ICredentials
+from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted_chat.events import Entry, Event
+
+
+class IPasscode(ICredentials):
+    """A shared secret typed at the C{Passcode:} prompt."""
+
+    passcode = Attribute("What the client typed, as bytes.")
+
+
+class IVisitor(Interface):
+    """
+    The avatar of a session that passed the gate but has no name yet.
+    """
+
+    def claim_name(name: str) -> object:
+        """
+        Take C{name} for this session and return the logged-in member.
+
+        @raise twisted_chat.errors.ChatError: if the name is bad or taken.
+        """
+
+    def logout() -> None:
+        """Free the name, announcing the departure; safe to call twice."""
+
+
+class Participant(Protocol):
+    """
+    One front end's connection, as the domain sees it: somewhere to send
+    events.  Room fan-out calls L{send} once per member with the same event.
+    """
+
+    def send(self, event: Event) -> None:
+        """Deliver one event (without ever blocking on a slow reader)."""
+
+    def close(self) -> None:
+        """Close the connection once what was sent has been written."""
+
+
+class History(Protocol):
+    """Where room messages are kept."""
+
+    def append(self, entry: Entry) -> None:
+        """Keep C{entry}; never blocks the caller on I/O."""
+
+    def recent(self, room: str, limit: int) -> list[Entry]:
+        """The last C{limit} entries of C{room}, oldest first."""
+
+    def close(self) -> None:
+        """Write out anything pending and release the store."""

@@ -1,0 +1,189 @@
+"""
+The line (telnet) front end: bytes to lines and events to bytes, with the
+per-connection limits (line length, slow readers) and nothing else.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IAddress, IPushProducer
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+from typing_extensions import override
+from zope.interface import implementer
+
+from twisted_chat.events import Error, Event
+from twisted_chat.session import ChatSession, SessionContext
+from twisted_chat.text import TelnetFilter
+
+GREETING = b"Welcome to twisted-chat.\r\n"
+
+
+@implementer(IPushProducer)
+class _Outbox:
+    """
+    The producer registered on the transport: the transport pauses it when
+    its send buffer is full, which is how we learn a client stopped reading.
+    (The protocol itself cannot be the producer: LineReceiver's
+    pauseProducing pauses reading.)
+    """
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: ChatLineProtocol) -> None:
+        self._protocol = protocol
+
+    def pauseProducing(self) -> None:
+        self._protocol._stalled = True
+
+    def resumeProducing(self) -> None:
+        self._protocol._stalled = False
+        self._protocol._queued = 0
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class ChatLineProtocol(LineReceiver):
+    """
+    One telnet-style connection.  It splits lines itself (LineReceiver's
+    splitter drops everything after an over-long line) and hands them,
+    decoded, to a L{ChatSession}; it is the session's participant.
+    """
+
+    delimiter = b"\n"
+    log = Logger()
+    factory: ChatLineFactory
+    session: ChatSession
+    _telnet: TelnetFilter | None = None
+    _discarding = False
+    _stalled = False
+    _queued = 0
+    _aborted = False
+
+    @override
+    def connectionMade(self) -> None:
+        transport = self.transport
+        for option in ("setTcpNoDelay", "setTcpKeepAlive"):
+            try:
+                getattr(transport, option)(True)
+            except (AttributeError, OSError):
+                pass  # not TCP (tests, UNIX sockets)
+        transport.registerProducer(_Outbox(self), True)
+        self.log.info("connection from {peer}", peer=self.describe_peer())
+        self.session = ChatSession(self.factory.context, self)
+        transport.write(GREETING)
+        self.session.start(self.factory.needs_passcode)
+
+    @override
+    def dataReceived(self, data: bytes) -> None:
+        if self._telnet is not None or b"\xff" in data:
+            if self._telnet is None:
+                self._telnet = TelnetFilter()
+            data = self._telnet.feed(data)
+        if self._buffer:
+            data = self._buffer + data
+            self._buffer = b""
+        if self.paused:
+            self._buffer = data
+            return
+        limit = self.factory.max_line
+        start = 0
+        if self._discarding:  # the rest of an over-long line
+            start = data.find(b"\n") + 1
+            if not start:
+                return
+            self._discarding = False
+        find = data.find
+        line_received = self.session.line_received
+        while True:
+            end = find(b"\n", start)
+            if end < 0:
+                break
+            stop = end - 1 if end > start and data[end - 1] == 13 else end
+            if stop - start > limit:
+                self._too_long()
+            else:
+                line_received(data[start:stop].decode("utf-8", "replace"))
+            start = end + 1
+            if self.paused:
+                self._buffer = data[start:]
+                return
+        if start:
+            data = data[start:]
+        # a line may end in "\r" that is not counted, so allow one more byte
+        if len(data) > limit + 1:
+            self._too_long()
+            self._discarding = True
+            data = b""
+        self._buffer = data
+
+    def _too_long(self) -> None:
+        self.send(Error("line too long (max %d bytes)" % self.factory.max_line))
+
+    @override
+    def connectionLost(self, reason: Failure) -> None:
+        self.log.info("{peer} disconnected", peer=self.describe_peer())
+        session = self.__dict__.get("session")
+        if session is not None:
+            session.connection_lost()
+
+    # -- the session's participant -------------------------------------------
+
+    def send(self, event: Event) -> None:
+        """Write C{event}; disconnect a client whose backlog passes the sendq."""
+        if self._stalled:
+            self._send_stalled(event.wire)
+        else:
+            self.transport.write(event.wire)
+
+    def _send_stalled(self, data: bytes) -> None:
+        if self._aborted:
+            return
+        self._queued += len(data)
+        if self._queued > self.factory.sendq:
+            self._aborted = True
+            self.log.warn(
+                "{peer} stopped reading ({queued} bytes waiting); disconnecting",
+                peer=self.describe_peer(),
+                queued=self._queued,
+            )
+            self.transport.abortConnection()
+            return
+        self.transport.write(data)
+
+    def close(self) -> None:
+        """Close after what was sent is written."""
+        self.transport.loseConnection()
+
+    def pause_input(self) -> None:
+        """Hold further lines (LineReceiver's pauseProducing pauses reading)."""
+        self.pauseProducing()
+
+    def resume_input(self) -> None:
+        """Hand over held lines again, unless the connection is closing."""
+        if not self.transport.disconnecting:
+            self.resumeProducing()
+
+    def describe_peer(self) -> str:
+        """C{host:port} of the client."""
+        peer: IAddress = self.transport.getPeer()
+        host = getattr(peer, "host", None)
+        return "%s:%s" % (host, peer.port) if host is not None else str(peer)
+
+
+class ChatLineFactory(ServerFactory):
+    """
+    Builds L{ChatLineProtocol}s.  It holds references to what the sessions
+    share, not state of its own.
+    """
+
+    protocol = ChatLineProtocol
+    noisy = False  # Listener logs where we listen; no "Starting factory" lines
+
+    def __init__(self, context: SessionContext) -> None:
+        self.context = context
+        self.max_line = context.config.max_line
+        self.sendq = context.config.sendq
+        self.needs_passcode = context.needs_passcode

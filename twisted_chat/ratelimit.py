@@ -1,0 +1,36 @@
+"""A token bucket for per-connection flood control."""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IReactorTime
+
+
+class TokenBucket:
+    """
+    C{rate} tokens a second, at most C{burst} saved up; each line costs one.
+
+    @ivar warned: set by the owner once it has logged a refusal; cleared
+        whenever a token is taken again.
+    """
+
+    __slots__ = ("_clock", "_rate", "_burst", "_tokens", "_stamp", "warned")
+
+    def __init__(self, clock: IReactorTime, rate: float, burst: int) -> None:
+        self._clock = clock
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = clock.seconds()
+        self.warned = False
+
+    def take(self) -> bool:
+        """Spend one token; C{False} (and nothing spent) when there is none."""
+        now = self._clock.seconds()
+        tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if tokens < 1.0:
+            self._tokens = tokens
+            return False
+        self._tokens = tokens - 1.0
+        self.warned = False
+        return True

@@ -1,0 +1,126 @@
+"""
+The running server as a twistd service: it owns the listeners, the chat
+domain and the history store, and stops them in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from typing_extensions import override
+
+from twisted_chat.chat import ChatServer
+from twisted_chat.interfaces import History
+from twisted_chat.session import LoginDeadlines
+
+
+class Listener(Service):
+    """Listens on one endpoint while running and logs where."""
+
+    log = Logger()
+
+    def __init__(self, endpoint: IStreamServerEndpoint, factory: Factory, what: str) -> None:
+        self._endpoint = endpoint
+        self._factory = factory
+        self._what = what
+        self._port: IListeningPort | None = None
+        self._listening: Deferred[Any] | None = None
+
+    @override
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        outcome: list[Any] = []
+        self._listening = self._endpoint.listen(self._factory)
+        self._listening.addBoth(outcome.append)
+        if outcome and isinstance(outcome[0], Failure):
+            # twistd reports this and exits: nothing to serve without a port.
+            outcome[0].raiseException()
+        if outcome:
+            self._listened(outcome[0])
+        else:  # an endpoint that listens later (rare)
+            self._listening.addCallback(self._listened)
+            self._listening.addErrback(lambda f: self.log.failure("listening failed", f))
+
+    def _listened(self, port: IListeningPort) -> IListeningPort:
+        self._port = port
+        host = port.getHost()
+        where = "%s:%s" % (host.host, host.port) if hasattr(host, "port") else str(host)
+        self.log.info("twisted-chat {what} listening on {where}", what=self._what, where=where)
+        return port
+
+    @property
+    def address(self) -> Any:
+        """The address listened on, once listening."""
+        return self._port.getHost() if self._port is not None else None
+
+    @override
+    def startService(self) -> None:
+        if self._listening is None:
+            self.privilegedStartService()
+        super().startService()
+
+    @override
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        port, self._port = self._port, None
+        self._listening = None
+        if port is None:
+            return None
+        return maybeDeferred(port.stopListening)
+
+
+class ChatService(MultiService):
+    """
+    The whole server.  Its children are the listeners; stopping it stops
+    listening, tells every client the server is going, waits (briefly) for
+    them to go, and then writes out and closes the history store.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        server: ChatServer,
+        history: History,
+        deadlines: LoginDeadlines,
+        clock: IReactorTime,
+        grace: float = 3.0,
+    ) -> None:
+        super().__init__()
+        self.server = server
+        self.history = history
+        self._deadlines = deadlines
+        self._clock = clock
+        self._grace = grace
+
+    @override
+    def stopService(self) -> Deferred[None]:
+        d = super().stopService()
+        d.addCallback(lambda _: self._close_clients())
+        d.addErrback(lambda f: self.log.failure("stopping listeners failed", f))
+        d.addBoth(lambda _: self._close_history())
+        return d
+
+    def _close_clients(self) -> Deferred[None]:
+        count = self.server.shutdown()
+        self._deadlines.close_all()
+        self.log.info("server shutting down; closing {count} sessions", count=count)
+        gone = self.server.wait_empty()
+        # A client that does not read may never let its connection close.
+        gone.addTimeout(self._grace, self._clock)
+        gone.addErrback(lambda _: self.log.warn(
+            "{count} sessions still open after {grace}s; stopping anyway",
+            count=len(self.server.members), grace=self._grace))
+        return gone
+
+    def _close_history(self) -> None:
+        try:
+            self.history.close()
+        except Exception:
+            self.log.failure("closing the history store failed")
