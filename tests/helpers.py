@@ -30,7 +30,7 @@ from twisted_chat.events import Event
 from twisted_chat.history import MemoryHistory
 from twisted_chat.interfaces import History
 from twisted_chat.protocol import ChatLineFactory, ChatLineProtocol
-from twisted_chat.session import LoginDeadlines, SessionContext
+from twisted_chat.session import SessionContext
 
 PEER = IPv4Address("TCP", "192.0.2.7", 40000)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,10 +88,8 @@ class World:
             self.portal = Portal(realm, [AllowAnonymousAccess()])
         else:
             self.portal = Portal(realm, [PasscodeChecker(passcode)])
-        self.deadlines = LoginDeadlines(self.clock, self.config.login_timeout)
-        self.context = SessionContext(
-            self.server, self.portal, self.config, self.clock, self.deadlines
-        )
+        self.context = SessionContext.create(self.server, self.portal, self.config, self.clock)
+        self.deadlines = self.context.deadlines
         self.factory = ChatLineFactory(self.context)
 
     def connect(self) -> tuple[ChatLineProtocol, StringTransport]:

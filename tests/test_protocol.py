@@ -63,7 +63,7 @@ class LoginTests(SynchronousTestCase):
         self.assertEqual(lines(transport), ["ERROR too many attempts"])
         self.assertTrue(transport.disconnecting)
         warnings = [e for e in logged if e["log_level"] == LogLevel.warn
-                    and "wrong passcode" in e["log_format"]]
+                    and e["log_format"].startswith("wrong passcode from")]
         self.assertEqual(len(warnings), 3)
         self.assertEqual(warnings[0]["peer"], "192.0.2.7:40000")
         self.assertFalse(any("x" == str(v) for e in logged for v in e.values()))

@@ -27,8 +27,7 @@ class ShutdownTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.history = RecordingHistory()
         self.world = World(history=self.history)
-        self.service = ChatService(self.world.server, self.history, self.world.deadlines,
-                                   self.world.clock, grace=3.0)
+        self.service = ChatService(self.world.context, self.history, grace=3.0)
         self.service.startService()
 
     def test_tells_everyone_and_waits(self) -> None:

@@ -16,6 +16,9 @@ class ChatConfig:
     @ivar rate: lines a second allowed per connection after login (0: no limit).
     @ivar sendq: bytes of unsent output after which a client that stopped
         reading is disconnected.
+    @ivar limit_exempt: addresses not held to C{max_per_ip}.
+    @ivar idle_timeout: seconds without a line after which a logged-in
+        session is closed (0: never).
     """
 
     ports: tuple[str, ...] = (DEFAULT_PORT,)
@@ -29,3 +32,7 @@ class ChatConfig:
     sendq: int = 1 << 20
     login_timeout: float = 30.0
     login_attempts: int = 3
+    max_clients: int = 10_000
+    max_per_ip: int = 16
+    limit_exempt: tuple[str, ...] = ()
+    idle_timeout: float = 0.0

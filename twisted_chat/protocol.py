@@ -6,7 +6,7 @@ per-connection limits (line length, slow readers) and nothing else.
 from __future__ import annotations
 
 from twisted.internet.interfaces import IAddress, IPushProducer
-from twisted.internet.protocol import ServerFactory
+from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
@@ -45,6 +45,18 @@ class _Outbox:
         pass
 
 
+class _Refusal(Protocol):
+    """Tells a connection over the limits why, and closes it."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    @override
+    def connectionMade(self) -> None:
+        self.transport.write(Error(self._reason).wire)
+        self.transport.loseConnection()
+
+
 class ChatLineProtocol(LineReceiver):
     """
     One telnet-style connection.  It splits lines itself (LineReceiver's
@@ -61,6 +73,7 @@ class ChatLineProtocol(LineReceiver):
     _stalled = False
     _queued = 0
     _aborted = False
+    host = ""  # the client's address, set by the factory
 
     @override
     def connectionMade(self) -> None:
@@ -125,6 +138,7 @@ class ChatLineProtocol(LineReceiver):
     @override
     def connectionLost(self, reason: Failure) -> None:
         self.log.info("{peer} disconnected", peer=self.describe_peer())
+        self.factory.limits.release(self.host)
         session = self.__dict__.get("session")
         if session is not None:
             session.connection_lost()
@@ -166,6 +180,10 @@ class ChatLineProtocol(LineReceiver):
         if not self.transport.disconnecting:
             self.resumeProducing()
 
+    def peer_host(self) -> str:
+        """The client's address."""
+        return self.host
+
     def describe_peer(self) -> str:
         """C{host:port} of the client."""
         peer: IAddress = self.transport.getPeer()
@@ -187,3 +205,15 @@ class ChatLineFactory(ServerFactory):
         self.max_line = context.config.max_line
         self.sendq = context.config.sendq
         self.needs_passcode = context.needs_passcode
+        self.limits = context.limits
+
+    @override
+    def buildProtocol(self, addr: IAddress) -> Protocol | None:
+        host = str(getattr(addr, "host", addr))
+        refusal = self.limits.admit(host)
+        if refusal is not None:
+            return _Refusal(refusal)
+        protocol = ChatLineProtocol()
+        protocol.factory = self
+        protocol.host = host
+        return protocol

@@ -9,15 +9,14 @@ from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from typing_extensions import override
 
-from twisted_chat.chat import ChatServer
 from twisted_chat.interfaces import History
-from twisted_chat.session import LoginDeadlines
+from twisted_chat.session import SessionContext
 
 
 class Listener(Service):
@@ -84,19 +83,11 @@ class ChatService(MultiService):
 
     log = Logger()
 
-    def __init__(
-        self,
-        server: ChatServer,
-        history: History,
-        deadlines: LoginDeadlines,
-        clock: IReactorTime,
-        grace: float = 3.0,
-    ) -> None:
+    def __init__(self, context: SessionContext, history: History, grace: float = 3.0) -> None:
         super().__init__()
-        self.server = server
+        self.context = context
+        self.server = context.server
         self.history = history
-        self._deadlines = deadlines
-        self._clock = clock
         self._grace = grace
 
     @override
@@ -109,11 +100,12 @@ class ChatService(MultiService):
 
     def _close_clients(self) -> Deferred[None]:
         count = self.server.shutdown()
-        self._deadlines.close_all()
+        for session in self.context.deadlines.clear():  # still logging in
+            session.close()
         self.log.info("server shutting down; closing {count} sessions", count=count)
         gone = self.server.wait_empty()
         # A client that does not read may never let its connection close.
-        gone.addTimeout(self._grace, self._clock)
+        gone.addTimeout(self._grace, self.context.clock)
         gone.addErrback(lambda _: self.log.warn(
             "{count} sessions still open after {grace}s; stopping anyway",
             count=len(self.server.members), grace=self._grace))

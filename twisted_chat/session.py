@@ -14,7 +14,6 @@ from twisted.cred.credentials import Anonymous
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -25,6 +24,7 @@ from twisted_chat.config import ChatConfig
 from twisted_chat.errors import ChatError
 from twisted_chat.events import Error, Goodbye, Prompt, Welcome
 from twisted_chat.interfaces import IPasscode, IVisitor, Participant
+from twisted_chat.limits import ConnectionLimits, Deadlines, PasscodeLockout
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.text import clean
 
@@ -41,71 +41,47 @@ class Frontend(Participant, Protocol):
     def describe_peer(self) -> str:
         """Where the connection comes from, for the log."""
 
-
-class LoginDeadlines:
-    """
-    Closes sessions that have not logged in within C{timeout} seconds, with
-    one shared periodic sweep rather than a timer per connection.  The sweep
-    runs only while some session is logging in.
-    """
-
-    def __init__(self, clock: IReactorTime, timeout: float, interval: float = 1.0) -> None:
-        self._clock = clock
-        self._timeout = timeout
-        self._interval = interval
-        # insertion order is deadline order: every session gets the same timeout
-        self._pending: dict[ChatSession, float] = {}
-        self._sweeper: LoopingCall | None = None
-
-    def add(self, session: ChatSession) -> None:
-        """Start the clock on C{session}."""
-        self._pending[session] = self._clock.seconds() + self._timeout
-        if self._sweeper is None:
-            self._sweeper = LoopingCall(self._sweep)
-            self._sweeper.clock = self._clock
-            self._sweeper.start(self._interval, now=False)
-
-    def discard(self, session: ChatSession) -> None:
-        """C{session} logged in or went away."""
-        self._pending.pop(session, None)
-        if not self._pending:
-            self._stop()
-
-    def _stop(self) -> None:
-        if self._sweeper is not None:
-            sweeper, self._sweeper = self._sweeper, None
-            sweeper.stop()
-
-    def _sweep(self) -> None:
-        now = self._clock.seconds()
-        expired = []
-        for session, deadline in self._pending.items():
-            if deadline > now:
-                break
-            expired.append(session)
-        for session in expired:
-            del self._pending[session]
-            session.timed_out()
-        if not self._pending:
-            self._stop()
-
-    def close_all(self) -> None:
-        """Close every session still logging in (the server is stopping)."""
-        pending, self._pending = self._pending, {}
-        self._stop()
-        for session in pending:
-            session.close()
+    def peer_host(self) -> str:
+        """The client's address without the port, for per-address limits."""
 
 
 @dataclass(frozen=True)
 class SessionContext:
-    """What every session of a server shares."""
+    """
+    What every session of a server shares.
+
+    @ivar deadlines: sessions still logging in, closed after the login timeout.
+    @ivar idle: logged-in sessions, closed after the idle timeout (C{None}: off).
+    """
 
     server: ChatServer
     portal: Portal
     config: ChatConfig
     clock: IReactorTime
-    deadlines: LoginDeadlines
+    deadlines: Deadlines[ChatSession]
+    lockout: PasscodeLockout
+    limits: ConnectionLimits
+    idle: Deadlines[ChatSession] | None = None
+
+    @classmethod
+    def create(
+        cls, server: ChatServer, portal: Portal, config: ChatConfig, clock: IReactorTime
+    ) -> SessionContext:
+        """The context for C{config}'s limits and timeouts."""
+        idle = None
+        if config.idle_timeout > 0:
+            idle = Deadlines(clock, config.idle_timeout, ChatSession.idle_timed_out)
+        return cls(
+            server=server,
+            portal=portal,
+            config=config,
+            clock=clock,
+            deadlines=Deadlines(clock, config.login_timeout, ChatSession.timed_out),
+            lockout=PasscodeLockout(clock, config.login_attempts, 60.0, 60.0),
+            limits=ConnectionLimits(config.max_clients, config.max_per_ip,
+                                    frozenset(config.limit_exempt)),
+            idle=idle,
+        )
 
     @property
     def needs_passcode(self) -> bool:
@@ -141,11 +117,22 @@ class ChatSession:
 
     def start(self, needs_passcode: bool) -> None:
         """Begin the dialogue (the front end has sent its greeting)."""
-        self._ctx.deadlines.add(self)
+        self._ctx.deadlines.touch(self)
         if needs_passcode:
-            self._front.send(Prompt("passcode"))
+            if not self._locked_out():
+                self._front.send(Prompt("passcode"))
         else:
             self._login(Anonymous())
+
+    def _locked_out(self) -> bool:
+        """Refuse and close if this address guessed wrong too often lately."""
+        left = self._ctx.lockout.remaining(self._front.peer_host())
+        if not left:
+            return False
+        self._front.send(Error(
+            "too many wrong passcodes from your address; try again in %d s" % (left + 0.999)))
+        self.close()
+        return True
 
     # -- login ------------------------------------------------------------
 
@@ -179,6 +166,7 @@ class ChatSession:
         if self._state == CLOSED:
             return
         self._attempts += 1
+        self._ctx.lockout.failed(self._front.peer_host())
         self.log.warn(
             "wrong passcode from {peer} (attempt {attempt})",
             peer=self._front.describe_peer(),
@@ -202,6 +190,8 @@ class ChatSession:
             return
         self._state = CHAT
         self._ctx.deadlines.discard(self)
+        if self._ctx.idle is not None:
+            self._ctx.idle.touch(self)
         self.log.info(
             "{name} logged in from {peer}", name=member.name, peer=self._front.describe_peer()
         )
@@ -214,6 +204,13 @@ class ChatSession:
         self._front.send(Error("login timed out"))
         self.close()
 
+    def idle_timed_out(self) -> None:
+        """Nothing was sent for the idle timeout."""
+        timeout = self._ctx.config.idle_timeout
+        self._front.send(Error("disconnected after %g s without a line" % timeout))
+        self._do_logout("timed out (idle)")
+        self.close()
+
     # -- lines ------------------------------------------------------------
 
     def line_received(self, text: str) -> None:
@@ -222,7 +219,8 @@ class ChatSession:
         if state == CHAT:
             self._chat_line(text)
         elif state == PASSCODE:
-            self._login(Passcode(text.encode("utf-8", "surrogateescape")))
+            if not self._locked_out():
+                self._login(Passcode(text.encode("utf-8", "surrogateescape")))
         elif state == NAME:
             self._name_received(text)
         # CHECKING/PAUSED cannot get here (input is held); CLOSED drops lines.
@@ -231,13 +229,16 @@ class ChatSession:
         first = text[:1]
         if not first:
             return
+        if self._ctx.idle is not None:
+            self._ctx.idle.touch(self)
         try:
             if first not in "/:\\ \t":  # the common case: a plain message
                 if not self._flooding():
                     self._say(text)
                 return
             try:
-                command = parse(text)
+                # cleaned first, so no argument and no error echoes a control character
+                command = parse(clean(text))
             except ChatError:
                 if self._flooding():  # mistakes count against the limit too
                     return
@@ -296,10 +297,9 @@ class ChatSession:
         self._ctx.server.users(self.member, everyone=bool(command.number))
 
     def _do_msg(self, command: Command) -> None:
-        text = clean(command.text)
-        if not text.strip():
+        if not command.text.strip():
             raise ChatError("that message is empty")
-        self._ctx.server.message(self.member, command.arg, text)
+        self._ctx.server.message(self.member, command.arg, command.text)
 
     def _do_history(self, command: Command) -> None:
         self._ctx.server.recall(self.member, command.number)
@@ -308,7 +308,7 @@ class ChatSession:
         self._ctx.server.help(self.member)
 
     def _do_quit(self, command: Command) -> None:
-        reason = clean(command.arg).strip()
+        reason = command.arg.strip()
         self._front.send(Goodbye())
         self._do_logout("quit (%s)" % reason if reason else "quit")
         self.close()
@@ -325,14 +325,19 @@ class ChatSession:
         """End the session and close the connection politely."""
         if self._state != CLOSED:
             self._state = CLOSED
-            self._ctx.deadlines.discard(self)
+            self._forget()
             self._front.close()
 
     def connection_lost(self) -> None:
         """The front end's connection is gone: free the name, tell the room."""
         self._state = CLOSED
-        self._ctx.deadlines.discard(self)
+        self._forget()
         self._do_logout("disconnected")
+
+    def _forget(self) -> None:
+        self._ctx.deadlines.discard(self)
+        if self._ctx.idle is not None:
+            self._ctx.idle.discard(self)
 
     def _bug(self, failure: Failure, what: str) -> None:
         self.log.failure("{what} failed for {peer}", failure, what=what,

@@ -22,7 +22,7 @@ from twisted_chat.config import DEFAULT_PORT, ChatConfig
 from twisted_chat.history import HistoryError, SQLiteHistory
 from twisted_chat.protocol import ChatLineFactory
 from twisted_chat.service import ChatService, Listener
-from twisted_chat.session import LoginDeadlines, SessionContext
+from twisted_chat.session import SessionContext
 
 log = Logger(namespace="twisted_chat.tap")
 
@@ -75,11 +75,18 @@ class Options(usage.Options):
         ["sendq", None, 1 << 20,
          "Bytes of unsent output after which a client that stopped reading is disconnected.",
          _bounded(int, 4096)],
+        ["max-clients", None, 10_000, "Most connections open at once.", _bounded(int, 1)],
+        ["max-per-ip", None, 16, "Most connections open at once from one address.",
+         _bounded(int, 1)],
+        ["idle-timeout", None, 0.0,
+         "Seconds without a line after which a logged-in session is closed; 0: never.",
+         _bounded(float, 0)],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["ports"] = []
+        self["limit-exempt"] = []
 
     def opt_port(self, description: str) -> None:
         self["ports"].append(endpoint_description(description))
@@ -91,6 +98,14 @@ class Options(usage.Options):
     )
 
     opt_p = opt_port
+
+    def opt_limit_exempt(self, address: str) -> None:
+        self["limit-exempt"].append(address)
+
+    opt_limit_exempt.__doc__ = (
+        "An address not held to --max-per-ip (e.g. 127.0.0.1 behind a proxy); "
+        "may be given more than once. [default: none, loopback included]"
+    )
 
     def postOptions(self) -> None:
         if self["passcode"] is not None and self["passcode-file"] is not None:
@@ -129,6 +144,10 @@ def config_from_options(options: Options) -> ChatConfig:
         burst=options["burst"],
         history=options["history"],
         sendq=options["sendq"],
+        max_clients=options["max-clients"],
+        max_per_ip=options["max-per-ip"],
+        limit_exempt=tuple(options["limit-exempt"]),
+        idle_timeout=options["idle-timeout"],
     )
 
 
@@ -146,9 +165,8 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
         log.warn("no --passcode given: anyone who can connect can chat")
     else:
         portal = Portal(realm, [PasscodeChecker(config.passcode)])
-    deadlines = LoginDeadlines(reactor, config.login_timeout)
-    context = SessionContext(server, portal, config, reactor, deadlines)
-    service = ChatService(server, history, deadlines, reactor)
+    context = SessionContext.create(server, portal, config, reactor)
+    service = ChatService(context, history)
     factory = ChatLineFactory(context)
     for description in config.ports:
         endpoint = serverFromString(reactor, description)
