@@ -154,19 +154,26 @@ class ServerProcess:
             stdin=subprocess.DEVNULL,
         )
         case.addCleanup(self.kill)
-        self.port = self._wait_for_port(timeout)
+        # One line-protocol port per --port, in the order given (ours first).
+        expected = 1 + sum(arg in ("--port", "-p") for arg in args)
+        self.ports = self._wait_for_ports(timeout, expected)
+        self.port = self.ports[0]
+        # With --web: the port of the page and its WebSocket.
+        self.web_port = self._wait_for_ports(timeout, 1, "web")[0] if "--web" in args else None
 
     def output(self) -> str:
         """Everything twistd has logged so far."""
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def _wait_for_port(self, timeout: float) -> int:
+    def _wait_for_ports(self, timeout: float, expected: int,
+                        what: str = "line protocol") -> list[int]:
         deadline = time.monotonic() + timeout
+        pattern = r"twisted-chat %s listening on 127\.0\.0\.1:(\d+)" % re.escape(what)
         while time.monotonic() < deadline:
-            match = re.search(r"line protocol listening on 127\.0\.0\.1:(\d+)", self.output())
-            if match:
-                return int(match.group(1))
+            found = re.findall(pattern, self.output())
+            if len(found) >= expected:
+                return [int(port) for port in found]
             if self.process.poll() is not None:
                 break
             time.sleep(0.05)

@@ -118,16 +118,19 @@ class ChatServer:
             self._stamp = clock_stamp(when)
         return when, self._stamp
 
-    def notice(self, room: Room, text: str) -> Notice:
-        """A notice for C{room}, stamped now."""
+    def notice(
+        self, room: Room, text: str, user: str | None = None, change: str | None = None
+    ) -> Notice:
+        """A notice for C{room}, stamped now (about C{user}: see L{Notice})."""
         when, stamp = self.now()
-        return Notice(room.name, text, when, stamp)
+        return Notice(room.name, text, when, stamp, user, change)
 
     # -- membership -------------------------------------------------------
 
-    def claim(self, name: str, participant: Participant) -> Member:
+    def claim(self, name: str, participant: Participant, member: Member | None = None) -> Member:
         """
-        Register a new member called C{name}; it is in no room yet.
+        Register C{member} (or a new member for C{participant}) as C{name};
+        it is in no room yet.
 
         @raise ChatError: if the name is bad or taken (case-insensitively).
         """
@@ -151,7 +154,9 @@ class ChatServer:
         if room is not None:
             self._leave_room(member, room)
             if not self._stopping:  # after the shutdown notice, departures are noise
-                room.broadcast(self.notice(room, "%s %s" % (member.name, why)))
+                room.broadcast(
+                    self.notice(room, "%s %s" % (member.name, why), member.name, "offline")
+                )
         member.room = None
         if not self.members and self._empty_waiters:
             waiters, self._empty_waiters = self._empty_waiters, []
@@ -178,12 +183,16 @@ class ChatServer:
             raise ChatError("you are already in #%s" % key)
         if old is not None:
             self._leave_room(member, old)
-            old.broadcast(self.notice(old, "%s left #%s" % (member.name, old.name)))
+            old.broadcast(
+                self.notice(old, "%s left #%s" % (member.name, old.name), member.name, "left")
+            )
         room = self.rooms.get(key)
         if room is None:
             room = self.rooms[key] = Room(key)
             self.log.info("room #{room} created by {name}", room=key, name=member.name)
-        room.broadcast(self.notice(room, "%s joined #%s" % (member.name, key)))
+        room.broadcast(
+            self.notice(room, "%s joined #%s" % (member.name, key), member.name, "joined")
+        )
         room.members[member] = None
         member.room = room
         send = member.participant.send

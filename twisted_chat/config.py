@@ -17,6 +17,9 @@ class ChatConfig:
     @ivar sendq: bytes of unsent output after which a client that stopped
         reading is disconnected.
     @ivar limit_exempt: addresses not held to C{max_per_ip}.
+    @ivar web: where the browser client is served (C{--web}), or C{None}.
+    @ivar web_origins: page origins, besides the server's own, allowed to
+        open the WebSocket (C{--web-origin}).
     @ivar idle_timeout: seconds without a line after which a logged-in
         session is closed (0: never).
     """
@@ -25,6 +28,7 @@ class ChatConfig:
     passcode: bytes | None = None
     db: str = "chat.db"
     web: str | None = None
+    web_origins: tuple[str, ...] = ()
     max_line: int = 1024
     rate: float = 5.0
     burst: int = 10

@@ -119,20 +119,36 @@ class Message(RoomEvent):
 
 
 class Notice(RoomEvent):
-    """A room notice: joins, leaves, quits."""
+    """
+    A room notice: joins, leaves, quits.
 
-    __slots__ = ("room", "text", "when", "stamp")
+    @ivar user: whom it is about, if anyone (the browser keeps its user list
+        from C{user} and C{change} instead of asking C{/users} again).
+    @ivar change: C{joined} (the room), C{left} (for another room) or
+        C{offline} (quit or disconnected).
+    """
+
+    __slots__ = ("room", "text", "when", "stamp", "user", "change")
     kind = "notice"
 
-    def __init__(self, room: str | None, text: str, when: float, stamp: str) -> None:
+    def __init__(
+        self, room: str | None, text: str, when: float, stamp: str,
+        user: str | None = None, change: str | None = None,
+    ) -> None:
         self.room = room
         self.text = text
         self.when = when
         self.stamp = stamp
+        self.user = user
+        self.change = change
         self.wire = ("[%s] *** %s ***\r\n" % (stamp, text)).encode()
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "room": self.room, "text": self.text, "time": self.when}
+        out = {"type": self.kind, "room": self.room, "text": self.text, "time": self.when}
+        if self.user is not None:
+            out["user"] = self.user
+            out["change"] = self.change
+        return out
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ from twisted_chat.auth import ChatRealm, PasscodeChecker
 from twisted_chat.chat import ChatServer
 from twisted_chat.commands import MAX_HISTORY
 from twisted_chat.config import DEFAULT_PORT, ChatConfig
-from twisted_chat.history import HistoryError, SQLiteHistory
+from twisted_chat.history import HistoryError, MemoryHistory, SQLiteHistory
 from twisted_chat.protocol import ChatLineFactory
 from twisted_chat.service import ChatService, Listener
 from twisted_chat.session import SessionContext
+from twisted_chat.web import build_site, normalize_origin
 
 log = Logger(namespace="twisted_chat.tap")
 
@@ -63,6 +64,10 @@ class Options(usage.Options):
         ["passcode-file", None, None,
          "Read the passcode from this file (one trailing newline is stripped)."],
         ["db", None, "chat.db", "SQLite file for room history; :memory: keeps nothing."],
+        ["web", None, None,
+         "Serve the browser client (page at /, WebSocket at /ws) here: a port number or "
+         "a Twisted endpoint description (tcp:8081, ssl:8443:privateKey=key.pem). [default: off]",
+         endpoint_description],
         ["max-line", None, 1024, "Longest accepted line, in bytes.", _bounded(int, 16, 1 << 20)],
         ["rate", None, 5.0,
          "Lines a second allowed per connection after login (token bucket); 0 turns it off.",
@@ -87,6 +92,7 @@ class Options(usage.Options):
         super().__init__()
         self["ports"] = []
         self["limit-exempt"] = []
+        self["web-origins"] = []
 
     def opt_port(self, description: str) -> None:
         self["ports"].append(endpoint_description(description))
@@ -105,6 +111,20 @@ class Options(usage.Options):
     opt_limit_exempt.__doc__ = (
         "An address not held to --max-per-ip (e.g. 127.0.0.1 behind a proxy); "
         "may be given more than once. [default: none, loopback included]"
+    )
+
+    def opt_web_origin(self, origin: str) -> None:
+        normal = normalize_origin(origin)
+        if normal is None:
+            raise usage.UsageError(
+                "--web-origin %r is not an origin like https://chat.example.com" % origin
+            )
+        self["web-origins"].append(normal)
+
+    opt_web_origin.__doc__ = (
+        "A page origin (scheme://host[:port], e.g. https://chat.example.com behind a TLS "
+        "proxy) allowed to open the WebSocket besides the --web address itself; "
+        "may be given more than once. [default: none]"
     )
 
     def postOptions(self) -> None:
@@ -148,6 +168,8 @@ def config_from_options(options: Options) -> ChatConfig:
         max_per_ip=options["max-per-ip"],
         limit_exempt=tuple(options["limit-exempt"]),
         idle_timeout=options["idle-timeout"],
+        web=options["web"],
+        web_origins=tuple(options["web-origins"]),
     )
 
 
@@ -171,6 +193,9 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
     for description in config.ports:
         endpoint = serverFromString(reactor, description)
         Listener(endpoint, factory, "line protocol").setServiceParent(service)
+    if config.web is not None:
+        site = build_site(context, config.web_origins)
+        Listener(serverFromString(reactor, config.web), site, "web").setServiceParent(service)
     return service
 
 

@@ -1,0 +1,594 @@
+"""
+The browser front end: the page at C{/} (package data in C{static/}), and a
+JSON WebSocket at C{/ws} whose connections drive a L{ChatSession} exactly as
+telnet connections do, so browser and telnet users share rooms, commands,
+limits and history.  docs/PROTOCOL.md documents the JSON messages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib.resources import files
+from typing import Any
+from urllib.parse import urlsplit
+
+from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+from twisted.web.websocket import WebSocketResource, WebSocketTransport
+from typing_extensions import override
+from wsproto.utilities import LocalProtocolError
+from zope.interface import implementer
+
+from twisted_chat.errors import ChatError
+from twisted_chat.events import Error, Event
+from twisted_chat.session import ChatSession, SessionContext
+
+# Seconds between the shared pings; a connection that has not answered the
+# previous ping by the next one is dropped (so within two intervals).
+PING_INTERVAL = 30.0
+
+# Lines a paused session may have waiting before more are refused.
+MAX_HELD = 100
+
+# The page and its assets: name -> content type.
+ASSETS = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+
+_SECURITY_HEADERS = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+class BadMessage(ChatError):
+    """A WebSocket message that is not one the protocol knows."""
+
+
+def frame_limit(max_line: int) -> int:
+    """
+    The longest frame read at all: room for a C{max_line}-byte line, escaped
+    by JSON, plus its envelope.  Longer frames are refused unparsed.
+    """
+    return 2 * max_line + 256
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _as_text(value: str) -> str:
+    """
+    C{value} with each lone surrogate (JSON allows C{"\\ud800"}; a pair is
+    already one character) made U+FFFD, as telnet's invalid UTF-8 is.
+    """
+    if value.isascii():
+        return value
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def _line(message: dict[str, Any], field: str, max_line: int, required: bool = True) -> str:
+    """
+    The string C{message[field]}, checked like a telnet line.
+
+    @raise BadMessage: if it is missing, not a string, has a line break, or
+        is longer than C{max_line} bytes.
+    """
+    value = message.get(field)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise BadMessage(
+            "a %s message needs a %r string field" % (message["type"], field)
+        )
+    value = _as_text(value)
+    if "\n" in value or "\r" in value:
+        raise BadMessage("one line at a time: %r may not contain line breaks" % field)
+    if len(value.encode("utf-8")) > max_line:
+        raise BadMessage("line too long (max %d bytes)" % max_line)
+    return value
+
+
+def normalize_origin(origin: str) -> str | None:
+    """
+    C{scheme://host[:port]} in lower case, without a default port, or
+    C{None} if C{origin} is not a web origin.
+    """
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in ("http", "https") or not host or parts.path not in ("", "/"):
+        return None
+    if ":" in host:  # IPv6
+        host = "[%s]" % host
+    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
+        return "%s://%s" % (scheme, host)
+    return "%s://%s:%d" % (scheme, host, port)
+
+
+@implementer(IPushProducer)
+class _Outbox:
+    """
+    Registered on the upgraded request: the HTTP channel pauses it when the
+    socket's send buffer is full, which is how a browser that stopped
+    reading is noticed (as L{twisted_chat.protocol}'s outbox does).
+    """
+
+    __slots__ = ("_socket",)
+
+    def __init__(self, socket: ChatWebSocket) -> None:
+        self._socket = socket
+
+    def pauseProducing(self) -> None:
+        self._socket._stalled = True
+
+    def resumeProducing(self) -> None:
+        self._socket._stalled = False
+        self._socket._queued = 0
+
+    def stopProducing(self) -> None:
+        pass
+
+
+# Connection states.
+OPENING, LOGIN, CHAT, CLOSED = range(4)
+
+
+class ChatWebSocket:
+    """
+    One browser connection: a C{WebSocketProtocol} for Twisted and the
+    L{Frontend} of a L{ChatSession}.
+
+    A C{login} message answers the session's prompts (passcode, then name);
+    C{say} and C{command} become lines for the session.  Every event the
+    session or the domain sends becomes one JSON text message.
+    """
+
+    __slots__ = (
+        "_factory", "_peer", "_host", "_refusal", "_transport", "_session", "_state",
+        "_paused", "_held", "_prompt", "_login", "_answering", "_ping_pending", "_stalled",
+        "_queued",
+    )
+    log = Logger()
+
+    def __init__(
+        self, factory: ChatWebFactory, peer: str, host: str, refusal: str | None = None
+    ) -> None:
+        """
+        @param peer: C{host:port} of the browser, for the log.
+        @param host: its address, for the per-address limits.
+        @param refusal: why the connection limits refused it (it is told, then
+            closed), or C{None} when it was admitted.
+        """
+        self._factory = factory
+        self._peer = peer
+        self._host = host
+        self._refusal = refusal
+        self._transport: WebSocketTransport | None = None
+        self._session: ChatSession | None = None
+        self._state = OPENING
+        self._paused = False
+        self._held: list[str] = []
+        self._prompt: str | None = None  # the session's last unanswered prompt
+        self._login: tuple[str, str] | None = None  # (passcode, name) from the page
+        self._answering = False
+        self._ping_pending = False
+        self._stalled = False
+        self._queued = 0
+
+    # -- Twisted's WebSocketProtocol --------------------------------------
+
+    def negotiationStarted(self, transport: WebSocketTransport) -> None:
+        """The HTTP upgrade began; C{transport} sends our messages."""
+        self._transport = transport
+
+    def negotiationFinished(self) -> None:
+        """The WebSocket is open: start the session (it sends the first prompt)."""
+        if self._state != OPENING:
+            return
+        self._state = LOGIN
+        if self._refusal is not None:
+            self._write(Error(self._refusal))
+            self.close()
+            return
+        self._factory.heartbeat.add(self)
+        self._session = ChatSession(self._factory.context, self)
+        self._session.start(self._factory.needs_passcode)
+
+    def textMessageReceived(self, message: str) -> None:
+        """One JSON message from the page."""
+        self._ping_pending = False  # any message shows the browser is alive
+        if self._state not in (LOGIN, CHAT):
+            return
+        try:
+            self._message_received(message)
+        except ChatError as e:
+            self._write(Error(str(e)))
+
+    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
+        """Binary frames are not part of the protocol."""
+        self._ping_pending = False
+        if self._state in (LOGIN, CHAT):
+            self._write(Error("binary messages are not accepted; send JSON text"))
+
+    def pongReceived(self, payload: bytes) -> None:
+        """The browser answered a ping."""
+        self._ping_pending = False
+
+    def connectionLost(self, reason: Failure) -> None:
+        """The connection is gone: free the name, tell the room."""
+        self._state = CLOSED
+        self._factory.heartbeat.discard(self)
+        if self._refusal is None:  # it was admitted: release its address, once
+            self._refusal = "closed"
+            self._factory.limits.release(self._host)
+        if self._session is not None:
+            self._session.connection_lost()
+
+    # -- messages -------------------------------------------------------------
+
+    def _message_received(self, message: str) -> None:
+        max_line = self._factory.max_line
+        limit = frame_limit(max_line)
+        # a character is at least one byte: only a short frame needs encoding
+        if len(message) > limit or len(message.encode("utf-8", "surrogatepass")) > limit:
+            raise BadMessage("line too long (max %d bytes)" % max_line)
+        try:
+            parsed = json.loads(message)
+        except (ValueError, RecursionError):
+            raise BadMessage("that is not JSON; send one JSON object per message") from None
+        if not isinstance(parsed, dict):
+            raise BadMessage('send a JSON object, like {"type": "say", "text": "hi"}')
+        kind = parsed.get("type")
+        if kind == "say":
+            self._say(_line(parsed, "text", max_line))
+        elif kind == "command":
+            self._feed(_line(parsed, "text", max_line))
+        elif kind == "login":
+            name = _line(parsed, "name", max_line)
+            passcode = _line(parsed, "passcode", max_line, required=False)
+            self._log_in(passcode, name)
+        elif isinstance(kind, str) and len(kind) <= 20 and kind.isprintable():
+            raise BadMessage("unknown message type %r (use login, say or command)" % kind)
+        else:
+            raise BadMessage('a message needs a "type": login, say or command')
+
+    def _say(self, text: str) -> None:
+        # The "\" escape makes the session take the text literally, even
+        # "/join" or ":)".
+        self._feed("\\" + text)
+
+    def _feed(self, line: str) -> None:
+        """Hand C{line} to the session, or hold it while input is paused."""
+        if self._state != CHAT:
+            raise BadMessage('log in first (send {"type": "login", ...})')
+        if self._paused:
+            if len(self._held) >= MAX_HELD:
+                raise BadMessage("too many messages at once; this one was dropped")
+            self._held.append(line)
+            return
+        self._session.line_received(line)
+
+    def _log_in(self, passcode: str, name: str) -> None:
+        if self._state == CHAT:
+            raise BadMessage("you are logged in already")
+        self._login = (passcode, name)
+        self._answer_prompts()
+
+    def _answer_prompts(self) -> None:
+        """
+        Answer the session's prompts from the page's login, one at a time: a
+        prompt that comes while an answer is being handled waits for this
+        loop rather than nesting.  Each answer is sent once; after an error
+        the page must send a new login (a wrong passcode is never retried).
+        """
+        if self._answering:
+            return
+        self._answering = True
+        try:
+            while not self._paused and self._login is not None and self._prompt is not None:
+                field, self._prompt = self._prompt, None
+                passcode, name = self._login
+                if field == "passcode":
+                    self._session.line_received(passcode)
+                else:
+                    self._login = None
+                    self._session.line_received(name)
+        finally:
+            self._answering = False
+
+    # -- the session's front end ----------------------------------------------
+
+    def send(self, event: Event) -> None:
+        """Send C{event} as one JSON text message; drop a browser that stopped reading."""
+        if self._state == LOGIN:
+            kind = event.kind
+            if kind == "welcome":
+                self._state = CHAT
+                self._login = None
+            elif kind == "error":  # the page asks the user again
+                self._login = None
+            elif kind == "prompt":
+                self._write(event)
+                self._prompt = event.field  # type: ignore[attr-defined]
+                self._answer_prompts()
+                return
+        self._write(event)
+
+    def _write(self, event: Event) -> None:
+        if self._state == CLOSED or self._transport is None:
+            return
+        text = event.json_text
+        if self._stalled:
+            self._queued += len(text)
+            if self._queued > self._factory.sendq:
+                self.log.warn(
+                    "{peer} stopped reading ({queued} bytes waiting); disconnecting",
+                    peer=self._peer, queued=self._queued,
+                )
+                self._drop()
+                return
+        try:
+            self._transport.sendTextMessage(text)
+        except LocalProtocolError:  # the browser's close frame came first
+            self._state = CLOSED
+
+    def close(self) -> None:
+        """Close the WebSocket normally, after what was sent."""
+        if self._state == CLOSED or self._transport is None:
+            return
+        self._state = CLOSED
+        try:
+            self._transport.loseConnection(1000)
+        except LocalProtocolError:  # already closing
+            pass
+
+    def _drop(self) -> None:
+        """Close at once, without waiting for a dead or stalled browser."""
+        self._state = CLOSED
+        underlying = getattr(self._transport, "transport", None)
+        abort = getattr(underlying, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:
+            try:
+                self._transport.loseConnection(1001)
+            except LocalProtocolError:
+                pass
+
+    def pause_input(self) -> None:
+        """Hold further lines until L{resume_input}."""
+        self._paused = True
+
+    def resume_input(self) -> None:
+        """Hand the held lines to the session, then answer any prompt."""
+        self._paused = False
+        while self._held and not self._paused and self._state == CHAT:
+            self._session.line_received(self._held.pop(0))
+        self._answer_prompts()
+
+    def describe_peer(self) -> str:
+        """C{host:port} of the browser."""
+        return self._peer
+
+    def peer_host(self) -> str:
+        """The browser's address, for per-address limits."""
+        return self._host
+
+    # -- liveness -------------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """
+        Called by the shared L{Heartbeat}: drop the connection if it never
+        answered the last ping, else ping it.
+        """
+        if self._state == CLOSED or self._transport is None:
+            return
+        if self._ping_pending:
+            self.log.info("{peer} did not answer a ping; dropping it", peer=self._peer)
+            self._factory.heartbeat.discard(self)
+            self._drop()
+            return
+        self._ping_pending = True
+        try:
+            self._transport.ping(b"")
+        except LocalProtocolError:
+            self._state = CLOSED
+
+
+class Heartbeat:
+    """
+    Pings every open browser connection each C{interval} seconds with one
+    shared L{LoopingCall} (no timer per connection); a connection that did
+    not answer the previous ping is dropped, so no ghost user stays online.
+    The call runs only while some connection is open.
+    """
+
+    def __init__(self, clock: IReactorTime, interval: float = PING_INTERVAL) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._sockets: dict[ChatWebSocket, None] = {}
+        self._beat: LoopingCall | None = None
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def add(self, socket: ChatWebSocket) -> None:
+        """Watch C{socket}."""
+        self._sockets[socket] = None
+        if self._beat is None:
+            self._beat = LoopingCall(self._sweep)
+            self._beat.clock = self._clock
+            self._beat.start(self._interval, now=False)
+
+    def discard(self, socket: ChatWebSocket) -> None:
+        """Stop watching C{socket}."""
+        self._sockets.pop(socket, None)
+        if not self._sockets and self._beat is not None:
+            beat, self._beat = self._beat, None
+            beat.stop()
+
+    def _sweep(self) -> None:
+        for socket in list(self._sockets):
+            socket.heartbeat()
+
+
+class ChatWebFactory:
+    """
+    Builds L{ChatWebSocket}s for L{WebSocketResource}: Twisted's
+    C{WebSocketServerFactory}.  Like L{twisted_chat.protocol.ChatLineFactory}
+    it holds what the sessions share, not state of its own.
+    """
+
+    def __init__(self, context: SessionContext, heartbeat: Heartbeat | None = None) -> None:
+        self.context = context
+        self.max_line = context.config.max_line
+        self.sendq = context.config.sendq
+        self.needs_passcode = context.needs_passcode
+        self.limits = context.limits
+        self.heartbeat = heartbeat if heartbeat is not None else Heartbeat(context.clock)
+
+    def buildProtocol(self, request: Request) -> ChatWebSocket:
+        """
+        A protocol for the WebSocket upgrading C{request}.  A browser over
+        the connection limits (shared with telnet) is told why, then closed.
+        """
+        peer = request.getClientAddress()
+        host = str(getattr(peer, "host", peer))
+        socket = ChatWebSocket(self, describe_client(request), host, self.limits.admit(host))
+        request.registerProducer(_Outbox(socket), True)
+        return socket
+
+
+def describe_client(request: Request) -> str:
+    """C{host:port} of the client that made C{request}."""
+    peer = request.getClientAddress()
+    host = getattr(peer, "host", None)
+    return "%s:%s" % (host, peer.port) if host is not None else str(peer)
+
+
+def own_origin(request: Request) -> str | None:
+    """The origin of the page as this request reached us (scheme and C{Host})."""
+    host = request.getHeader(b"host")
+    if not host:
+        return None
+    scheme = "https" if request.isSecure() else "http"
+    return normalize_origin("%s://%s" % (scheme, host.decode("latin-1")))
+
+
+class ChatWebSocketResource(WebSocketResource):
+    """
+    L{WebSocketResource} that first checks the C{Origin} header: only the
+    page's own origin and the configured ones may open a WebSocket, so no
+    other web site can chat in a visitor's name.  A request without
+    C{Origin} does not come from a browser page and is let through.
+    """
+
+    log = Logger()
+
+    def __init__(self, factory: ChatWebFactory, origins: tuple[str, ...] = ()) -> None:
+        super().__init__(factory)
+        self._origins = frozenset(filter(None, map(normalize_origin, origins)))
+
+    def allowed(self, request: Request) -> bool:
+        """Whether C{request}'s C{Origin} may open a WebSocket."""
+        origin = request.getHeader(b"origin")
+        if origin is None:
+            return True
+        normal = normalize_origin(origin.decode("latin-1"))
+        return normal is not None and (normal in self._origins or normal == own_origin(request))
+
+    @override
+    def render_GET(self, request: Request) -> bytes | int:
+        if not self.allowed(request):
+            self.log.warn(
+                "refused a WebSocket from {peer}: origin {origin} is not allowed",
+                peer=describe_client(request),
+                origin=(request.getHeader(b"origin") or b"").decode("latin-1")[:200],
+            )
+            request.setResponseCode(403)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"this origin may not use the chat WebSocket (see --web-origin)\n"
+        return super().render_GET(request)
+
+
+class _Asset(Resource):
+    """One file of the page, served from memory with the security headers."""
+
+    isLeaf = True
+
+    def __init__(self, body: bytes, content_type: str) -> None:
+        super().__init__()
+        self._body = body
+        self._type = content_type.encode()
+
+    @override
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", self._type)
+        request.setHeader(b"cache-control", b"no-cache")
+        for name, value in _SECURITY_HEADERS:
+            request.setHeader(name, value)
+        return self._body
+
+
+class _NotFound(Resource):
+    """A plain 404 (Twisted's own page has inline style)."""
+
+    isLeaf = True
+
+    @override
+    def render(self, request: Request) -> bytes:
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        return b"not found\n"
+
+
+class _Root(Resource):
+    """C{/}: the page, its assets and C{/ws}; anything else is a 404."""
+
+    @override
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return _NotFound()
+
+
+def build_site(
+    context: SessionContext,
+    origins: tuple[str, ...] = (),
+    heartbeat: Heartbeat | None = None,
+) -> Site:
+    """
+    The web site for C{--web}: the page at C{/} and the WebSocket at C{/ws},
+    sharing C{context} (and so the rooms) with the line protocol.
+    """
+    static = files("twisted_chat") / "static"
+    root = _Root()
+    for name, content_type in ASSETS.items():
+        asset = _Asset((static / name).read_bytes(), content_type)
+        root.putChild(name.encode(), asset)
+        if name == "index.html":
+            root.putChild(b"", asset)
+    factory = ChatWebFactory(context, heartbeat)
+    root.putChild(b"ws", ChatWebSocketResource(factory, origins))
+    site = Site(root, reactor=context.clock)
+    site.noisy = False  # Listener logs where we listen
+    site.displayTracebacks = False
+    return site
