@@ -6,13 +6,21 @@ import os
 import sqlite3
 
 from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from twisted_chat import history
 from twisted_chat.events import Entry
 from twisted_chat.history import (
+    FLUSH_DELAY,
+    GIVE_UP_AFTER,
+    MIGRATIONS,
+    RETRY_DELAY,
     SCHEMA_VERSION,
     HistoryError,
     MemoryHistory,
+    SearchUnavailable,
     SQLiteHistory,
 )
 from twisted_chat.interfaces import History
@@ -55,6 +63,81 @@ class HistoryContract:
         store.append(Entry("lobby", "bob", "日本語 🎉 \ufffd", 5.0))
         self.assertEqual(store.recent("lobby", 1)[0].text, "日本語 🎉 \ufffd")
 
+    # -- search -------------------------------------------------------------
+
+    def filled(self) -> History:
+        store = self.make()
+        texts = [
+            "Deploy tonight after lunch",
+            "the deployment failed",
+            "lunch?",
+            "café crème at noon",
+            "Ship it: deploy v2.0 -- now",
+            "don't deploy on fridays",
+            "private_thing in snake_case",
+        ]
+        for i, text in enumerate(texts):
+            store.append(Entry("lobby", "alice", text, 100.0 + i))
+            store.append(Entry("dev", "bob", "deploy in dev %d" % i, 100.5 + i))
+        return store
+
+    def found(self, store: History, words: str, limit: int = 20) -> list[str]:
+        return [e.text for e in store.search("lobby", words, limit)]
+
+    def test_search_room_only_oldest_first(self) -> None:
+        """Matches come from the room asked about, oldest first."""
+        self.assertEqual(self.found(self.filled(), "deploy"), [
+            "Deploy tonight after lunch",
+            "the deployment failed",
+            "Ship it: deploy v2.0 -- now",
+            "don't deploy on fridays",
+        ])
+
+    def test_search_newest_limit(self) -> None:
+        """With more matches than C{limit}, the newest ones."""
+        self.assertEqual(self.found(self.filled(), "deploy", 2),
+                         ["Ship it: deploy v2.0 -- now", "don't deploy on fridays"])
+
+    def test_search_every_word_case_insensitive(self) -> None:
+        self.assertEqual(self.found(self.filled(), "LUNCH deploy"), ["Deploy tonight after lunch"])
+
+    def test_search_prefix(self) -> None:
+        """Each word matches as the start of a word, not inside one."""
+        store = self.filled()
+        self.assertEqual(self.found(store, "deployme"), ["the deployment failed"])
+        self.assertEqual(self.found(store, "ploy"), [])
+
+    def test_search_diacritics_folded(self) -> None:
+        store = self.filled()
+        self.assertEqual(self.found(store, "CAFE creme"), ["café crème at noon"])
+        self.assertEqual(self.found(store, "crème"), ["café crème at noon"])
+
+    def test_search_punctuated_words(self) -> None:
+        """Words with punctuation match the same letters and digits in order."""
+        store = self.filled()
+        self.assertEqual(self.found(store, "don't"), ["don't deploy on fridays"])
+        self.assertEqual(self.found(store, "v2.0"), ["Ship it: deploy v2.0 -- now"])
+        self.assertEqual(self.found(store, "snake_case"), ["private_thing in snake_case"])
+        self.assertEqual(self.found(store, "it:"), ["Ship it: deploy v2.0 -- now"])
+
+    def test_search_syntax_is_text(self) -> None:
+        """FTS5 operators and quotes are words like any other, never errors."""
+        store = self.filled()
+        for words in ('"', '"deploy', 'deploy"', "AND", "deploy OR lunch", "NOT lunch",
+                      "-lunch", "*", "lunch*", "^deploy", "NEAR(deploy lunch)", "text:lunch",
+                      "{text}:lunch", "(lunch)", "+lunch", "''"):
+            self.found(store, words)  # no exception
+        self.assertEqual(self.found(store, "-lunch"), ["Deploy tonight after lunch", "lunch?"])
+        self.assertEqual(self.found(store, "deploy OR lunch"), [])
+        self.assertEqual(self.found(store, '"deploy'), self.found(store, "deploy"))
+
+    def test_search_nothing(self) -> None:
+        store = self.filled()
+        self.assertEqual(self.found(store, "zebra"), [])
+        self.assertEqual(self.found(store, "-- ::"), [])
+        self.assertEqual(store.search("nowhere", "deploy", 20), [])
+        self.assertEqual(self.found(store, "deploy", 0), [])
+
 
 class MemoryHistoryTests(HistoryContract, SynchronousTestCase):
     """The contract for L{MemoryHistory}."""
@@ -69,44 +152,135 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
 
-    def make(self, path: str = ":memory:") -> SQLiteHistory:
-        store = SQLiteHistory(path, self.clock)
+    def make(self, path: str = ":memory:", **kwargs: float) -> SQLiteHistory:
+        store = SQLiteHistory(path, self.clock, **kwargs)
         self.addCleanup(store.close)
         return store
 
-    def test_batched_per_turn(self) -> None:
-        """Appends wait for the end of the reactor turn and go in one write."""
-        path = os.path.join(temp_dir(self), "h.db")
+    def path(self) -> str:
+        return os.path.join(temp_dir(self), "h.db")
+
+    def peek(self, path: str) -> sqlite3.Connection:
+        db = sqlite3.connect(path)
+        self.addCleanup(db.close)
+        return db
+
+    def test_batched(self) -> None:
+        """Appends wait L{FLUSH_DELAY} and go in one write."""
+        path = self.path()
         store = self.make(path)
         store.append(Entry("lobby", "a", "1", 1.0))
         store.append(Entry("lobby", "a", "2", 2.0))
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
-        peek = sqlite3.connect(path)
-        self.addCleanup(peek.close)
+        peek = self.peek(path)
         self.assertEqual(peek.execute("SELECT count(*) FROM messages").fetchone(), (0,))
-        self.clock.advance(0)
+        self.clock.advance(FLUSH_DELAY)
         self.assertEqual(peek.execute("SELECT count(*) FROM messages").fetchone(), (2,))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_big_batch(self) -> None:
+        """More than one INSERT's worth of rows in one flush, in order."""
+        store = self.make()
+        for i in range(history.INSERT_ROWS * 2 + 7):
+            store.append(Entry("lobby", "a", "m%d" % i, float(i)))
+        self.clock.advance(FLUSH_DELAY)
+        self.assertEqual([e.text for e in store.recent("lobby", 2)], ["m406", "m405"][::-1])
+        self.assertEqual(store._db.execute("SELECT count(*) FROM messages").fetchone(), (407,))
+
+    def test_reads_see_queued(self) -> None:
+        """A read right after an append sees it (the queue is written first)."""
+        store = self.make()
+        store.append(Entry("lobby", "a", "just now", 1.0))
+        self.assertEqual([e.text for e in store.recent("lobby", 5)], ["just now"])
+        self.assertEqual([e.text for e in store.search("lobby", "now", 5)], ["just now"])
 
     def test_survives_reopen(self) -> None:
         """What was appended is there after closing and opening the file again."""
-        path = os.path.join(temp_dir(self), "h.db")
+        path = self.path()
         store = SQLiteHistory(path, self.clock)
         store.append(Entry("lobby", "alice", "remember me", 7.0))
         store.close()
         again = self.make(path)
         self.assertEqual(again.recent("lobby", 5), [Entry("lobby", "alice", "remember me", 7.0)])
 
+    def test_close_writes_everything(self) -> None:
+        """Every message accepted before close() is in the file, none lost, none twice."""
+        path = self.path()
+        store = SQLiteHistory(path, self.clock)
+        sent = [Entry("room%d" % (i % 3), "u%d" % (i % 7), "message %d" % i, 1e9 + i, i % 5 == 0)
+                for i in range(1000)]
+        for entry in sent[:600]:
+            store.append(entry)
+        self.clock.advance(FLUSH_DELAY)  # some written before...
+        for entry in sent[600:]:
+            store.append(entry)  # ...and some still queued at close
+        store.close()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        rows = self.peek(path).execute(
+            "SELECT room, sender, text, sent, action FROM messages ORDER BY id").fetchall()
+        self.assertEqual([Entry(r, s, t, w, bool(a)) for r, s, t, w, a in rows], sent)
+        again = self.make(path)
+        self.assertEqual([e.text for e in again.search("room1", "message 997", 5)],
+                         ["message 997"])
+
+    def test_append_after_close(self) -> None:
+        """A late append is kept in memory, not an error about a closed database."""
+        store = SQLiteHistory(":memory:", self.clock)
+        store.close()
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        store.append(Entry("lobby", "a", "late", 1.0))
+        self.clock.advance(FLUSH_DELAY)
+        self.assertEqual(len(logged), 0)
+        self.assertEqual(store.recent("lobby", 1)[0].text, "late")
+
     def test_schema_version_and_wal(self) -> None:
-        path = os.path.join(temp_dir(self), "h.db")
+        path = self.path()
         self.make(path)
-        peek = sqlite3.connect(path)
-        self.addCleanup(peek.close)
+        peek = self.peek(path)
         self.assertEqual(peek.execute("SELECT version FROM schema_version").fetchall(),
                          [(SCHEMA_VERSION,)])
         self.assertEqual(peek.execute("PRAGMA journal_mode").fetchone(), ("wal",))
+        names = {n for (n,) in peek.execute("SELECT name FROM sqlite_master")}
+        self.assertTrue({"messages", "messages_fts", "messages_fts_insert",
+                         "messages_fts_delete", "messages_fts_update"} <= names, names)
+
+    def test_index_follows_changes(self) -> None:
+        """Rows deleted or edited by hand (e.g. with the sqlite3 shell) leave the index too."""
+        path = self.path()
+        store = self.make(path)
+        store.append(Entry("lobby", "a", "secret password", 1.0))
+        store.append(Entry("lobby", "a", "typo here", 2.0))
+        store.flush()
+        peek = self.peek(path)
+        peek.execute("DELETE FROM messages WHERE text = 'secret password'")
+        peek.execute("UPDATE messages SET text = 'fixed here' WHERE text = 'typo here'")
+        peek.commit()
+        self.assertEqual(store.search("lobby", "secret", 5), [])
+        self.assertEqual(store.search("lobby", "typo", 5), [])
+        self.assertEqual([e.text for e in store.search("lobby", "fixed", 5)], ["fixed here"])
+
+    def test_migrates_version_1(self) -> None:
+        """A version 1 database gets the search index, with its old messages in it."""
+        path = self.path()
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (1)")
+        for statement in MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("INSERT INTO messages (room, sender, text, sent) VALUES"
+                   " ('lobby', 'old', 'from before search', 5.0)")
+        db.commit()
+        db.close()
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        store = self.make(path)
+        self.assertEqual([e.sender for e in store.search("lobby", "before", 5)], ["old"])
+        self.assertEqual(self.peek(path).execute("SELECT version FROM schema_version").fetchall(),
+                         [(2,)])
+        self.assertEqual([formatEvent(e) for e in logged],
+                         ["history database %s migrated from schema version 1 to 2" % path])
 
     def test_newer_schema_refused(self) -> None:
-        path = os.path.join(temp_dir(self), "h.db")
+        path = self.path()
         db = sqlite3.connect(path)
         db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         db.execute("INSERT INTO schema_version VALUES (99)")
@@ -115,24 +289,221 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         error = self.assertRaises(HistoryError, SQLiteHistory, path, self.clock)
         self.assertIn("newer", str(error))
 
-    def test_not_a_database(self) -> None:
-        path = os.path.join(temp_dir(self), "h.db")
-        with open(path, "wb") as f:
-            f.write(b"this is not an sqlite file at all" * 100)
-        error = self.assertRaises(HistoryError, SQLiteHistory, path, self.clock)
-        self.assertIn(path, str(error))
-
     def test_missing_directory(self) -> None:
         path = os.path.join(temp_dir(self), "no", "such", "dir", "h.db")
-        self.assertRaises(HistoryError, SQLiteHistory, path, self.clock)
+        error = self.assertRaises(HistoryError, SQLiteHistory, path, self.clock)
+        self.assertIn("cannot use history database %s: unable to open" % path, str(error))
 
-    def test_failure_mid_run_falls_back_to_memory(self) -> None:
-        """If writing fails, the error is logged and history goes on in memory."""
+
+class NoFTS5Tests(SynchronousTestCase):
+    """
+    An SQLite without FTS5: search is off, everything else works, and the
+    index appears when a build with FTS5 opens the database.  (This build
+    has FTS5; the probe is patched, so the missing module itself is not.)
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.path = os.path.join(temp_dir(self), "h.db")
+
+    def open(self, fts5: bool) -> SQLiteHistory:
+        self.patch(history, "_fts5_available", lambda: fts5)
+        store = SQLiteHistory(self.path, self.clock)
+        self.addCleanup(store.close)
+        return store
+
+    def test_search_off_history_on(self) -> None:
+        """One log line at start-up; /search gets an ERROR; the rest works."""
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        store = self.open(fts5=False)
+        warnings = [formatEvent(e) for e in logged if e["log_level"] >= LogLevel.warn]
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("/search is off: this server's SQLite", warnings[0])
+        self.assertFalse(store.searchable)
+        store.append(Entry("lobby", "a", "hello", 1.0))
+        self.assertEqual(store.recent("lobby", 5)[0].text, "hello")
+        error = self.assertRaises(SearchUnavailable, store.search, "lobby", "hello", 5)
+        self.assertEqual(str(error), "search is not available: this server's SQLite has no FTS5")
+
+    def test_moves_between_builds(self) -> None:
+        """Triggers go without FTS5 (inserts keep working) and come back with it."""
+        store = self.open(fts5=True)
+        store.append(Entry("lobby", "a", "indexed early", 1.0))
+        store.close()
+        store = self.open(fts5=False)
+        names = {n for (n,) in store._db.execute("SELECT name FROM sqlite_master")}
+        self.assertNotIn("messages_fts_insert", names)
+        store.append(Entry("lobby", "a", "written without the index", 2.0))
+        store.close()
+        store = self.open(fts5=True)
+        self.assertTrue(store.searchable)
+        self.assertEqual([e.text for e in store.search("lobby", "written", 5)],
+                         ["written without the index"])
+        self.assertEqual([e.text for e in store.search("lobby", "indexed", 5)], ["indexed early"])
+
+
+class FaultTests(SynchronousTestCase):
+    """
+    A database that is locked, read-only, corrupt or full: a clear error at
+    start-up, or a logged error mid-run while chat goes on.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.path = os.path.join(temp_dir(self), "h.db")
+        self.logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+
+    def make(self, **kwargs: float) -> SQLiteHistory:
+        store = SQLiteHistory(self.path, self.clock, **kwargs)
+        self.addCleanup(store.close)
+        return store
+
+    def messages(self) -> list[str]:
+        """What was logged at warn level or above."""
+        return [formatEvent(e) for e in self.logged if e["log_level"] >= LogLevel.warn]
+
+    def other_process(self) -> sqlite3.Connection:
+        """Another connection to the file (SQLite locks per connection as per process)."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        self.addCleanup(db.close)
+        return db
+
+    def test_locked_at_startup(self) -> None:
+        """Start-up waits C{busy_timeout} for a lock, then fails clearly."""
+        SQLiteHistory(self.path, self.clock).close()
+        other = self.other_process()
+        other.execute("PRAGMA locking_mode = EXCLUSIVE")
+        other.execute("BEGIN EXCLUSIVE")
+        error = self.assertRaises(HistoryError, SQLiteHistory, self.path, self.clock,
+                                  busy_timeout=0.01)
+        self.assertEqual(str(error),
+                         "cannot use history database %s: database is locked" % self.path)
+
+    def test_locked_mid_run_is_retried(self) -> None:
+        """Messages wait in memory (and are shown) while another process writes."""
         store = self.make()
-        store.append(Entry("lobby", "a", "before", 1.0))
-        self.clock.advance(0)
-        store._db.execute("DROP TABLE messages")  # the disk "fails"
-        store.append(Entry("lobby", "a", "after", 2.0))
-        self.clock.advance(0)
-        self.assertEqual([e.text for e in store.recent("lobby", 5)], ["after"])
-        self.assertEqual(len(self.flushLoggedErrors()), 0)
+        other = self.other_process()
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO messages (room, sender, text, sent) VALUES ('lobby', 'x', 'y', 0)")
+        store.append(Entry("lobby", "a", "held 1", 1.0))
+        self.clock.advance(FLUSH_DELAY)  # locked: no wait, no error
+        store.append(Entry("lobby", "a", "held 2", 2.0))
+        self.clock.advance(RETRY_DELAY)  # still locked
+        self.assertEqual([e.text for e in store.recent("lobby", 5)], ["held 1", "held 2"])
+        self.assertEqual([e.text for e in store.search("lobby", "held", 5)], ["held 1", "held 2"])
+        self.assertEqual(len(self.messages()), 1)
+        self.assertIn("is locked by another process", self.messages()[0])
+        other.execute("COMMIT")
+        self.clock.advance(RETRY_DELAY)
+        self.assertIn("writable again; wrote 2 held messages", formatEvent(self.logged[-1]))
+        self.assertEqual([e.text for e in store.recent("lobby", 5)], ["y", "held 1", "held 2"])
+        self.assertIsNone(store._fallback)
+
+    def test_locked_too_long(self) -> None:
+        """A lock that lasts: logged error, history in memory until restart."""
+        store = self.make()
+        other = self.other_process()
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO messages (room, sender, text, sent) VALUES ('lobby', 'x', 'y', 0)")
+        store.append(Entry("lobby", "a", "kept", 1.0))
+        self.clock.pump([FLUSH_DELAY] + [RETRY_DELAY] * int(GIVE_UP_AFTER / RETRY_DELAY + 1))
+        self.assertIsNotNone(store._fallback)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIn("failed (database is locked); keeping history in memory", self.messages()[-1])
+        store.append(Entry("lobby", "a", "later", 2.0))
+        self.assertEqual([e.text for e in store.recent("lobby", 5)], ["kept", "later"])
+
+    def test_locked_at_shutdown_waits(self) -> None:
+        """Closing waits briefly for a lock rather than dropping what is queued."""
+        store = SQLiteHistory(self.path, self.clock)
+        other = self.other_process()
+        other.execute("BEGIN IMMEDIATE")
+        store.append(Entry("lobby", "a", "last words", 1.0))
+        self.clock.advance(FLUSH_DELAY)
+        other.execute("COMMIT")  # released before close: close writes them
+        store.close()
+        self.assertEqual(self.other_process().execute("SELECT text FROM messages").fetchall(),
+                         [("last words",)])
+
+    def test_read_only_at_startup(self) -> None:
+        """
+        A read-only file.  We run as root, so chmod would not stop writes;
+        SQLite opens a file it may not write read-only, which C{mode=ro}
+        does exactly.
+        """
+        SQLiteHistory(self.path, self.clock).close()
+        self.patch(history, "_connect", lambda path: sqlite3.connect(
+            "file:%s?mode=ro" % path, uri=True, isolation_level=None))
+        error = self.assertRaises(HistoryError, SQLiteHistory, self.path, self.clock)
+        self.assertTrue(str(error).startswith("cannot use history database %s: " % self.path))
+        self.assertRegex(str(error), "readonly|unable to open")
+
+    def test_read_only_mid_run(self) -> None:
+        """Writes refused mid-run (query_only gives SQLite's own read-only error)."""
+        store = self.make()
+        store.append(Entry("lobby", "a", "saved", 1.0))
+        store.flush()
+        store._db.execute("PRAGMA query_only = ON")
+        store.append(Entry("lobby", "a", "not saved", 2.0))
+        self.clock.advance(FLUSH_DELAY)
+        self.assertEqual(len(self.messages()), 1)
+        self.assertIn("failed (attempt to write a readonly database); keeping history in memory",
+                      self.messages()[0])
+        self.assertEqual([e.text for e in store.recent("lobby", 5)], ["not saved"])
+        store.close()
+        self.assertIn("1 messages said since the history database failed were not saved",
+                      self.messages()[-1])
+
+    def test_corrupt_header(self) -> None:
+        with open(self.path, "wb") as f:
+            f.write(b"this is not an sqlite file at all" * 100)
+        error = self.assertRaises(HistoryError, SQLiteHistory, self.path, self.clock)
+        self.assertEqual(str(error), "cannot use history database %s: file is not a database"
+                         % self.path)
+
+    def test_corrupt_pages(self) -> None:
+        """Damage inside the file shows mid-run: logged, and chat goes on in memory."""
+        store = SQLiteHistory(self.path, self.clock)
+        for i in range(2000):
+            store.append(Entry("lobby", "a", "message number %d with some text" % i, float(i)))
+        store.close()
+        db = sqlite3.connect(self.path)
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'messages'").fetchone()
+        (size,) = db.execute("PRAGMA page_size").fetchone()
+        db.close()
+        with open(self.path, "r+b") as f:
+            f.seek((root - 1) * size)
+            f.write(b"\xff" * size)
+        store = self.make()
+        self.assertEqual(store.recent("lobby", 5), [])
+        self.assertIn("database disk image is malformed", self.messages()[-1])
+        store.append(Entry("lobby", "a", "still chatting", 1.0))
+        self.assertEqual(store.recent("lobby", 5)[0].text, "still chatting")
+
+    def test_full_at_startup(self) -> None:
+        """
+        No room for the schema.  PRAGMA max_page_count makes SQLite report
+        SQLITE_FULL exactly as it does for ENOSPC (a real full filesystem is
+        in test_history_e2e).
+        """
+        def tiny(path: str) -> sqlite3.Connection:
+            db = sqlite3.connect(path, isolation_level=None)
+            db.execute("PRAGMA max_page_count = 2")
+            return db
+
+        self.patch(history, "_connect", tiny)
+        error = self.assertRaises(HistoryError, SQLiteHistory, self.path, self.clock)
+        self.assertEqual(str(error), "cannot use history database %s: database or disk is full"
+                         % self.path)
+
+    def test_full_mid_run(self) -> None:
+        store = self.make()
+        (pages,) = store._db.execute("PRAGMA page_count").fetchone()
+        store._db.execute("PRAGMA max_page_count = %d" % pages)
+        for i in range(500):
+            store.append(Entry("lobby", "a", "filling the disk %d " % i + "x" * 200, float(i)))
+        self.clock.advance(FLUSH_DELAY)
+        self.assertEqual(len(self.messages()), 1)
+        self.assertIn("failed (database or disk is full)", self.messages()[0])
+        self.assertEqual(len(store.recent("lobby", 200)), 200)
+        self.assertEqual(len(store.search("lobby", "filling", 20)), 20)

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from twisted_chat.commands import HELP, MAX_HISTORY
+from twisted_chat.commands import HELP, MAX_HISTORY, SEARCH_LIMIT
 from twisted_chat.errors import ChatError, NameTaken, NoSuchTarget, NotInRoom
 from twisted_chat.events import (
     Entry,
@@ -26,6 +26,7 @@ from twisted_chat.events import (
     Notice,
     Private,
     Rooms,
+    Search,
     Shutdown,
     Users,
 )
@@ -286,6 +287,17 @@ class ChatServer:
         count = min(count or self.replay, MAX_HISTORY)
         room = member.room.name
         member.participant.send(HistoryEvent(room, self.history.recent(room, count), replay=False))
+
+    def search(self, member: Member, words: str) -> None:
+        """
+        Tell C{member} the newest L{SEARCH_LIMIT} messages of its room that
+        hold every one of C{words}.
+
+        @raise ChatError: if the history store cannot search.
+        """
+        room = member.room.name
+        found = self.history.search(room, words, SEARCH_LIMIT)
+        member.participant.send(Search(room, words, found))
 
     def help(self, member: Member) -> None:
         """Tell C{member} every command."""

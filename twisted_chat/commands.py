@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from twisted_chat.errors import BadUsage, UnknownCommand
 
 MAX_HISTORY = 200
+# How many matches /search shows (the newest).
+SEARCH_LIMIT = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +20,9 @@ class Command:
     One parsed line.
 
     @ivar name: what to do: C{say}, C{me}, C{join}, C{leave}, C{rooms},
-        C{users}, C{msg}, C{history}, C{quit}, C{help} or C{time}.
-    @ivar arg: the target (C{join}, C{msg}) or the text (C{say}, C{me},
-        C{quit}); C{""} when there is none.
+        C{users}, C{msg}, C{history}, C{search}, C{quit}, C{help} or C{time}.
+    @ivar arg: the target (C{join}, C{msg}), the text (C{say}, C{me},
+        C{quit}) or the words (C{search}); C{""} when there is none.
     @ivar text: the message of C{msg}.
     @ivar number: C{history}'s count (0 means the server default), C{time}'s
         offset in seconds, and 1 for C{users all}.
@@ -43,6 +45,7 @@ HELP = (
     ("/msg <room> <text>", "message to your room, by name"),
     ("/me <action>", "an action, shown as '* you <action>'"),
     ("/history [N]", "the last N messages of your room (at most %d)" % MAX_HISTORY),
+    ("/search <words>", "the newest %d messages of your room with all the words" % SEARCH_LIMIT),
     ("/quit [reason]", "leave the chat"),
     (":) :( :mytime :+1hr", "shortcuts: happy, sad, the server's time, plus an hour"),
     (":Users :Msg :Exit", "shortcuts for /users all, /msg, /quit"),
@@ -95,6 +98,13 @@ def _history(rest: str) -> Command:
     return Command("history", number=min(int(rest), MAX_HISTORY))
 
 
+def _search(rest: str) -> Command:
+    words = " ".join(rest.split())
+    if not any(c.isalnum() for c in words):
+        raise BadUsage("usage: /search <words> (words of letters or digits)")
+    return Command("search", words)
+
+
 def _me(rest: str) -> Command:
     if not rest:
         raise BadUsage("usage: /me <action>")
@@ -120,6 +130,7 @@ _COMMANDS = {
     "pm": lambda rest: _msg(rest, "/pm"),
     "me": _me,
     "history": _history,
+    "search": _search,
     "quit": lambda rest: Command("quit", rest),
 }
 

@@ -337,6 +337,35 @@ class History(Event):
 
 
 @dataclass(frozen=True)
+class Search(Event):
+    """The answer to C{/search}: matching messages of C{room}, oldest first."""
+
+    room: str
+    words: str
+    entries: Sequence[Entry]
+    kind = "search"
+
+    def lines(self) -> list[str]:
+        if not self.entries:
+            return ['No messages in #%s match "%s".' % (self.room, self.words)]
+        count = len(self.entries)
+        return [
+            '--- %d %s for "%s" in #%s ---'
+            % (count, "match" if count == 1 else "matches", self.words, self.room),
+            *(entry.line() for entry in self.entries),
+            "--- end of search ---",
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "room": self.room,
+            "words": self.words,
+            "messages": [entry.to_json() for entry in self.entries],
+        }
+
+
+@dataclass(frozen=True)
 class Help(Event):
     """The command list."""
 

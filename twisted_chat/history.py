@@ -1,27 +1,149 @@
 """
-Room history: L{SQLiteHistory} on disk and L{MemoryHistory} for tests and
-as the fallback when the database fails mid-run.
+Room history: L{SQLiteHistory} on disk and L{MemoryHistory} for C{--db
+:memory:}, for tests, and as the fallback when the database fails mid-run.
 
 Writes never wait for the disk on the fan-out path: L{SQLiteHistory.append}
-queues the entry and one transaction per reactor turn writes everything
-queued.  Reads write out the queue first, so they always see every message.
+queues the entry and, L{FLUSH_DELAY} seconds after the first queued one, one
+transaction writes everything queued with one multi-row C{INSERT} (WAL with
+C{synchronous=NORMAL}: a commit appends to the WAL file and does not fsync).
+One statement matters: FTS5 writes out its pending index at every statement,
+so C{executemany} costs five times as much per message (docs/HISTORY.md has
+the measurements).  Reads and shutdown write out the queue first, so they
+always see every message.
+
+Search (C{/search}) uses an external-content FTS5 index kept in sync by
+triggers.  Some SQLite builds have no FTS5: then search is off (one log line
+at start-up, one C{ERROR} per C{/search}) and everything else works.
+
+Search words match as prefixes: C{deploy} finds C{deployed}.  Each word is
+quoted as an FTS5 string, so nothing a user types is FTS5 syntax; a message
+matches when it has every word.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import sqlite3
+import time
+import unicodedata
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from twisted_chat.commands import MAX_HISTORY
+from twisted_chat.errors import ChatError
 from twisted_chat.events import Entry
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Queued messages are written this long after the first of them: batches of
+# hundreds under load (3-5 us a message with the search index) instead of
+# one per reactor turn (13 us at 10 a turn, 65 us one at a time).  A crash
+# (not a shutdown) can lose this much.
+FLUSH_DELAY = 0.05
+# Rows per INSERT statement (5 parameters each).
+INSERT_ROWS = 200
+
+# How long start-up waits for a database another process has locked.
+STARTUP_BUSY_TIMEOUT = 2.0
+# While running, a locked database is retried this often (the reactor never
+# waits on the lock: busy_timeout is 0 after start-up) ...
+RETRY_DELAY = 1.0
+# ... until it has been locked this long or this many messages wait; then
+# history goes on in memory until restart.
+GIVE_UP_AFTER = 60.0
+MAX_QUEUED = 50_000
+# The most wall-clock time one /search may spend in SQLite (the reactor waits).
+SEARCH_BUDGET = 0.25
+# ... checked every this many SQLite VM instructions.
+SEARCH_CHECK_STEPS = 1000
+
+Step = str | Callable[[sqlite3.Connection], None]
+
+# The search index: an external-content FTS5 table over messages.text, and
+# the triggers that keep it in step with the messages table.
+_SEARCH_TABLE = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5("
+    "text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2')"
+)
+_SEARCH_TRIGGERS = {
+    "messages_fts_insert": """
+        CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+        END""",
+    "messages_fts_delete": """
+        CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, text)
+                VALUES ('delete', old.id, old.text);
+        END""",
+    "messages_fts_update": """
+        CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE ON messages BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, text)
+                VALUES ('delete', old.id, old.text);
+            INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+        END""",
+}
+
+
+@functools.cache
+def _fts5_available() -> bool:
+    """Whether this process's SQLite can create FTS5 tables (asked once)."""
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute("CREATE VIRTUAL TABLE probe USING fts5(text)")
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _search_index_complete(db: sqlite3.Connection) -> bool:
+    names = {
+        name
+        for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE name = 'messages_fts' OR name LIKE 'messages_fts_%'"
+        )
+    }
+    return "messages_fts" in names and names.issuperset(_SEARCH_TRIGGERS)
+
+
+def _create_search_index_txn(db: sqlite3.Connection) -> None:
+    """
+    Create whatever part of the search index is missing and index every
+    existing message.  Without FTS5, do nothing (search stays off).
+    """
+    if not _fts5_available() or _search_index_complete(db):
+        return
+    db.execute(_SEARCH_TABLE)
+    for statement in _SEARCH_TRIGGERS.values():
+        db.execute(statement)
+    # Rows written while the index was missing (or never indexed) go in now.
+    db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
+
+
+def _sync_search_index_txn(db: sqlite3.Connection) -> bool:
+    """
+    Run at every open, after migrating: make the search index match this
+    SQLite.  A database can move between builds with and without FTS5.  With
+    FTS5 a missing index is built; without it the triggers are dropped, since
+    every insert would fail on them.  Return whether search works.
+    """
+    if _fts5_available():
+        _create_search_index_txn(db)
+        return True
+    for name in _SEARCH_TRIGGERS:
+        db.execute("DROP TRIGGER IF EXISTS %s" % name)
+    return False
+
 
 # Forward migrations: MIGRATIONS[n] takes a database at version n to n + 1.
-MIGRATIONS: dict[int, tuple[str, ...]] = {
+# A step is an SQL statement or a function of the connection.
+MIGRATIONS: dict[int, tuple[Step, ...]] = {
     0: (
         """CREATE TABLE messages (
                id INTEGER PRIMARY KEY,
@@ -32,11 +154,77 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
                action INTEGER NOT NULL DEFAULT 0)""",
         "CREATE INDEX messages_room ON messages (room, id)",
     ),
+    # Version 2: the full-text index for /search.  It needs FTS5; on a build
+    # without it the step does nothing and _sync_search_index_txn builds the
+    # index the first time an SQLite with FTS5 opens the database.
+    1: (_create_search_index_txn,),
 }
 
 
 class HistoryError(Exception):
     """The history store cannot be opened or used."""
+
+
+class SearchUnavailable(ChatError):
+    """This server cannot search (its SQLite has no FTS5)."""
+
+
+class SearchTooSlow(ChatError):
+    """A search that would hold up the server for too long."""
+
+
+# -- matching words, the same way for both stores ------------------------------
+
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def tokens(text: str) -> list[str]:
+    """
+    C{text} as search tokens: runs of letters and digits, case-folded and
+    without diacritics (what FTS5's C{unicode61 remove_diacritics 2} does).
+    """
+    folded = unicodedata.normalize("NFD", text.casefold())
+    return _TOKEN.findall("".join(c for c in folded if not unicodedata.combining(c)))
+
+
+def search_words(words: str) -> list[str]:
+    """The whitespace-separated words of C{words} that hold a letter or digit."""
+    return [word for word in words.split() if tokens(word)]
+
+
+def fts_query(words: Sequence[str]) -> str:
+    """
+    An FTS5 query for messages holding every word, each as a prefix.  Each
+    word is an FTS5 string (C{"} doubled), so C{AND}, C{*}, C{:}, C{-} or
+    C{"} in it are just text.
+    """
+    return " ".join('"%s" *' % word.replace('"', '""') for word in words)
+
+
+def _has_phrase(text_tokens: list[str], phrase: list[str]) -> bool:
+    """Whether C{phrase} occurs in C{text_tokens}, its last token as a prefix."""
+    *exact, last = phrase
+    size = len(phrase)
+    for i in range(len(text_tokens) - size + 1):
+        if text_tokens[i + size - 1].startswith(last) and text_tokens[i:i + size - 1] == exact:
+            return True
+    return False
+
+
+def matcher(words: Sequence[str]) -> Callable[[Entry], bool]:
+    """A test of whether an entry's text matches C{words} as L{fts_query} does."""
+    phrases = [tokens(word) for word in words]
+
+    def matches(entry: Entry) -> bool:
+        text_tokens = tokens(entry.text)
+        return all(_has_phrase(text_tokens, phrase) for phrase in phrases)
+
+    return matches
+
+
+def _newest(entries: Iterable[Entry], limit: int) -> list[Entry]:
+    """The last C{limit} of C{entries} (oldest first)."""
+    return list(deque(entries, maxlen=limit)) if limit > 0 else []
 
 
 class MemoryHistory:
@@ -58,8 +246,31 @@ class MemoryHistory:
             return []
         return list(entries)[-limit:]
 
+    def search(self, room: str, words: str, limit: int) -> list[Entry]:
+        """The newest C{limit} kept entries of C{room} with every word, oldest first."""
+        terms = search_words(words)
+        entries = self._rooms.get(room)
+        if not terms or not entries:
+            return []
+        return _newest(filter(matcher(terms), entries), limit)
+
     def close(self) -> None:
         """Nothing to release."""
+
+
+# -- SQL -------------------------------------------------------------------------
+
+@contextmanager
+def _transaction(db: sqlite3.Connection, mode: str = "") -> Iterator[None]:
+    """One explicit transaction (the connection is in autocommit mode)."""
+    db.execute("BEGIN %s" % mode)
+    try:
+        yield
+    except BaseException:
+        if db.in_transaction:
+            db.rollback()
+        raise
+    db.execute("COMMIT")
 
 
 def _migrate_txn(db: sqlite3.Connection) -> int:
@@ -73,19 +284,34 @@ def _migrate_txn(db: sqlite3.Connection) -> int:
             % (version, SCHEMA_VERSION)
         )
     while version < SCHEMA_VERSION:
-        for statement in MIGRATIONS[version]:
-            db.execute(statement)
+        for step in MIGRATIONS[version]:
+            if callable(step):
+                step(db)
+            else:
+                db.execute(step)
         version += 1
+    # Written even when unchanged: a database we cannot write (read-only
+    # file or filesystem, full disk) fails here, at start-up, not mid-run.
     db.execute("DELETE FROM schema_version")
     db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
     return found
 
 
-def _insert_txn(db: sqlite3.Connection, entries: list[Entry]) -> None:
-    db.executemany(
-        "INSERT INTO messages (room, sender, text, sent, action) VALUES (?, ?, ?, ?, ?)",
-        [(e.room, e.sender, e.text, e.when, int(e.action)) for e in entries],
+@functools.lru_cache(maxsize=INSERT_ROWS)
+def _insert_sql(rows: int) -> str:
+    return "INSERT INTO messages (room, sender, text, sent, action) VALUES " + ", ".join(
+        ["(?, ?, ?, ?, ?)"] * rows
     )
+
+
+def _insert_txn(db: sqlite3.Connection, entries: list[Entry]) -> None:
+    # One statement per INSERT_ROWS entries, not executemany: see the module docstring.
+    for start in range(0, len(entries), INSERT_ROWS):
+        chunk = entries[start:start + INSERT_ROWS]
+        db.execute(
+            _insert_sql(len(chunk)),
+            [v for e in chunk for v in (e.room, e.sender, e.text, e.when, int(e.action))],
+        )
 
 
 def _recent_txn(db: sqlite3.Connection, room: str, limit: int) -> list[Entry]:
@@ -97,48 +323,110 @@ def _recent_txn(db: sqlite3.Connection, room: str, limit: int) -> list[Entry]:
     return [Entry(r, s, t, w, bool(a)) for r, s, t, w, a in reversed(rows)]
 
 
+def _search_txn(db: sqlite3.Connection, room: str, query: str, limit: int) -> list[Entry]:
+    # Descending rowid lets FTS5 walk its lists newest first and stop early.
+    rows = db.execute(
+        "SELECT m.room, m.sender, m.text, m.sent, m.action"
+        " FROM messages_fts JOIN messages AS m ON m.id = messages_fts.rowid"
+        " WHERE messages_fts MATCH ? AND m.room = ?"
+        " ORDER BY messages_fts.rowid DESC LIMIT ?",
+        (query, room, limit),
+    ).fetchall()
+    return [Entry(r, s, t, w, bool(a)) for r, s, t, w, a in reversed(rows)]
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """Open C{path} in autocommit mode (transactions are explicit)."""
+    return sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=INSERT_ROWS + 32
+    )
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    """Whether C{error} means another connection holds a lock (worth retrying)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(error)
+
+
 class SQLiteHistory:
     """
     History in an SQLite file (WAL, synchronous=NORMAL).
 
-    If the database fails while the server runs, the failure is logged once
-    and history goes on in memory, so chat never stops for the disk.
+    Faults while the server runs never reach the chat: a database another
+    process has locked is retried every L{RETRY_DELAY} seconds with the
+    messages held in memory (and shown by reads); any other failure (or a
+    lock that lasts) is logged once and history goes on in memory until
+    restart.
+
+    @ivar searchable: whether C{/search} works (the SQLite has FTS5).
     """
 
     log = Logger()
 
-    def __init__(self, path: str, clock: IReactorTime) -> None:
+    def __init__(
+        self, path: str, clock: IReactorTime, busy_timeout: float = STARTUP_BUSY_TIMEOUT
+    ) -> None:
         """
         Open (creating or migrating) the database at C{path}.
 
+        @param busy_timeout: how long to wait for a database another process
+            has locked before giving up.
         @raise HistoryError: if it cannot be opened, is not a database, or is
-            read-only, locked or from a newer program.
+            read-only, full, locked or from a newer program.
         """
         self.path = path
         self._clock = clock
         self._pending: list[Entry] = []
         self._call: IDelayedCall | None = None
         self._fallback: MemoryHistory | None = None
+        self._locked_since: float | None = None
+        self._closed = False
+        self._unsaved = 0  # messages kept only in memory since a failure
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 1000")
-            if path != ":memory:":
-                self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                _migrate_txn(self._db)
+            self._db = _connect(path)
         except sqlite3.Error as e:
             raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
+        try:
+            self._db.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
+            if path != ":memory:":
+                mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise sqlite3.OperationalError("cannot switch to WAL mode (got %s)" % mode)
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            with _transaction(self._db, "IMMEDIATE"):
+                found = _migrate_txn(self._db)
+                self.searchable = _sync_search_index_txn(self._db)
+            # From now on a lock is retried later, never waited for.
+            self._db.execute("PRAGMA busy_timeout = 0")
+        except (sqlite3.Error, HistoryError) as e:
+            self._db.close()
+            raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
+        if found == 0:
+            self.log.info("history database {path} created", path=path)
+        elif found != SCHEMA_VERSION:
+            self.log.info(
+                "history database {path} migrated from schema version {found} to {version}",
+                path=path, found=found, version=SCHEMA_VERSION,
+            )
+        if not self.searchable:
+            self.log.warn(
+                "/search is off: this server's SQLite {version} has no FTS5",
+                version=sqlite3.sqlite_version,
+            )
+
+    # -- writing ----------------------------------------------------------
 
     def append(self, entry: Entry) -> None:
-        """Queue C{entry}; it is written at the end of this reactor turn."""
+        """Queue C{entry}; it is written within L{FLUSH_DELAY} seconds."""
         if self._fallback is not None:
             self._fallback.append(entry)
+            self._unsaved += 1
             return
         self._pending.append(entry)
         if self._call is None:
-            self._call = self._clock.callLater(0, self.flush)
+            self._call = self._clock.callLater(FLUSH_DELAY, self.flush)
 
     def flush(self) -> None:
         """Write every queued entry in one transaction."""
@@ -146,14 +434,44 @@ class SQLiteHistory:
             if self._call.active():
                 self._call.cancel()
             self._call = None
-        pending, self._pending = self._pending, []
+        pending = self._pending
         if not pending or self._fallback is not None:
             return
         try:
-            with self._db:
+            with _transaction(self._db):
                 _insert_txn(self._db, pending)
         except sqlite3.Error as e:
+            if _is_busy(e) and self._still_waiting(e):
+                return
+            self._pending = []
             self._fail(e, pending)
+            return
+        self._pending = []
+        if self._locked_since is not None:
+            self._locked_since = None
+            self.log.info(
+                "history database {path} is writable again; wrote {count} held messages",
+                path=self.path, count=len(pending),
+            )
+
+    def _still_waiting(self, error: sqlite3.Error) -> bool:
+        """
+        The database is locked: keep what is queued and try again later,
+        unless that has gone on too long.  Return whether we wait.
+        """
+        now = self._clock.seconds()
+        if self._locked_since is None:
+            self._locked_since = now
+            self.log.warn(
+                "history database {path} is locked by another process ({error});"
+                " holding messages in memory and retrying",
+                path=self.path, error=str(error),
+            )
+        elif now - self._locked_since >= GIVE_UP_AFTER or len(self._pending) > MAX_QUEUED:
+            return False
+        if not self._closed:
+            self._call = self._clock.callLater(RETRY_DELAY, self.flush)
+        return True
 
     def _fail(self, error: sqlite3.Error, pending: list[Entry]) -> None:
         self.log.error(
@@ -165,24 +483,100 @@ class SQLiteHistory:
         self._fallback = MemoryHistory()
         for entry in pending:
             self._fallback.append(entry)
+        self._unsaved += len(pending)
+
+    # -- reading ----------------------------------------------------------
+
+    def _read(self, read: Callable[[], list[Entry]]) -> list[Entry] | None:
+        """
+        Run C{read} against the database after writing out the queue; return
+        C{None} if history is in memory now.
+        """
+        self.flush()
+        if self._fallback is not None:
+            return None
+        try:
+            return read()
+        except sqlite3.Error as e:
+            if _is_busy(e):  # the messages are safe; this one read shows what is held
+                return []
+            self._fail(e, self._pending)
+            self._pending = []
+            return None
 
     def recent(self, room: str, limit: int) -> list[Entry]:
         """The last C{limit} entries of C{room}, oldest first."""
         if limit <= 0:
             return []
-        self.flush()
-        if self._fallback is not None:
+        stored = self._read(lambda: _recent_txn(self._db, room, limit))
+        if stored is None:
             return self._fallback.recent(room, limit)
-        try:
-            return _recent_txn(self._db, room, limit)
-        except sqlite3.Error as e:
-            self._fail(e, [])
+        # While the file is locked, the newest messages are still queued.
+        return _newest(stored + [e for e in self._pending if e.room == room], limit)
+
+    def search(self, room: str, words: str, limit: int) -> list[Entry]:
+        """
+        The newest C{limit} entries of C{room} holding every one of C{words}
+        (each as a prefix), oldest first.
+
+        @raise SearchUnavailable: if this SQLite has no FTS5.
+        @raise SearchTooSlow: if SQLite took longer than L{SEARCH_BUDGET}.
+        """
+        terms = search_words(words)
+        if self._fallback is None and not self.searchable:
+            raise SearchUnavailable("search is not available: this server's SQLite has no FTS5")
+        if not terms or limit <= 0:
             return []
+        stored = self._read(lambda: self._search(room, fts_query(terms), limit))
+        if stored is None:
+            return self._fallback.search(room, words, limit)
+        match = matcher(terms)
+        return _newest(stored + [e for e in self._pending if e.room == room and match(e)], limit)
+
+    def _search(self, room: str, query: str, limit: int) -> list[Entry]:
+        deadline = time.monotonic() + SEARCH_BUDGET
+        stopped = []
+
+        def check() -> int:
+            if time.monotonic() > deadline:
+                stopped.append(True)
+                return 1
+            return 0
+
+        self._db.set_progress_handler(check, SEARCH_CHECK_STEPS)
+        try:
+            return _search_txn(self._db, room, query, limit)
+        except sqlite3.OperationalError:
+            if stopped:
+                raise SearchTooSlow(
+                    "that search took too long; use longer or more words"
+                ) from None
+            raise
+        finally:
+            self._db.set_progress_handler(None, 0)
+
+    # -- the end ----------------------------------------------------------
 
     def close(self) -> None:
         """Write out what is queued and close the database."""
-        self.flush()
+        if self._closed:
+            return
+        self._closed = True
         try:
+            if self._pending and self._locked_since is not None:
+                # Stopping: now it is worth waiting a little for the lock.
+                self._db.execute("PRAGMA busy_timeout = %d" % int(STARTUP_BUSY_TIMEOUT * 1000))
+            self.flush()
+            if self._pending:  # still locked
+                self._fail(sqlite3.OperationalError("database is locked"), self._pending)
+                self._pending = []
             self._db.close()
         except sqlite3.Error as e:
             self.log.error("closing {path} failed: {error}", path=self.path, error=str(e))
+        if self._unsaved:
+            self.log.error(
+                "{count} messages said since the history database failed were not saved",
+                count=self._unsaved,
+            )
+        if self._fallback is None:  # anything appended after closing stays in memory
+            self._fallback = MemoryHistory()

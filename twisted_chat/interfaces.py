@@ -58,5 +58,14 @@ class History(Protocol):
     def recent(self, room: str, limit: int) -> list[Entry]:
         """The last C{limit} entries of C{room}, oldest first."""
 
+    def search(self, room: str, words: str, limit: int) -> list[Entry]:
+        """
+        The newest C{limit} entries of C{room} whose text holds every one of
+        the whitespace-separated C{words} (case-insensitive, each word as a
+        prefix), oldest first.
+
+        @raise twisted_chat.errors.ChatError: if this store cannot search.
+        """
+
     def close(self) -> None:
         """Write out anything pending and release the store."""

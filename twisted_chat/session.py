@@ -304,6 +304,9 @@ class ChatSession:
     def _do_history(self, command: Command) -> None:
         self._ctx.server.recall(self.member, command.number)
 
+    def _do_search(self, command: Command) -> None:
+        self._ctx.server.search(self.member, clean(command.arg).strip())
+
     def _do_help(self, command: Command) -> None:
         self._ctx.server.help(self.member)
 
@@ -357,6 +360,7 @@ _HANDLERS = {
     "users": ChatSession._do_users,
     "msg": ChatSession._do_msg,
     "history": ChatSession._do_history,
+    "search": ChatSession._do_search,
     "help": ChatSession._do_help,
     "quit": ChatSession._do_quit,
 }

@@ -179,7 +179,8 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
 
     @raise HistoryError: if the history database cannot be used.
     """
-    history = SQLiteHistory(config.db, reactor)
+    # :memory: keeps nothing, so the bounded, cheaper in-memory store (docs/HISTORY.md)
+    history = MemoryHistory() if config.db == ":memory:" else SQLiteHistory(config.db, reactor)
     server = ChatServer(history, reactor, config.history)
     realm = ChatRealm(server)
     if config.passcode is None:
