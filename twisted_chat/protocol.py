@@ -5,7 +5,8 @@ per-connection limits (line length, slow readers) and nothing else.
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IAddress, IPushProducer
+from twisted.internet import tcp
+from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -45,6 +46,53 @@ class _Outbox:
         pass
 
 
+class TurnFlusher:
+    """
+    Writes each plain-TCP connection's output once per reactor turn.
+
+    Twisted's C{transport.write} buffers and asks the reactor to watch the
+    socket for writability, so a write to an idle connection costs two
+    C{epoll_ctl} calls and a reactor dispatch before the C{send}.  Room
+    fan-out writes to many idle connections, so instead a connection's
+    events of one turn are gathered and, at the end of the turn, sent with
+    one C{send} when Twisted holds nothing unsent for it.  Anything not sent
+    (a full socket buffer, an error) goes to C{transport.write}, so ordering,
+    slow-reader back-pressure and error handling stay Twisted's own.
+    """
+
+    __slots__ = ("_clock", "_dirty", "_scheduled")
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._dirty: list[ChatLineProtocol] = []
+        self._scheduled = False
+
+    def mark(self, protocol: ChatLineProtocol) -> None:
+        """C{protocol} has output to flush at the end of this turn."""
+        self._dirty.append(protocol)
+        if not self._scheduled:
+            self._scheduled = True
+            self._clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """Flush every connection marked since the last flush."""
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for protocol in dirty:
+            protocol.flush()
+
+
+def _can_send_directly(transport: object) -> bool:
+    """
+    Whether C{transport} is a plain TCP connection whose own buffer we can
+    see (so a direct C{send} never overtakes data Twisted still holds).
+    """
+    return isinstance(transport, tcp.Connection) and all(
+        hasattr(transport, name)
+        for name in ("socket", "dataBuffer", "_tempDataLen", "connected", "disconnecting")
+    )
+
+
 class _Refusal(Protocol):
     """Tells a connection over the limits why, and closes it."""
 
@@ -73,6 +121,8 @@ class ChatLineProtocol(LineReceiver):
     _stalled = False
     _queued = 0
     _aborted = False
+    _direct = False  # output goes through the factory's TurnFlusher
+    _pending: list[bytes] | None = None  # this turn's output, when _direct
     host = ""  # the client's address, set by the factory
 
     @override
@@ -84,7 +134,8 @@ class ChatLineProtocol(LineReceiver):
             except (AttributeError, OSError):
                 pass  # not TCP (tests, UNIX sockets)
         transport.registerProducer(_Outbox(self), True)
-        self.log.info("connection from {peer}", peer=self.describe_peer())
+        if _can_send_directly(transport):
+            self._direct = True
         self.session = ChatSession(self.factory.context, self)
         transport.write(GREETING)
         self.session.start(self.factory.needs_passcode)
@@ -137,7 +188,6 @@ class ChatLineProtocol(LineReceiver):
 
     @override
     def connectionLost(self, reason: Failure) -> None:
-        self.log.info("{peer} disconnected", peer=self.describe_peer())
         self.factory.limits.release(self.host)
         session = self.__dict__.get("session")
         if session is not None:
@@ -147,10 +197,37 @@ class ChatLineProtocol(LineReceiver):
 
     def send(self, event: Event) -> None:
         """Write C{event}; disconnect a client whose backlog passes the sendq."""
-        if self._stalled:
+        pending = self._pending
+        if pending is not None:
+            pending.append(event.wire)
+        elif self._stalled:
             self._send_stalled(event.wire)
+        elif self._direct:
+            self._pending = [event.wire]
+            self.factory.flusher.mark(self)
         else:
             self.transport.write(event.wire)
+
+    def flush(self) -> None:
+        """Send this turn's output: directly if Twisted holds nothing unsent."""
+        pending, self._pending = self._pending, None
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        transport = self.transport
+        if (transport.dataBuffer or transport._tempDataLen or not transport.connected
+                or transport.disconnecting):
+            transport.write(data)
+            return
+        try:
+            sent = transport.socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            transport.write(data)  # Twisted's write path reports the error
+            return
+        if sent < len(data):
+            transport.write(data[sent:])
 
     def _send_stalled(self, data: bytes) -> None:
         if self._aborted:
@@ -169,7 +246,13 @@ class ChatLineProtocol(LineReceiver):
 
     def close(self) -> None:
         """Close after what was sent is written."""
-        self.transport.loseConnection()
+        if self._pending:
+            self.flush()
+        transport = self.transport
+        if not transport.disconnecting:
+            # TLS transports wait for the producer to go before they shut down.
+            transport.unregisterProducer()
+            transport.loseConnection()
 
     def pause_input(self) -> None:
         """Hold further lines (LineReceiver's pauseProducing pauses reading)."""
@@ -206,6 +289,7 @@ class ChatLineFactory(ServerFactory):
         self.sendq = context.config.sendq
         self.needs_passcode = context.needs_passcode
         self.limits = context.limits
+        self.flusher = TurnFlusher(context.clock)
 
     @override
     def buildProtocol(self, addr: IAddress) -> Protocol | None:

@@ -1,0 +1,148 @@
+"""
+Tests for the per-turn output flush of the line protocol, on a real
+C{tcp.Server} over a loopback connection driven by a MemoryReactorClock: real
+kernel send semantics (partial sends, full buffers), no reactor loop.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet import tcp
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_chat.config import ChatConfig
+from twisted_chat.protocol import ChatLineProtocol
+
+from .helpers import PEER, World
+
+class _Port:
+    """What tcp.Server needs of the listening port that accepted it."""
+
+    _realPortNumber = 8080
+
+
+class FlushTests(SynchronousTestCase):
+    """Output to plain TCP connections is written once per reactor turn."""
+
+    def setUp(self) -> None:
+        self.world = World(config=ChatConfig(passcode=b"x", db=":memory:", rate=0,
+                                             sendq=200_000))
+        self.reactor = MemoryReactorClock()
+        self.peers: list[socket.socket] = []
+
+    def connect(self, name: str, rcvbuf: int | None = None) -> tuple[ChatLineProtocol, tcp.Server, socket.socket]:
+        """A logged-in member on a real tcp.Server; returns the client's socket too."""
+        listener = socket.create_server(("127.0.0.1", 0))
+        theirs = socket.create_connection(listener.getsockname())
+        ours, _ = listener.accept()
+        listener.close()
+        if rcvbuf is not None:
+            theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, rcvbuf)
+        ours.setblocking(False)
+        theirs.settimeout(5)
+        self.addCleanup(theirs.close)
+        protocol = self.world.factory.buildProtocol(PEER)
+        transport = tcp.Server(ours, protocol, ("127.0.0.1", 40000), _Port(), 1, self.reactor)
+        self.addCleanup(self.close, transport)
+        protocol.makeConnection(transport)
+        self.assertTrue(protocol._direct)
+        protocol.dataReceived(b"x\r\n" + name.encode() + b"\r\n")
+        self.turn()
+        self.drain(theirs)
+        return protocol, transport, theirs
+
+    def close(self, transport: tcp.Server) -> None:
+        if transport.connected:
+            transport.connectionLost(Failure(ConnectionDone()))
+
+    def turn(self) -> None:
+        """End the reactor turn: run the flush, and let Twisted write what it buffered."""
+        self.world.clock.advance(0)
+        for writer in list(self.reactor.getWriters()):
+            writer.doWrite()
+
+    def drain(self, sock: socket.socket) -> bytes:
+        sock.setblocking(False)
+        data = b""
+        for _ in range(10_000):
+            try:
+                chunk = sock.recv(65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        sock.settimeout(5)
+        return data
+
+    def test_one_send_per_turn(self) -> None:
+        """Several events in one turn arrive together, after the turn, in order."""
+        alice, _, _ = self.connect("alice")
+        _, bob_transport, bob_sock = self.connect("bob")
+        self.drain(bob_sock)
+        alice.dataReceived(b"one\r\ntwo\r\nthree\r\n")
+        self.assertEqual(self.drain(bob_sock), b"")  # nothing before the turn ends
+        self.world.clock.advance(0)
+        data = self.drain(bob_sock)
+        self.assertEqual([line[11:] for line in data.decode().split("\r\n")[:-1]],
+                         ["alice: one", "alice: two", "alice: three"])
+        self.assertNotIn(bob_transport, self.reactor.getWriters())  # no epoll round trip
+
+    def test_partial_send_falls_back_in_order(self) -> None:
+        """What the socket does not take goes to Twisted's buffer, and later output queues behind it."""
+        alice, _, _ = self.connect("alice")
+        bob, bob_transport, bob_sock = self.connect("bob", rcvbuf=4096)
+        line = b"x" * 900 + b"\r\n"
+        for _ in range(40):
+            alice.dataReceived(line)
+        self.world.clock.advance(0)
+        self.assertTrue(bob_transport._tempDataLen or bob_transport.dataBuffer)
+        alice.dataReceived(b"last\r\n")
+        self.world.clock.advance(0)
+        received = b""
+        for _ in range(1000):
+            received += self.drain(bob_sock)
+            if received.endswith(b"alice: last\r\n"):
+                break
+            for writer in list(self.reactor.getWriters()):
+                writer.doWrite()
+        lines = received.decode().split("\r\n")[:-1]
+        self.assertEqual(len(lines), 41)
+        self.assertTrue(all(l.endswith("alice: " + "x" * 900) for l in lines[:40]))
+        self.assertTrue(lines[-1].endswith("alice: last"))
+
+    def test_slow_reader_cut_off(self) -> None:
+        """A client that never reads is aborted past the sendq; the others get everything."""
+        alice, _, _ = self.connect("alice")
+        slow, slow_transport, _ = self.connect("slow", rcvbuf=4096)
+        _, _, fast_sock = self.connect("fast")
+        self.drain(fast_sock)
+        received = b""
+        for _ in range(400):
+            alice.dataReceived(b"y" * 1000 + b"\r\n")
+            self.turn()
+            received += self.drain(fast_sock)
+        self.assertTrue(slow_transport._aborting or slow_transport.disconnected)
+        self.assertEqual(received.count(b"alice: " + b"y" * 1000 + b"\r\n"), 400)
+
+    def test_close_flushes_first(self) -> None:
+        """Output sent in the turn a connection is closed is written before it closes."""
+        alice, alice_transport, alice_sock = self.connect("alice")
+        alice.dataReceived(b"/quit\r\n")
+        self.assertTrue(alice_transport.disconnecting)
+        for writer in list(self.reactor.getWriters()):
+            writer.doWrite()
+        self.assertEqual(self.drain(alice_sock), b"Goodbye!\r\n")
+
+    def test_other_transports_write_at_once(self) -> None:
+        """Transports without a visible socket buffer (TLS, tests) are written to directly."""
+        protocol = self.world.factory.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        protocol.makeConnection(transport)
+        self.assertFalse(protocol._direct)
+        self.assertEqual(transport.value(), b"Welcome to twisted-chat.\r\nPasscode:\r\n")
