@@ -62,7 +62,7 @@ class ConnectionLimitsTests(SynchronousTestCase):
     """L{ConnectionLimits} counts per address and in total."""
 
     def test_per_ip(self) -> None:
-        limits = ConnectionLimits(max_clients=100, max_per_ip=2)
+        limits = ConnectionLimits(Clock(), max_clients=100, max_per_ip=2)
         self.assertIsNone(limits.admit("a"))
         self.assertIsNone(limits.admit("a"))
         self.assertIn("too many connections", limits.admit("a"))
@@ -72,7 +72,7 @@ class ConnectionLimitsTests(SynchronousTestCase):
         self.assertEqual((limits.count("a"), limits.total), (2, 3))
 
     def test_total(self) -> None:
-        limits = ConnectionLimits(max_clients=2, max_per_ip=5)
+        limits = ConnectionLimits(Clock(), max_clients=2, max_per_ip=5)
         limits.admit("a")
         limits.admit("b")
         self.assertIn("full", limits.admit("c"))
@@ -80,13 +80,33 @@ class ConnectionLimitsTests(SynchronousTestCase):
         self.assertIsNone(limits.admit("c"))
 
     def test_exempt(self) -> None:
-        limits = ConnectionLimits(max_clients=10, max_per_ip=1, exempt=frozenset({"127.0.0.1"}))
+        limits = ConnectionLimits(Clock(), max_clients=10, max_per_ip=1, exempt=frozenset({"127.0.0.1"}))
         for _ in range(5):
             self.assertIsNone(limits.admit("127.0.0.1"))
-        self.assertIn("full", ConnectionLimits(1, 1, frozenset({"x"})).admit("x") or "full")
+        full = ConnectionLimits(Clock(), 1, 1, frozenset({"x"}))
+        self.assertIsNone(full.admit("x"))
+        self.assertIn("full", full.admit("x"))  # exempt from the per-address limit, not the total
+
+    def test_refusals_logged_once_a_minute(self) -> None:
+        """A connect loop from one address cannot flood the log."""
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        clock = Clock()
+        limits = ConnectionLimits(clock, max_clients=100, max_per_ip=1)
+        limits.admit("a")
+        for _ in range(500):
+            limits.admit("a")
+        clock.advance(60)
+        limits.admit("a")
+        from twisted.logger import formatEvent
+        messages = [formatEvent(e) for e in logged if e.get("host") == "a"]
+        self.assertEqual(messages, [
+            "refused a connection from a: 1 connections from it already",
+            "refused a connection from a: 1 connections from it already"
+            " (and 499 more since the last report)",
+        ])
 
     def test_release_forgets(self) -> None:
-        limits = ConnectionLimits(10, 10)
+        limits = ConnectionLimits(Clock(), 10, 10)
         limits.admit("a")
         limits.release("a")
         self.assertEqual(limits._per_ip, {})

@@ -130,8 +130,10 @@ class LoginTests(SynchronousTestCase):
         pending.pop().errback(Failure(UnauthorizedLogin()))
         pending.pop().callback(b"anon")
         out = lines(alice_out)
-        self.assertIn("ERROR wrong passcode", out)
-        self.assertIn("Welcome, alice! You are in #lobby. Type /help for commands.", out)
+        self.assertEqual(out[:6], [
+            "Welcome to twisted-chat.", "Passcode:", "ERROR wrong passcode", "Passcode:",
+            "Username:", "Welcome, alice! You are in #lobby. Type /help for commands.",
+        ])
         self.assertTrue(lines(bob_out)[-1].endswith("alice: hi"))
 
     def test_login_timeout(self) -> None:
@@ -352,10 +354,16 @@ class FloodTests(SynchronousTestCase):
         self.assertEqual([line[11:] for line in lines(self.bob_out)],
                          ["alice: 1", "alice: 2", "alice: 3"])
         out = lines(self.alice_out)
-        self.assertEqual(out, ["ERROR slow down (at most 2 lines a second)"] * 2)
+        # told once, not once per dropped line
+        self.assertEqual(out, ["ERROR slow down (at most 2 lines a second); lines are being dropped"])
         self.world.clock.advance(0.5)
         self.alice.dataReceived(b"5\r\n6\r\n")
         self.assertEqual([line[11:] for line in lines(self.bob_out)], ["alice: 5"])
+        self.assertEqual(lines(self.alice_out), [])  # within the second: dropped quietly
+        self.world.clock.advance(0.5)
+        self.alice.dataReceived(b"7\r\n8\r\n9\r\n")
+        self.assertEqual([line[11:] for line in lines(self.bob_out)], ["alice: 7"])
+        self.assertEqual(len(lines(self.alice_out)), 1)  # a second later: told again
         self.assertFalse(self.alice_out.disconnecting)
 
     def test_quit_never_held_back(self) -> None:
@@ -411,3 +419,45 @@ class ProtocolTests(SynchronousTestCase):
         self.assertIsInstance(protocol, ChatLineProtocol)
         self.assertIsNot(transport.producer, protocol)
         self.assertTrue(transport.streaming)
+
+
+class LoggingTests(SynchronousTestCase):
+    """Each connection is logged at login (or when it closes without one) and when it ends."""
+
+    def setUp(self) -> None:
+        self.logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.world = World()
+
+    def messages(self) -> list[str]:
+        from twisted.logger import formatEvent
+
+        return [formatEvent(e) for e in self.logged if e["log_namespace"].startswith("twisted_chat")]
+
+    def test_login_and_quit(self) -> None:
+        alice, _ = self.world.login("alice")
+        alice.dataReceived(b"/quit bye\r\n")
+        alice.connectionLost(Failure(ConnectionError()))
+        self.assertEqual(self.messages(), [
+            "alice logged in from 192.0.2.7:40000",
+            "alice (192.0.2.7:40000) left: quit (bye)",
+        ])
+
+    def test_abrupt(self) -> None:
+        alice, _ = self.world.login("alice")
+        alice.connectionLost(Failure(ConnectionError()))
+        self.assertEqual(self.messages()[-1], "alice (192.0.2.7:40000) left: disconnected")
+
+    def test_never_logged_in(self) -> None:
+        for data in (b"", b"x\r\n"):
+            protocol, _ = self.world.connect()
+            protocol.dataReceived(data)
+            protocol.connectionLost(Failure(ConnectionError()))
+        self.assertEqual(self.messages(), [
+            "192.0.2.7:40000 closed the connection without logging in"] * 2)
+
+    def test_user_text_is_not_format_syntax(self) -> None:
+        """A name or reason with braces cannot break or inject into log formatting."""
+        alice, _ = self.world.login("alice")
+        alice.dataReceived(b"/quit {peer} {0} {name!r}\r\n")
+        self.assertEqual(self.messages()[-1],
+                         "alice (192.0.2.7:40000) left: quit ({peer} {0} {name!r})")

@@ -46,33 +46,37 @@ class PasscodeChecker:
 
 
 @implementer(IVisitor)
-class Visitor:
+class Visitor(Member):
     """
-    A session that passed the gate.  It becomes a L{Member} by claiming a
-    name, and its logout takes that member offline.
+    A session that passed the gate: a member-to-be.  Claiming a name makes
+    it a L{Member} of the server (the avatar is the member, so a logged-in
+    user costs one object, not two); its logout takes it offline.
     """
 
-    __slots__ = ("_server", "_participant", "member")
+    __slots__ = ("_server",)
 
     def __init__(self, server: ChatServer, participant: Participant) -> None:
+        super().__init__(participant)
         self._server = server
-        self._participant = participant
-        self.member: Member | None = None
+
+    @property
+    def member(self) -> Member | None:
+        """The member this visitor became, or C{None} before a name or after logout."""
+        return self if self.name else None
 
     def claim_name(self, name: str) -> Member:
         """
-        Take C{name} and join the lobby.
+        Take C{name} (not yet joining any room).
 
         @raise twisted_chat.errors.ChatError: if the name is bad or taken.
         """
-        self.member = self._server.claim(name, self._participant)
-        return self.member
+        return self._server.claim(name, self.participant, member=self)
 
     def logout(self, why: str = "disconnected") -> None:
         """Take the member (if any) offline, telling its room C{why}."""
-        member, self.member = self.member, None
-        if member is not None:
-            self._server.remove(member, why)
+        if self.name:
+            self._server.remove(self, why)
+            self.name = ""
 
 
 @implementer(IRealm)

@@ -43,7 +43,7 @@ class Member:
 
     __slots__ = ("name", "key", "room", "participant")
 
-    def __init__(self, name: str, key: str, participant: Participant) -> None:
+    def __init__(self, participant: Participant, name: str = "", key: str = "") -> None:
         self.name = name
         self.key = key
         self.room: Room | None = None
@@ -139,7 +139,10 @@ class ChatServer:
         key = name.lower()
         if key in self.members:
             raise NameTaken("the name %s is taken; pick another" % name)
-        member = Member(name, key if key != name else name, participant)
+        if member is None:
+            member = Member(participant)
+        member.name = name
+        member.key = key if key != name else name  # one string when already lower case
         self.members[member.key] = member
         return member
 

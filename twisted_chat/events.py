@@ -38,7 +38,8 @@ class Event:
     @property
     def wire(self) -> bytes:
         """C{lines()} encoded for the line protocol."""
-        return "".join(line + "\r\n" for line in self.lines()).encode()
+        lines = self.lines()
+        return ("\r\n".join(lines) + "\r\n").encode() if lines else b""
 
     @property
     def json_text(self) -> str:

@@ -93,13 +93,18 @@ class ConnectionLimits:
     """
 
     log = Logger()
+    LOG_EVERY = 60.0  # seconds between log lines about one address's refusals
 
-    def __init__(self, max_clients: int, max_per_ip: int, exempt: frozenset[str] = frozenset()) -> None:
+    def __init__(self, clock: IReactorTime, max_clients: int, max_per_ip: int,
+                 exempt: frozenset[str] = frozenset()) -> None:
+        self._clock = clock
         self.max_clients = max_clients
         self.max_per_ip = max_per_ip
         self._exempt = exempt
         self._per_ip: dict[str, int] = {}
         self.total = 0
+        # host -> (when its refusals were last logged, refusals since then)
+        self._refusals: dict[str, tuple[float, int]] = {}
 
     def admit(self, host: str) -> str | None:
         """
@@ -107,17 +112,29 @@ class ConnectionLimits:
         and return why it is refused.
         """
         if self.total >= self.max_clients:
-            self.log.warn("refused {host}: the server is full ({total} connections)",
-                          host=host, total=self.total)
+            self._refused(host, "the server is full (%d connections)" % self.total)
             return "the server is full; try again later"
         count = self._per_ip.get(host, 0)
         if count >= self.max_per_ip and host not in self._exempt:
-            self.log.warn("refused {host}: {count} connections from it already",
-                          host=host, count=count)
+            self._refused(host, "%d connections from it already" % count)
             return "too many connections from your address (at most %d)" % self.max_per_ip
         self._per_ip[host] = count + 1
         self.total += 1
         return None
+
+    def _refused(self, host: str, why: str) -> None:
+        """Log a refusal, at most once a minute per address (a connect loop must not flood the log)."""
+        now = self._clock.seconds()
+        last, count = self._refusals.get(host, (float("-inf"), 0))
+        if now - last < self.LOG_EVERY:
+            self._refusals[host] = (last, count + 1)
+            return
+        self.log.warn("refused a connection from {host}: {why}{more}", host=host, why=why,
+                      more=" (and %d more since the last report)" % count if count else "")
+        self._refusals[host] = (now, 0)
+        if len(self._refusals) > 10_000:
+            self._refusals = {h: v for h, v in self._refusals.items()
+                              if now - v[0] < self.LOG_EVERY}
 
     def release(self, host: str) -> None:
         """A connection from C{host} that was admitted has closed."""

@@ -11,9 +11,10 @@ class TokenBucket:
 
     @ivar warned: set by the owner once it has logged a refusal; cleared
         whenever a token is taken again.
+    @ivar told: when the owner last told the client it was refused.
     """
 
-    __slots__ = ("_clock", "_rate", "_burst", "_tokens", "_stamp", "warned")
+    __slots__ = ("_clock", "_rate", "_burst", "_tokens", "_stamp", "warned", "told")
 
     def __init__(self, clock: IReactorTime, rate: float, burst: int) -> None:
         self._clock = clock
@@ -22,6 +23,7 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = clock.seconds()
         self.warned = False
+        self.told = float("-inf")
 
     def take(self) -> bool:
         """Spend one token; C{False} (and nothing spent) when there is none."""

@@ -78,7 +78,7 @@ class SessionContext:
             clock=clock,
             deadlines=Deadlines(clock, config.login_timeout, ChatSession.timed_out),
             lockout=PasscodeLockout(clock, config.login_attempts, 60.0, 60.0),
-            limits=ConnectionLimits(config.max_clients, config.max_per_ip,
+            limits=ConnectionLimits(clock, config.max_clients, config.max_per_ip,
                                     frozenset(config.limit_exempt)),
             idle=idle,
         )
@@ -88,6 +88,15 @@ class SessionContext:
         """Whether the gate asks for a passcode (else it lets anyone in)."""
         return IPasscode in self.portal.listCredentialsInterfaces()
 
+
+class _LoggedOut:
+    """Stands in for the visitor once its member has left."""
+
+    __slots__ = ()
+    member = None
+
+
+_LOGGED_OUT = _LoggedOut()
 
 # Session states.
 PASSCODE, CHECKING, PAUSED, NAME, CHAT, CLOSED = range(6)
@@ -158,8 +167,8 @@ class ChatSession:
         if self._state == CLOSED:  # the connection went while we waited
             self._do_logout("disconnected")
             return
+        self._front.send(Prompt("username"))  # before any held line is answered
         self._resume_after(NAME)
-        self._front.send(Prompt("username"))
 
     def _refused(self, failure: Failure) -> None:
         failure.trap(UnauthorizedLogin)
@@ -267,7 +276,14 @@ class ChatSession:
         if not bucket.warned:  # log once per flood, not once per line
             bucket.warned = True
             self.log.warn("{name} is flooding; dropping lines", name=self.member.name)
-        self._front.send(Error("slow down (at most %g lines a second)" % self._ctx.config.rate))
+        # Tell the client at most once a second: an answer per dropped line
+        # would let a flooder make the server write more than it reads.
+        now = self._ctx.clock.seconds()
+        if now - bucket.told >= 1.0:
+            bucket.told = now
+            self._front.send(Error(
+                "slow down (at most %g lines a second); lines are being dropped"
+                % self._ctx.config.rate))
         return True
 
     def _say(self, text: str, action: bool = False) -> None:
@@ -318,11 +334,16 @@ class ChatSession:
 
     # -- the end ----------------------------------------------------------
 
-    def _do_logout(self, why: str) -> None:
+    def _do_logout(self, why: str) -> bool:
+        """Take the member offline; C{False} if there was none (never logged in)."""
         visitor = self._visitor
-        if visitor is not None and visitor.member is not None:
-            self.log.info("{name} left: {why}", name=visitor.member.name, why=why)
-            visitor.logout(why)
+        if visitor is None or visitor.member is None:
+            return False
+        self.log.info("{name} ({peer}) left: {why}", name=visitor.member.name,
+                      peer=self._front.describe_peer(), why=why)
+        visitor.logout(why)
+        self._visitor = _LOGGED_OUT
+        return True
 
     def close(self) -> None:
         """End the session and close the connection politely."""
@@ -335,7 +356,12 @@ class ChatSession:
         """The front end's connection is gone: free the name, tell the room."""
         self._state = CLOSED
         self._forget()
-        self._do_logout("disconnected")
+        # Each connection is logged twice: at login (or, for one that never
+        # logs in, here) and when it ends. A line per TCP connect on top
+        # would double the cost of a login for twistd's file log.
+        if not self._do_logout("disconnected") and self._visitor is not _LOGGED_OUT:
+            self.log.info("{peer} closed the connection without logging in",
+                          peer=self._front.describe_peer())
 
     def _forget(self) -> None:
         self._ctx.deadlines.discard(self)
