@@ -18,7 +18,20 @@ from twisted_chat.events import Error, Event
 from twisted_chat.session import ChatSession, SessionContext
 from twisted_chat.text import TelnetFilter
 
-GREETING = b"Welcome to twisted-chat.\r\n"
+class _Greeting(Event):
+    """The first line a line-protocol client sees, encoded once."""
+
+    __slots__ = ()
+    wire = b"Welcome to twisted-chat.\r\n"
+
+    def lines(self) -> list[str]:
+        return ["Welcome to twisted-chat."]
+
+    def to_json(self) -> dict[str, str]:
+        return {"type": "info", "text": "Welcome to twisted-chat."}
+
+
+GREETING = _Greeting()
 
 
 @implementer(IPushProducer)
@@ -137,7 +150,7 @@ class ChatLineProtocol(LineReceiver):
         if _can_send_directly(transport):
             self._direct = True
         self.session = ChatSession(self.factory.context, self)
-        transport.write(GREETING)
+        self.send(GREETING)
         self.session.start(self.factory.needs_passcode)
 
     @override
