@@ -255,6 +255,64 @@ class LineClient:
         self.sock.close()
 
 
+def log_in(case: SynchronousTestCase, port: int, *names: str) -> list[LineClient]:
+    """Clients connected to C{port} and logged in as C{names}, closed after the test."""
+    clients = []
+    for name in names:
+        client = LineClient(port)
+        case.addCleanup(client.close)
+        client.login(name)
+        clients.append(client)
+    return clients
+
+
 def only(items: Sequence[str], pattern: str) -> list[str]:
     """The items matching the regular expression C{pattern}."""
     return [item for item in items if re.search(pattern, item)]
+
+
+def make_certificate(directory: str) -> tuple[str, str]:
+    """
+    Write a self-signed key and certificate for 127.0.0.1 and localhost into
+    C{directory}; return their paths.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
+                x509.DNSName("localhost"),
+            ]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path = os.path.join(directory, "key.pem")
+    cert_path = os.path.join(directory, "cert.pem")
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ))
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path

@@ -8,15 +8,13 @@ Every wait is bounded: subprocess timeouts and L{LineClient}'s deadlines.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import subprocess
 import sys
-import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.helpers import ROOT, LineClient, ServerProcess, temp_dir
+from tests.helpers import ROOT, LineClient, ServerProcess, make_certificate, temp_dir
 
 TIMEOUT = 15
 
@@ -127,76 +125,16 @@ class PlainClientTests(SynchronousTestCase):
         )
 
 
-def self_signed(directory: str) -> tuple[str, str]:
-    """Write a self-signed certificate for 127.0.0.1; return (key, cert) paths."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "twisted-chat test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_path = os.path.join(directory, "key.pem")
-    cert_path = os.path.join(directory, "cert.pem")
-    with open(key_path, "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    with open(cert_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    return key_path, cert_path
-
-
-def tls_port(server: ServerProcess) -> int:
-    """
-    The second port the server listens on: the helper always adds a TCP port
-    before our C{ssl:} one, and C{--port} may be given more than once.
-    """
-    for _ in range(100):  # at most ~5 s
-        ports = [
-            int(port)
-            for port in re.findall(r"line protocol listening on 127\.0\.0\.1:(\d+)", server.output())
-        ]
-        others = [port for port in ports if port != server.port]
-        if others:
-            return others[0]
-        time.sleep(0.05)
-    raise AssertionError("no TLS port in the server log:\n" + server.output())
-
-
 class TLSClientTests(SynchronousTestCase):
     """C{--tls} against a server on an C{ssl:} endpoint."""
 
     def test_tls(self) -> None:
         """With C{--ca} the client trusts a self-signed server; without it, it refuses."""
         directory = temp_dir(self)
-        key, cert = self_signed(directory)
+        key, cert = make_certificate(directory)
         endpoint = "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s" % (key, cert)
         server = ServerProcess(self, "--port", endpoint, cwd=directory)
-        port = tls_port(server)
+        port = server.ports[1]  # ours is the second --port
         result = run_client(
             port, b"hi\n", "--tls", "--ca", cert, "--name", "alice", "--passcode", "x"
         )

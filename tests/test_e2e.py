@@ -11,7 +11,7 @@ import subprocess
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .helpers import ROOT, LineClient, ServerProcess, temp_dir, twistd_command
+from .helpers import ROOT, LineClient, ServerProcess, log_in, temp_dir, twistd_command
 
 
 class EndToEndTests(SynchronousTestCase):
@@ -46,12 +46,7 @@ class EndToEndTests(SynchronousTestCase):
         """SIGTERM tells everyone; after a restart /history shows what was said."""
         directory = temp_dir(self)
         server = ServerProcess(self, "--db", "chat.db", cwd=directory)
-        alice = LineClient(server.port)
-        self.addCleanup(alice.close)
-        bob = LineClient(server.port)
-        self.addCleanup(bob.close)
-        alice.login("alice")
-        bob.login("bob")
+        alice, bob = log_in(self, server.port, "alice", "bob")
         alice.send("remember this", "/me waves")
         bob.read_until("* alice waves")
         server.stop()

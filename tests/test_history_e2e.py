@@ -12,7 +12,7 @@ import subprocess
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from .helpers import ROOT, LineClient, ServerProcess, temp_dir, twistd_command
+from .helpers import ROOT, LineClient, ServerProcess, log_in, temp_dir, twistd_command
 
 
 def start_fails(case: SynchronousTestCase, directory: str, db: str) -> str:
@@ -46,12 +46,7 @@ class SearchEndToEndTests(SynchronousTestCase):
     def test_search_file_db_and_restart(self) -> None:
         directory = temp_dir(self)
         server = ServerProcess(self, "--db", "chat.db", cwd=directory)
-        alice = LineClient(server.port)
-        self.addCleanup(alice.close)
-        bob = LineClient(server.port)
-        self.addCleanup(bob.close)
-        alice.login("alice")
-        bob.login("bob")
+        alice, bob = log_in(self, server.port, "alice", "bob")
         alice.send("deploy at noon", "lunch first", '/me deploys "AND" -x *')
         bob.read_until("deploys")
         bob.send("/search deploy")
@@ -118,12 +113,7 @@ class DatabaseFaultEndToEndTests(SynchronousTestCase):
         directory = tiny_filesystem(self, "1m")
         path = os.path.join(directory, "chat.db")
         server = ServerProcess(self, "--db", path, "--rate", "0")
-        alice = LineClient(server.port)
-        self.addCleanup(alice.close)
-        bob = LineClient(server.port)
-        self.addCleanup(bob.close)
-        alice.login("alice")
-        bob.login("bob")
+        alice, bob = log_in(self, server.port, "alice", "bob")
         with open(os.path.join(directory, "filler"), "wb") as f:
             try:
                 while True:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from twisted_chat.config import ChatConfig
-from twisted_chat.limits import ConnectionLimits, Deadlines, PasscodeLockout
+from twisted_chat.limits import ConnectionLimits, Deadlines, PasscodeLockout, SendQueueWatch
 
 from .helpers import World, lines
 
@@ -56,6 +58,25 @@ class DeadlinesTests(SynchronousTestCase):
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.assertEqual(self.deadlines.clear(), [str(i) for i in range(1000)])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class SendQueueWatchTests(SynchronousTestCase):
+    """L{SendQueueWatch} tells its front end when the transport's buffer is full."""
+
+    def test_pause_and_resume(self) -> None:
+        class Front:
+            stalled = False
+            queued = 0
+
+        front = Front()
+        watch = SendQueueWatch(front)
+        self.assertTrue(verifyObject(IPushProducer, watch))
+        watch.pauseProducing()
+        front.queued = 5000
+        self.assertTrue(front.stalled)
+        watch.resumeProducing()
+        self.assertEqual((front.stalled, front.queued), (False, 0))
+        watch.stopProducing()
 
 
 class ConnectionLimitsTests(SynchronousTestCase):

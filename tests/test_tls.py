@@ -6,58 +6,15 @@ clients of both kinds (and the bundled client) chatting with each other.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import socket
 import ssl
 import subprocess
 import sys
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from twisted.trial.unittest import SynchronousTestCase
 
-from .helpers import ROOT, LineClient, ServerProcess, temp_dir
-
-
-def make_certificate(directory: str) -> tuple[str, str]:
-    """
-    Write a self-signed key and certificate for 127.0.0.1 and localhost
-    into C{directory}; return their file names (relative to it).
-    """
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
-                x509.DNSName("localhost"),
-            ]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    with open(os.path.join(directory, "key.pem"), "wb") as f:
-        f.write(key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ))
-    with open(os.path.join(directory, "cert.pem"), "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    return "key.pem", "cert.pem"
+from .helpers import ROOT, LineClient, ServerProcess, make_certificate, temp_dir
 
 
 class TLSLineClient(LineClient):
@@ -76,7 +33,7 @@ class TLSTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.directory = temp_dir(self)
         key, cert = make_certificate(self.directory)
-        self.cafile = os.path.join(self.directory, cert)
+        self.cafile = cert
         self.server = ServerProcess(
             self, "--db", ":memory:", "--rate", "0",
             "--port", "ssl:0:privateKey=%s:certKey=%s:interface=127.0.0.1" % (key, cert),

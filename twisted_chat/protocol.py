@@ -6,15 +6,15 @@ per-connection limits (line length, slow readers) and nothing else.
 from __future__ import annotations
 
 from twisted.internet import tcp
-from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from typing_extensions import override
-from zope.interface import implementer
 
 from twisted_chat.events import Error, Event
+from twisted_chat.limits import SendQueueWatch
 from twisted_chat.session import ChatSession, SessionContext
 from twisted_chat.text import TelnetFilter
 
@@ -32,31 +32,6 @@ class _Greeting(Event):
 
 
 GREETING = _Greeting()
-
-
-@implementer(IPushProducer)
-class _Outbox:
-    """
-    The producer registered on the transport: the transport pauses it when
-    its send buffer is full, which is how we learn a client stopped reading.
-    (The protocol itself cannot be the producer: LineReceiver's
-    pauseProducing pauses reading.)
-    """
-
-    __slots__ = ("_protocol",)
-
-    def __init__(self, protocol: ChatLineProtocol) -> None:
-        self._protocol = protocol
-
-    def pauseProducing(self) -> None:
-        self._protocol._stalled = True
-
-    def resumeProducing(self) -> None:
-        self._protocol._stalled = False
-        self._protocol._queued = 0
-
-    def stopProducing(self) -> None:
-        pass
 
 
 class TurnFlusher:
@@ -131,8 +106,8 @@ class ChatLineProtocol(LineReceiver):
     session: ChatSession
     _telnet: TelnetFilter | None = None
     _discarding = False
-    _stalled = False
-    _queued = 0
+    stalled = False  # set by our SendQueueWatch while the socket buffer is full
+    queued = 0  # bytes sent while stalled
     _aborted = False
     _direct = False  # output goes through the factory's TurnFlusher
     _pending: list[bytes] | None = None  # this turn's output, when _direct
@@ -146,7 +121,7 @@ class ChatLineProtocol(LineReceiver):
                 getattr(transport, option)(True)
             except (AttributeError, OSError):
                 pass  # not TCP (tests, UNIX sockets)
-        transport.registerProducer(_Outbox(self), True)
+        transport.registerProducer(SendQueueWatch(self), True)
         if _can_send_directly(transport):
             self._direct = True
         self.session = ChatSession(self.factory.context, self)
@@ -213,7 +188,7 @@ class ChatLineProtocol(LineReceiver):
         pending = self._pending
         if pending is not None:
             pending.append(event.wire)
-        elif self._stalled:
+        elif self.stalled:
             self._send_stalled(event.wire)
         elif self._direct:
             self._pending = [event.wire]
@@ -245,13 +220,13 @@ class ChatLineProtocol(LineReceiver):
     def _send_stalled(self, data: bytes) -> None:
         if self._aborted:
             return
-        self._queued += len(data)
-        if self._queued > self.factory.sendq:
+        self.queued += len(data)
+        if self.queued > self.factory.sendq:
             self._aborted = True
             self.log.warn(
                 "{peer} stopped reading ({queued} bytes waiting); disconnecting",
                 peer=self.describe_peer(),
-                queued=self._queued,
+                queued=self.queued,
             )
             self.transport.abortConnection()
             return

@@ -13,7 +13,7 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
 
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -22,10 +22,10 @@ from twisted.web.server import Request, Site
 from twisted.web.websocket import WebSocketResource, WebSocketTransport
 from typing_extensions import override
 from wsproto.utilities import LocalProtocolError
-from zope.interface import implementer
 
 from twisted_chat.errors import ChatError
 from twisted_chat.events import Error, Event
+from twisted_chat.limits import SendQueueWatch
 from twisted_chat.session import ChatSession, SessionContext
 
 # Seconds between the shared pings; a connection that has not answered the
@@ -124,30 +124,6 @@ def normalize_origin(origin: str) -> str | None:
     return "%s://%s:%d" % (scheme, host, port)
 
 
-@implementer(IPushProducer)
-class _Outbox:
-    """
-    Registered on the upgraded request: the HTTP channel pauses it when the
-    socket's send buffer is full, which is how a browser that stopped
-    reading is noticed (as L{twisted_chat.protocol}'s outbox does).
-    """
-
-    __slots__ = ("_socket",)
-
-    def __init__(self, socket: ChatWebSocket) -> None:
-        self._socket = socket
-
-    def pauseProducing(self) -> None:
-        self._socket._stalled = True
-
-    def resumeProducing(self) -> None:
-        self._socket._stalled = False
-        self._socket._queued = 0
-
-    def stopProducing(self) -> None:
-        pass
-
-
 # Connection states.
 OPENING, LOGIN, CHAT, CLOSED = range(4)
 
@@ -164,8 +140,8 @@ class ChatWebSocket:
 
     __slots__ = (
         "_factory", "_peer", "_host", "_refusal", "_transport", "_session", "_state",
-        "_paused", "_held", "_prompt", "_login", "_answering", "_ping_pending", "_stalled",
-        "_queued",
+        "_paused", "_held", "_prompt", "_login", "_answering", "_ping_pending", "stalled",
+        "queued",
     )
     log = Logger()
 
@@ -191,8 +167,8 @@ class ChatWebSocket:
         self._login: tuple[str, str] | None = None  # (passcode, name) from the page
         self._answering = False
         self._ping_pending = False
-        self._stalled = False
-        self._queued = 0
+        self.stalled = False
+        self.queued = 0
 
     # -- Twisted's WebSocketProtocol --------------------------------------
 
@@ -337,12 +313,12 @@ class ChatWebSocket:
         if self._state == CLOSED or self._transport is None:
             return
         text = event.json_text
-        if self._stalled:
-            self._queued += len(text)
-            if self._queued > self._factory.sendq:
+        if self.stalled:
+            self.queued += len(text)
+            if self.queued > self._factory.sendq:
                 self.log.warn(
                     "{peer} stopped reading ({queued} bytes waiting); disconnecting",
-                    peer=self._peer, queued=self._queued,
+                    peer=self._peer, queued=self.queued,
                 )
                 self._drop()
                 return
@@ -474,7 +450,7 @@ class ChatWebFactory:
         peer = request.getClientAddress()
         host = str(getattr(peer, "host", peer))
         socket = ChatWebSocket(self, describe_client(request), host, self.limits.admit(host))
-        request.registerProducer(_Outbox(socket), True)
+        request.registerProducer(SendQueueWatch(socket), True)
         return socket
 
 
