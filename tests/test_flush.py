@@ -19,6 +19,7 @@ from twisted_chat.protocol import ChatLineProtocol
 
 from .helpers import PEER, World
 
+
 class _Port:
     """What tcp.Server needs of the listening port that accepted it."""
 
