@@ -7,7 +7,6 @@ other server processes in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -20,7 +19,6 @@ from twisted_chat.events import (
     Event,
     Help,
     History as HistoryEvent,
-    Info,
     Joined,
     Message,
     Notice,
@@ -306,15 +304,7 @@ class ChatServer:
         """Tell C{member} every command."""
         member.participant.send(Help(HELP))
 
-    def tell(self, member: Member, text: str) -> None:
-        """Tell C{member} one line of information."""
-        member.participant.send(Info(text))
-
     # -- stopping ---------------------------------------------------------
-
-    def online(self) -> Iterator[Member]:
-        """Every member online (a snapshot, safe to close them while iterating)."""
-        return iter(list(self.members.values()))
 
     def wait_empty(self) -> Deferred[None]:
         """A Deferred that fires when nobody is online any more."""
@@ -329,7 +319,7 @@ class ChatServer:
         self._stopping = True
         event = Shutdown()
         count = 0
-        for member in self.online():
+        for member in list(self.members.values()):  # closing them changes the dict
             member.participant.send(event)
             member.participant.close()
             count += 1

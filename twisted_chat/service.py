@@ -53,11 +53,6 @@ class Listener(Service):
         self.log.info("twisted-chat {what} listening on {where}", what=self._what, where=where)
         return port
 
-    @property
-    def address(self) -> Any:
-        """The address listened on, once listening."""
-        return self._port.getHost() if self._port is not None else None
-
     @override
     def startService(self) -> None:
         if self._listening is None:

@@ -241,12 +241,13 @@ class ChatSession:
         if self._ctx.idle is not None:
             self._ctx.idle.touch(self)
         try:
+            # Every line is cleaned exactly once, here, so no argument, no
+            # message and no error can carry a control character.
             if first not in "/:\\ \t":  # the common case: a plain message
                 if not self._flooding():
-                    self._say(text)
+                    self._say(clean(text))
                 return
             try:
-                # cleaned first, so no argument and no error echoes a control character
                 command = parse(clean(text))
             except ChatError:
                 if self._flooding():  # mistakes count against the limit too
@@ -287,8 +288,7 @@ class ChatSession:
         return True
 
     def _say(self, text: str, action: bool = False) -> None:
-        text = clean(text)
-        if text.strip():
+        if text.strip():  # cleaning can leave nothing
             self._ctx.server.say(self.member, text, action)
 
     def _do_say(self, command: Command) -> None:
@@ -321,7 +321,7 @@ class ChatSession:
         self._ctx.server.recall(self.member, command.number)
 
     def _do_search(self, command: Command) -> None:
-        self._ctx.server.search(self.member, clean(command.arg).strip())
+        self._ctx.server.search(self.member, command.arg.strip())
 
     def _do_help(self, command: Command) -> None:
         self._ctx.server.help(self.member)
