@@ -15,6 +15,7 @@ from twisted_chat.events import Entry
 from twisted_chat.history import (
     FLUSH_DELAY,
     GIVE_UP_AFTER,
+    INDEX_BUSY_LIMIT,
     MIGRATIONS,
     RETRY_DELAY,
     SCHEMA_VERSION,
@@ -241,8 +242,9 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
                          [(SCHEMA_VERSION,)])
         self.assertEqual(peek.execute("PRAGMA journal_mode").fetchone(), ("wal",))
         names = {n for (n,) in peek.execute("SELECT name FROM sqlite_master")}
-        self.assertTrue({"messages", "messages_fts", "messages_fts_insert",
+        self.assertTrue({"messages", "messages_fts", "search_state",
                          "messages_fts_delete", "messages_fts_update"} <= names, names)
+        self.assertNotIn("messages_fts_insert", names)
 
     def test_index_follows_changes(self) -> None:
         """Rows deleted or edited by hand (e.g. with the sqlite3 shell) leave the index too."""
@@ -275,9 +277,42 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         store = self.make(path)
         self.assertEqual([e.sender for e in store.search("lobby", "before", 5)], ["old"])
         self.assertEqual(self.peek(path).execute("SELECT version FROM schema_version").fetchall(),
-                         [(2,)])
+                         [(3,)])
         self.assertEqual([formatEvent(e) for e in logged],
-                         ["history database %s migrated from schema version 1 to 2" % path])
+                         ["history database %s migrated from schema version 1 to 3" % path])
+
+    def test_migrates_version_2(self) -> None:
+        """
+        Version 2 indexed with an insert trigger; version 3 indexes in bulk,
+        with its old messages in a new index.
+        """
+        path = self.path()
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (2)")
+        for statement in MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages',"
+                   " content_rowid='id', tokenize='unicode61 remove_diacritics 2')")
+        db.execute("CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN"
+                   " INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text); END")
+        db.execute("INSERT INTO messages (room, sender, text, sent) VALUES"
+                   " ('lobby', 'old', 'said under version two', 5.0)")
+        db.commit()
+        db.close()
+        store = self.make(path)
+        store.append(Entry("lobby", "new", "said under version three", 6.0))
+        self.assertEqual([e.sender for e in store.search("lobby", "said", 5)], ["old", "new"])
+        peek = self.peek(path)
+        self.assertEqual(peek.execute("SELECT version FROM schema_version").fetchall(), [(3,)])
+        names = {n for (n,) in peek.execute("SELECT name FROM sqlite_master")}
+        self.assertNotIn("messages_fts_insert", names)
+        # The index holds each row once: a hand delete leaves it consistent.
+        peek.execute("DELETE FROM messages WHERE sender = 'old'")
+        peek.commit()
+        self.assertEqual(peek.execute(
+            "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')").fetchall(), [])
+        self.assertEqual([e.sender for e in store.search("lobby", "said", 5)], ["new"])
 
     def test_newer_schema_refused(self) -> None:
         path = self.path()
@@ -293,6 +328,150 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         path = os.path.join(temp_dir(self), "no", "such", "dir", "h.db")
         error = self.assertRaises(HistoryError, SQLiteHistory, path, self.clock)
         self.assertIn("cannot use history database %s: unable to open" % path, str(error))
+
+
+class BusyCPU:
+    """A process CPU clock for L{SQLiteHistory}: busy or idle, as the test says."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.busy = True
+        self.used = 0.0
+        self.seen = clock.seconds()
+
+    def __call__(self) -> float:
+        now = self.clock.seconds()
+        self.used += (now - self.seen) * (1.0 if self.busy else INDEX_BUSY_LIMIT / 2)
+        self.seen = now
+        return self.used
+
+
+class SpareTimeIndexTests(SynchronousTestCase):
+    """
+    Indexing for search waits for spare CPU time; a search never misses a
+    message the index has not caught up with.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cpu = BusyCPU(self.clock)
+        self.path = os.path.join(temp_dir(self), "h.db")
+        self.store = SQLiteHistory(self.path, self.clock, cpu=self.cpu)
+        self.addCleanup(self.store.close)
+        self.peek = sqlite3.connect(self.path, isolation_level=None)
+        self.addCleanup(self.peek.close)
+
+    def indexed_through(self) -> int:
+        return self.peek.execute("SELECT indexed_through FROM search_state").fetchone()[0]
+
+    def say(self, count: int, start: int = 0) -> None:
+        for i in range(start, start + count):
+            self.store.append(Entry("lobby", "a", "busy message %d" % i, float(i)))
+        self.clock.advance(FLUSH_DELAY)
+
+    def test_busy_stores_without_indexing(self) -> None:
+        """A busy server stores every message and leaves indexing for later."""
+        self.say(10)
+        self.assertEqual(self.peek.execute("SELECT count(*) FROM messages").fetchone(), (10,))
+        self.assertEqual(self.indexed_through(), 0)
+        # It keeps looking for a quiet moment; when one comes, the rest is indexed.
+        self.clock.advance(FLUSH_DELAY)
+        self.assertEqual(self.indexed_through(), 0)
+        self.cpu.busy = False
+        self.clock.advance(FLUSH_DELAY)
+        self.assertEqual(self.indexed_through(), 10)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_spare_time_indexes_in_chunks(self) -> None:
+        """A long backlog is indexed a chunk per flush, so no flush takes long."""
+        self.patch(history, "INDEX_ROWS", 4)
+        self.say(10)
+        self.cpu.busy = False
+        self.clock.advance(FLUSH_DELAY)
+        self.assertEqual(self.indexed_through(), 4)
+        self.clock.pump([FLUSH_DELAY] * 2)
+        self.assertEqual(self.indexed_through(), 10)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_backlog_indexed_after_restart(self) -> None:
+        """What a busy run left unindexed is indexed in the next run's spare time."""
+        self.say(10)
+        self.store.close()
+        self.cpu.busy = False
+        again = SQLiteHistory(self.path, self.clock, cpu=self.cpu)
+        self.addCleanup(again.close)
+        self.assertEqual(self.indexed_through(), 0)
+        self.clock.advance(FLUSH_DELAY)
+        self.assertEqual(self.indexed_through(), 10)
+
+    def test_search_catches_up(self) -> None:
+        """/search indexes whatever is left first, so it finds everything."""
+        self.say(10)
+        found = self.store.search("lobby", "busy 7", 5)
+        self.assertEqual([e.text for e in found], ["busy message 7"])
+        self.assertEqual(self.indexed_through(), 10)
+
+    def test_search_while_locked(self) -> None:
+        """
+        When it cannot index (another process holds the database), /search
+        matches the rows not indexed yet one by one.
+        """
+        self.say(10)
+        self.peek.execute("BEGIN IMMEDIATE")
+        found = self.store.search("lobby", "message 3", 5)
+        self.peek.execute("ROLLBACK")
+        self.assertEqual([e.text for e in found], ["busy message 3"])
+        self.assertEqual(self.indexed_through(), 0)
+
+    def test_hand_edits_before_indexing(self) -> None:
+        """Rows deleted or edited by hand before they are indexed leave the index sound."""
+        self.say(3)
+        self.peek.execute("DELETE FROM messages WHERE text = 'busy message 0'")
+        self.peek.execute("UPDATE messages SET text = 'edited' WHERE text = 'busy message 1'")
+        self.assertEqual([e.text for e in self.store.search("lobby", "busy", 5)],
+                         ["busy message 2"])
+        self.assertEqual([e.text for e in self.store.search("lobby", "edited", 5)], ["edited"])
+        self.assertEqual(self.peek.execute(
+            "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')").fetchall(), [])
+
+
+class CheckpointTests(SynchronousTestCase):
+    """WAL checkpoints happen off the reactor thread."""
+
+    def setUp(self) -> None:
+        self.path = os.path.join(temp_dir(self), "h.db")
+
+    def rows_in_database_file(self) -> int:
+        """Rows in the main file alone, without what is still only in the WAL."""
+        db = sqlite3.connect("file:%s?immutable=1" % self.path, uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM messages").fetchone()[0]
+        finally:
+            db.close()
+
+    def test_thread_checkpoints(self) -> None:
+        store = SQLiteHistory(self.path, Clock())
+        self.addCleanup(store.close)
+        self.assertEqual(store._db.execute("PRAGMA wal_autocheckpoint").fetchone(), (0,))
+        checkpointer = store._checkpointer
+        for i in range(50):
+            store.append(Entry("lobby", "a", "m%d" % i, float(i)))
+        checkpointer.done.clear()
+        store.flush()  # asks the thread
+        self.assertTrue(checkpointer.done.wait(10))
+        self.assertEqual(self.rows_in_database_file(), 50)
+        store.close()
+        self.assertFalse(checkpointer._thread.is_alive())
+
+    def test_big_wal_checkpointed_in_flush(self) -> None:
+        """If the thread cannot keep up (a flood on a busy machine), the flush checkpoints."""
+        store = SQLiteHistory(self.path, Clock())
+        self.addCleanup(store.close)
+        store._checkpointer.stop()
+        self.patch(history, "WAL_LIMIT", 0)
+        store.append(Entry("lobby", "a", "m", 1.0))
+        store.flush()
+        self.assertEqual(self.rows_in_database_file(), 1)
 
 
 class NoFTS5Tests(SynchronousTestCase):
@@ -462,13 +641,17 @@ class FaultTests(SynchronousTestCase):
                          % self.path)
 
     def test_corrupt_pages(self) -> None:
-        """Damage inside the file shows mid-run: logged, and chat goes on in memory."""
+        """
+        Damage inside the file that start-up does not read (here the room
+        index) shows mid-run: logged, and chat goes on in memory.
+        """
         store = SQLiteHistory(self.path, self.clock)
         for i in range(2000):
             store.append(Entry("lobby", "a", "message number %d with some text" % i, float(i)))
         store.close()
         db = sqlite3.connect(self.path)
-        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'messages'").fetchone()
+        (root,) = db.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'messages_room'").fetchone()
         (size,) = db.execute("PRAGMA page_size").fetchone()
         db.close()
         with open(self.path, "r+b") as f:

@@ -4,16 +4,21 @@ Room history: L{SQLiteHistory} on disk and L{MemoryHistory} for C{--db
 
 Writes never wait for the disk on the fan-out path: L{SQLiteHistory.append}
 queues the entry and, L{FLUSH_DELAY} seconds after the first queued one, one
-transaction writes everything queued with one multi-row C{INSERT} (WAL with
+transaction writes everything queued with multi-row C{INSERT}s (WAL with
 C{synchronous=NORMAL}: a commit appends to the WAL file and does not fsync).
-One statement matters: FTS5 writes out its pending index at every statement,
-so C{executemany} costs five times as much per message (docs/HISTORY.md has
-the measurements).  Reads and shutdown write out the queue first, so they
-always see every message.
+Reads and shutdown write out the queue first, so they always see every
+message.  WAL checkpoints (copying the WAL into the database file, with an
+fsync) run on a low-priority thread of their own, never in a flush.
 
-Search (C{/search}) uses an external-content FTS5 index kept in sync by
-triggers.  Some SQLite builds have no FTS5: then search is off (one log line
-at start-up, one C{ERROR} per C{/search}) and everything else works.
+Search (C{/search}) uses an external-content FTS5 index.  Indexing costs
+twice what storing does, so it waits for spare time: a flush indexes the rows
+stored since the last one only when the server used less than
+L{INDEX_BUSY_LIMIT} of a core since the previous flush.  Under a flood the
+index falls behind and chat goes at full speed; a C{/search} first indexes
+whatever is left (docs/HISTORY.md).  Triggers keep the index in step with
+rows deleted or edited by hand.  Some SQLite builds have no FTS5: then search
+is off (one log line at start-up, one C{ERROR} per C{/search}) and
+everything else works.
 
 Search words match as prefixes: C{deploy} finds C{deployed}.  Each word is
 quoted as an FTS5 string, so nothing a user types is FTS5 syntax; a message
@@ -23,8 +28,11 @@ matches when it has every word.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sqlite3
+import sys
+import threading
 import time
 import unicodedata
 from collections import defaultdict, deque
@@ -38,15 +46,27 @@ from twisted_chat.commands import MAX_HISTORY
 from twisted_chat.errors import ChatError
 from twisted_chat.events import Entry
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Queued messages are written this long after the first of them: batches of
-# hundreds under load (3-5 us a message with the search index) instead of
-# one per reactor turn (13 us at 10 a turn, 65 us one at a time).  A crash
-# (not a shutdown) can lose this much.
+# hundreds under load (about 1 us a message) instead of one per reactor turn
+# (13 us at 10 a turn, 65 us one at a time).  A crash (not a shutdown) can
+# lose this much.
 FLUSH_DELAY = 0.05
 # Rows per INSERT statement (5 parameters each).
 INSERT_ROWS = 200
+# A flush indexes for search only when the process used less than this
+# fraction of a core since the previous flush ...
+INDEX_BUSY_LIMIT = 0.75
+# ... and at most this many rows at a time (about 10 ms of work).
+INDEX_ROWS = 4000
+# The checkpoint thread copies the WAL into the database at most this often.
+CHECKPOINT_INTERVAL = 1.0
+# A WAL bigger than this is checkpointed by the flush itself (the thread is
+# starved: a flood on a busy machine).
+WAL_LIMIT = 256 * 1024 * 1024
+# The checkpoint thread's nice value: it gets only CPU nothing else wants.
+CHECKPOINT_NICE = 19
 
 # How long start-up waits for a database another process has locked.
 STARTUP_BUSY_TIMEOUT = 2.0
@@ -64,29 +84,34 @@ SEARCH_CHECK_STEPS = 1000
 
 Step = str | Callable[[sqlite3.Connection], None]
 
-# The search index: an external-content FTS5 table over messages.text, and
-# the triggers that keep it in step with the messages table.
+# The search index: an external-content FTS5 table over messages.text
+# (columnsize=0: no per-row token counts, which only ranking uses), how far
+# it has got (search_state.indexed_through: rows up to that id are in it),
+# and the triggers that keep indexed rows in step when edited by hand.  Rows
+# are indexed in bulk (_index_txn), not by an insert trigger.
 _SEARCH_TABLE = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5("
-    "text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2')"
+    "text, content='messages', content_rowid='id', columnsize=0,"
+    " tokenize='unicode61 remove_diacritics 2')"
 )
+_INDEXED = "(SELECT indexed_through FROM search_state)"
 _SEARCH_TRIGGERS = {
-    "messages_fts_insert": """
-        CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
-            INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
-        END""",
     "messages_fts_delete": """
-        CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
+        CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages
+        WHEN old.id <= %s BEGIN
             INSERT INTO messages_fts (messages_fts, rowid, text)
                 VALUES ('delete', old.id, old.text);
-        END""",
+        END""" % _INDEXED,
     "messages_fts_update": """
-        CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE ON messages BEGIN
+        CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE ON messages
+        WHEN old.id <= %s BEGIN
             INSERT INTO messages_fts (messages_fts, rowid, text)
                 VALUES ('delete', old.id, old.text);
             INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
-        END""",
+        END""" % _INDEXED,
 }
+# Version 2 indexed every insert with this trigger.
+_OLD_TRIGGERS = ("messages_fts_insert",)
 
 
 @functools.cache
@@ -120,10 +145,21 @@ def _create_search_index_txn(db: sqlite3.Connection) -> None:
     if not _fts5_available() or _search_index_complete(db):
         return
     db.execute(_SEARCH_TABLE)
+    db.execute("CREATE TABLE IF NOT EXISTS search_state (indexed_through INTEGER NOT NULL)")
     for statement in _SEARCH_TRIGGERS.values():
         db.execute(statement)
     # Rows written while the index was missing (or never indexed) go in now.
     db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
+    db.execute("DELETE FROM search_state")
+    db.execute("INSERT INTO search_state SELECT coalesce(max(id), 0) FROM messages")
+
+
+def _bulk_index_txn(db: sqlite3.Connection) -> None:
+    """Version 2 to 3: drop the insert trigger; a new index table (columnsize=0)."""
+    for name in _OLD_TRIGGERS + tuple(_SEARCH_TRIGGERS):
+        db.execute("DROP TRIGGER IF EXISTS %s" % name)
+    db.execute("DROP TABLE IF EXISTS messages_fts")
+    _create_search_index_txn(db)
 
 
 def _sync_search_index_txn(db: sqlite3.Connection) -> bool:
@@ -136,7 +172,7 @@ def _sync_search_index_txn(db: sqlite3.Connection) -> bool:
     if _fts5_available():
         _create_search_index_txn(db)
         return True
-    for name in _SEARCH_TRIGGERS:
+    for name in _OLD_TRIGGERS + tuple(_SEARCH_TRIGGERS):
         db.execute("DROP TRIGGER IF EXISTS %s" % name)
     return False
 
@@ -158,6 +194,9 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {
     # without it the step does nothing and _sync_search_index_txn builds the
     # index the first time an SQLite with FTS5 opens the database.
     1: (_create_search_index_txn,),
+    # Version 3: rows are indexed in bulk when the server has time
+    # (search_state), and the index keeps no per-row sizes.
+    2: (_bulk_index_txn,),
 }
 
 
@@ -304,14 +343,35 @@ def _insert_sql(rows: int) -> str:
     )
 
 
-def _insert_txn(db: sqlite3.Connection, entries: list[Entry]) -> None:
-    # One statement per INSERT_ROWS entries, not executemany: see the module docstring.
+def _insert_txn(db: sqlite3.Connection, entries: list[Entry]) -> int:
+    """Insert C{entries}; return the id of the last one."""
+    # INSERT_ROWS rows a statement: half the cost of executemany (docs/HISTORY.md).
+    last = 0
     for start in range(0, len(entries), INSERT_ROWS):
         chunk = entries[start:start + INSERT_ROWS]
-        db.execute(
+        last = db.execute(
             _insert_sql(len(chunk)),
             [v for e in chunk for v in (e.room, e.sender, e.text, e.when, int(e.action))],
-        )
+        ).lastrowid
+    return last
+
+
+def _indexed_through(db: sqlite3.Connection) -> int:
+    """The id up to which rows are in the search index."""
+    return db.execute("SELECT indexed_through FROM search_state").fetchone()[0]
+
+
+def _index_txn(db: sqlite3.Connection, start: int, through: int) -> None:
+    """
+    Put the rows after C{start} up to C{through} in the search index, with
+    one statement (FTS5 writes a segment per statement).
+    """
+    db.execute(
+        "INSERT INTO messages_fts (rowid, text)"
+        " SELECT id, text FROM messages WHERE id > ? AND id <= ?",
+        (start, through),
+    )
+    db.execute("UPDATE search_state SET indexed_through = ?", (through,))
 
 
 def _recent_txn(db: sqlite3.Connection, room: str, limit: int) -> list[Entry]:
@@ -321,6 +381,24 @@ def _recent_txn(db: sqlite3.Connection, room: str, limit: int) -> list[Entry]:
         (room, limit),
     ).fetchall()
     return [Entry(r, s, t, w, bool(a)) for r, s, t, w, a in reversed(rows)]
+
+
+def _scan_txn(
+    db: sqlite3.Connection, room: str, after: int, match: Callable[[Entry], bool],
+    deadline: float,
+) -> list[Entry]:
+    """The entries of C{room} after id C{after} that C{match}, oldest first."""
+    found = []
+    rows = db.execute(
+        "SELECT room, sender, text, sent, action FROM messages"
+        " WHERE room = ? AND id > ? ORDER BY id", (room, after))
+    for count, (r, s, t, w, a) in enumerate(rows):
+        if count % 1000 == 999 and time.monotonic() > deadline:
+            raise SearchTooSlow("that search took too long; try again in a moment")
+        entry = Entry(r, s, t, w, bool(a))
+        if match(entry):
+            found.append(entry)
+    return found
 
 
 def _search_txn(db: sqlite3.Connection, room: str, query: str, limit: int) -> list[Entry]:
@@ -340,6 +418,67 @@ def _connect(path: str) -> sqlite3.Connection:
     return sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, cached_statements=INSERT_ROWS + 32
     )
+
+
+def _lower_priority(nice: int) -> None:
+    """
+    Give the calling thread nice value C{nice}.  Only Linux gives each
+    thread its own; elsewhere this would slow the whole process, so it does
+    nothing.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:
+            pass
+
+
+class Checkpointer:
+    """
+    WAL checkpoints on a thread of their own at the lowest CPU priority.
+    Copying the WAL into the database file and the fsync after it never
+    hold up the reactor: SQLite lets go of the GIL while it works, and a
+    passive checkpoint never blocks the reactor's writes.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._wanted = threading.Event()
+        self._stopping = threading.Event()
+        self.done = threading.Event()  # set after each checkpoint (for tests)
+        self._thread = threading.Thread(target=self._run, name="chat-checkpoints", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        """Checkpoint soon (at most once per L{CHECKPOINT_INTERVAL})."""
+        self._wanted.set()
+
+    def _run(self) -> None:
+        _lower_priority(CHECKPOINT_NICE)
+        try:
+            db = _connect(self._path)
+        except sqlite3.Error:
+            return  # the reactor's connection checkpoints when the WAL grows too big
+        try:
+            while True:
+                self._wanted.wait()
+                if self._stopping.is_set():
+                    return
+                self._wanted.clear()
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass  # tried again next time; faults that matter show up in writes
+                self.done.set()
+                self._stopping.wait(CHECKPOINT_INTERVAL)
+        finally:
+            db.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread, waiting for a checkpoint under way."""
+        self._stopping.set()
+        self._wanted.set()
+        self._thread.join(timeout)
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
@@ -366,13 +505,20 @@ class SQLiteHistory:
     log = Logger()
 
     def __init__(
-        self, path: str, clock: IReactorTime, busy_timeout: float = STARTUP_BUSY_TIMEOUT
+        self,
+        path: str,
+        clock: IReactorTime,
+        busy_timeout: float = STARTUP_BUSY_TIMEOUT,
+        cpu: Callable[[], float] | None = None,
     ) -> None:
         """
         Open (creating or migrating) the database at C{path}.
 
         @param busy_timeout: how long to wait for a database another process
             has locked before giving up.
+        @param cpu: the CPU seconds this process has used (L{time.process_time});
+            with it, indexing for search waits for spare time.  Without it,
+            every flush indexes what it wrote.
         @raise HistoryError: if it cannot be opened, is not a database, or is
             read-only, full, locked or from a newer program.
         """
@@ -384,6 +530,9 @@ class SQLiteHistory:
         self._locked_since: float | None = None
         self._closed = False
         self._unsaved = 0  # messages kept only in memory since a failure
+        self._cpu = cpu
+        self._measured = (clock.seconds(), cpu() if cpu else 0.0)
+        self._checkpointer: Checkpointer | None = None
         try:
             self._db = _connect(path)
         except sqlite3.Error as e:
@@ -398,8 +547,14 @@ class SQLiteHistory:
             with _transaction(self._db, "IMMEDIATE"):
                 found = _migrate_txn(self._db)
                 self.searchable = _sync_search_index_txn(self._db)
+                # The newest stored row, and the newest in the search index.
+                self._stored = self._db.execute(
+                    "SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+                self._indexed = _indexed_through(self._db) if self.searchable else 0
             # From now on a lock is retried later, never waited for.
             self._db.execute("PRAGMA busy_timeout = 0")
+            if path != ":memory:":
+                self._db.execute("PRAGMA wal_autocheckpoint = 0")  # the thread does it
         except (sqlite3.Error, HistoryError) as e:
             self._db.close()
             raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
@@ -415,6 +570,9 @@ class SQLiteHistory:
                 "/search is off: this server's SQLite {version} has no FTS5",
                 version=sqlite3.sqlite_version,
             )
+        if path != ":memory:":
+            self._checkpointer = Checkpointer(path)
+        self._index_later()  # what the last run left unindexed
 
     # -- writing ----------------------------------------------------------
 
@@ -429,17 +587,29 @@ class SQLiteHistory:
             self._call = self._clock.callLater(FLUSH_DELAY, self.flush)
 
     def flush(self) -> None:
-        """Write every queued entry in one transaction."""
+        """
+        Write every queued entry in one transaction and, if the server has
+        time, index for search what is not indexed yet.
+        """
         if self._call is not None:
             if self._call.active():
                 self._call.cancel()
             self._call = None
-        pending = self._pending
-        if not pending or self._fallback is not None:
+        if self._fallback is not None:
             return
+        pending = self._pending
+        index = self.searchable and self._spare_time()
+        if not pending and not (index and self._indexed < self._stored):
+            self._index_later()
+            return
+        indexed = self._indexed
         try:
             with _transaction(self._db):
-                _insert_txn(self._db, pending)
+                if pending:
+                    self._stored = _insert_txn(self._db, pending)
+                if index and indexed < self._stored:
+                    indexed = min(self._stored, indexed + INDEX_ROWS)
+                    _index_txn(self._db, self._indexed, indexed)
         except sqlite3.Error as e:
             if _is_busy(e) and self._still_waiting(e):
                 return
@@ -447,12 +617,44 @@ class SQLiteHistory:
             self._fail(e, pending)
             return
         self._pending = []
+        self._indexed = indexed
+        self._checkpoint()
+        self._index_later()
         if self._locked_since is not None:
             self._locked_since = None
             self.log.info(
                 "history database {path} is writable again; wrote {count} held messages",
                 path=self.path, count=len(pending),
             )
+
+    def _spare_time(self) -> bool:
+        """Whether this process used less than L{INDEX_BUSY_LIMIT} of a core since last asked."""
+        if self._cpu is None:
+            return True
+        now, cpu = self._clock.seconds(), self._cpu()
+        then, cpu_then = self._measured
+        self._measured = (now, cpu)
+        return now > then and (cpu - cpu_then) / (now - then) < INDEX_BUSY_LIMIT
+
+    def _index_later(self) -> None:
+        """Come back to index what is left, if the next message does not."""
+        if self._call is None and not self._closed and self._indexed < self._stored:
+            self._call = self._clock.callLater(FLUSH_DELAY, self.flush)
+
+    def _checkpoint(self) -> None:
+        """Ask the thread for a checkpoint; do it here if the WAL has outgrown it."""
+        if self._checkpointer is None:
+            return
+        self._checkpointer.request()
+        try:
+            big = os.path.getsize(self.path + "-wal") > WAL_LIMIT
+        except OSError:
+            return
+        if big:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as e:
+                self.log.warn("checkpoint of {path} failed: {error}", path=self.path, error=str(e))
 
     def _still_waiting(self, error: sqlite3.Error) -> bool:
         """
@@ -527,14 +729,45 @@ class SQLiteHistory:
             raise SearchUnavailable("search is not available: this server's SQLite has no FTS5")
         if not terms or limit <= 0:
             return []
-        stored = self._read(lambda: self._search(room, fts_query(terms), limit))
+        match = matcher(terms)
+        stored = self._read(lambda: self._search(room, terms, match, limit))
         if stored is None:
             return self._fallback.search(room, words, limit)
-        match = matcher(terms)
         return _newest(stored + [e for e in self._pending if e.room == room and match(e)], limit)
 
-    def _search(self, room: str, query: str, limit: int) -> list[Entry]:
+    def _catch_up(self, deadline: float) -> bool:
+        """
+        Index what spare time has not, until C{deadline}.  Return whether
+        the index is complete (not if time ran out or another process
+        holds the database).
+        """
+        while self._indexed < self._stored:
+            if time.monotonic() > deadline:
+                return False
+            through = min(self._stored, self._indexed + INDEX_ROWS)
+            try:
+                with _transaction(self._db):
+                    _index_txn(self._db, self._indexed, through)
+            except sqlite3.Error as e:
+                if _is_busy(e):
+                    return False
+                raise
+            self._indexed = through
+        return True
+
+    def _search(
+        self, room: str, terms: list[str], match: Callable[[Entry], bool], limit: int
+    ) -> list[Entry]:
         deadline = time.monotonic() + SEARCH_BUDGET
+        complete = self._catch_up(deadline)
+        indexed = self._indexed
+        found = self._search_index(room, fts_query(terms), limit, deadline)
+        if complete:
+            return found
+        # Rows not indexed yet are matched one by one.
+        return _newest(found + _scan_txn(self._db, room, indexed, match, deadline), limit)
+
+    def _search_index(self, room: str, query: str, limit: int, deadline: float) -> list[Entry]:
         stopped = []
 
         def check() -> int:
@@ -562,6 +795,8 @@ class SQLiteHistory:
         if self._closed:
             return
         self._closed = True
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         try:
             if self._pending and self._locked_since is not None:
                 # Stopping: now it is worth waiting a little for the lock.

@@ -6,6 +6,7 @@ that reads options and wires the object graph together.
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, Callable
 
 from twisted.application.service import IService
@@ -20,6 +21,7 @@ from twisted_chat.chat import ChatServer
 from twisted_chat.commands import MAX_HISTORY
 from twisted_chat.config import DEFAULT_PORT, ChatConfig
 from twisted_chat.history import HistoryError, MemoryHistory, SQLiteHistory
+from twisted_chat.interfaces import History
 from twisted_chat.protocol import ChatLineFactory
 from twisted_chat.service import ChatService, Listener
 from twisted_chat.session import SessionContext
@@ -180,7 +182,10 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
     @raise HistoryError: if the history database cannot be used.
     """
     # :memory: keeps nothing, so the bounded, cheaper in-memory store (docs/HISTORY.md)
-    history = MemoryHistory() if config.db == ":memory:" else SQLiteHistory(config.db, reactor)
+    if config.db == ":memory:":
+        history: History = MemoryHistory()
+    else:  # indexing for search waits for spare CPU time
+        history = SQLiteHistory(config.db, reactor, cpu=time.process_time)
     server = ChatServer(history, reactor, config.history)
     realm = ChatRealm(server)
     if config.passcode is None:
