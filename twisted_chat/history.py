@@ -446,11 +446,14 @@ class Checkpointer:
         self._wanted = threading.Event()
         self._stopping = threading.Event()
         self.done = threading.Event()  # set after each checkpoint (for tests)
+        # Started by the first request: twistd forks to daemonize after
+        # building the service, and a thread does not survive a fork.
         self._thread = threading.Thread(target=self._run, name="chat-checkpoints", daemon=True)
-        self._thread.start()
 
     def request(self) -> None:
         """Checkpoint soon (at most once per L{CHECKPOINT_INTERVAL})."""
+        if self._thread.ident is None:
+            self._thread.start()
         self._wanted.set()
 
     def _run(self) -> None:
@@ -478,7 +481,8 @@ class Checkpointer:
         """Stop the thread, waiting for a checkpoint under way."""
         self._stopping.set()
         self._wanted.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
