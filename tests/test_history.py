@@ -21,6 +21,7 @@ from twisted_chat.history import (
     SCHEMA_VERSION,
     HistoryError,
     MemoryHistory,
+    SearchTooSlow,
     SearchUnavailable,
     SQLiteHistory,
 )
@@ -224,6 +225,28 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         self.assertEqual([e.text for e in again.search("room1", "message 997", 5)],
                          ["message 997"])
 
+    def test_fork_gets_own_connection(self) -> None:
+        """
+        After a fork (twistd daemonizing once the service is built), the
+        child writes on a connection of its own: SQLite connections must not
+        cross a fork.
+        """
+        path = self.path()
+        store = self.make(path)
+        inherited = store._db
+        pid = os.fork()
+        if pid == 0:  # the child: reports by exit status, never returns to the runner
+            code = 1
+            try:
+                store.append(Entry("lobby", "child", "written after the fork", 1.0))
+                store.flush()
+                code = 0 if store._db is not inherited and store._fallback is None else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        self.assertEqual([e.sender for e in store.recent("lobby", 5)], ["child"])
+
     def test_append_after_close(self) -> None:
         """A late append is kept in memory, not an error about a closed database."""
         store = SQLiteHistory(":memory:", self.clock)
@@ -410,6 +433,14 @@ class SpareTimeIndexTests(SynchronousTestCase):
         found = self.store.search("lobby", "busy 7", 5)
         self.assertEqual([e.text for e in found], ["busy message 7"])
         self.assertEqual(self.indexed_through(), 10)
+
+    def test_search_out_of_time(self) -> None:
+        """A backlog too long to index within a search's budget: a clear error, try later."""
+        self.say(10)
+        self.patch(history, "SEARCH_BUDGET", -1.0)
+        error = self.assertRaises(SearchTooSlow, self.store.search, "lobby", "busy", 5)
+        self.assertEqual(
+            str(error), "search is still indexing the last 10 messages; try again in a moment")
 
     def test_search_while_locked(self) -> None:
         """

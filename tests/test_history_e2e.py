@@ -7,8 +7,11 @@ read-only filesystem or on a full one.
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sqlite3
 import subprocess
+import time
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
@@ -79,6 +82,90 @@ class SearchEndToEndTests(SynchronousTestCase):
         out = alice.read_until("--- end of search ---")
         self.assertEqual(out[-3], '--- 1 match for "milk" in #lobby ---')
         server.stop()
+
+
+class Daemon:
+    """C{twistd chat} as a daemon (no C{-n}): it forks after building the service."""
+
+    def __init__(self, case: SynchronousTestCase, directory: str) -> None:
+        self.directory = directory
+        self.log = os.path.join(directory, "twistd.log")
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        started_before = self.output().count("line protocol listening")
+        subprocess.run(
+            twistd_command() + ["--pidfile", "twistd.pid", "--logfile", "twistd.log", "chat",
+                                "--passcode", "x", "--db", "chat.db",
+                                "--port", "tcp:0:interface=127.0.0.1"],
+            cwd=directory, env=env, check=True, timeout=60,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ports = re.findall(r"line protocol listening on 127\.0\.0\.1:(\d+)", self.output())
+            if len(ports) > started_before:
+                self.port = int(ports[-1])
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the daemon did not start:\n" + self.output())
+        with open(os.path.join(directory, "twistd.pid")) as f:
+            self.pid = int(f.read())
+        case.addCleanup(self.kill)
+
+    def output(self) -> str:
+        try:
+            with open(self.log, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def running(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self, timeout: float = 15.0) -> None:
+        os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.running():
+            raise AssertionError("the daemon did not stop:\n" + self.output())
+
+    def kill(self) -> None:
+        if self.running():
+            os.kill(self.pid, signal.SIGKILL)
+
+
+class DaemonEndToEndTests(SynchronousTestCase):
+    """
+    Without C{-n}, twistd forks after the database is opened; the daemon
+    must write on a connection of its own.
+    """
+
+    def test_history_survives_daemon_restart(self) -> None:
+        directory = temp_dir(self)
+        daemon = Daemon(self, directory)
+        alice, bob = log_in(self, daemon.port, "alice", "bob")
+        alice.send("said to a daemon")
+        bob.read_until("said to a daemon")
+        daemon.stop()
+        daemon = Daemon(self, directory)
+        (carol,) = log_in(self, daemon.port, "carol")
+        replay = carol.read_until("--- end of history ---")
+        self.assertTrue(any(line.endswith("alice: said to a daemon") for line in replay), replay)
+        carol.send("/history 5")
+        out = carol.read_until("--- end of history ---")
+        self.assertEqual(out[0], "--- last message in #lobby ---")
+        self.assertTrue(out[1].endswith("alice: said to a daemon"), out)
+        carol.send("/search daemon")
+        self.assertIn("1 match", carol.read_until("--- end of search ---")[0])
+        daemon.stop()
+        self.assertNotIn("Traceback", daemon.output())
+        db = sqlite3.connect(os.path.join(directory, "chat.db"))
+        self.addCleanup(db.close)
+        self.assertEqual(db.execute("PRAGMA integrity_check").fetchone(), ("ok",))
 
 
 class DatabaseFaultEndToEndTests(SynchronousTestCase):

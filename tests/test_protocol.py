@@ -303,7 +303,7 @@ class ChatTests(SynchronousTestCase):
         self.assertRegex(out[1], r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] alice: one$")
         self.assertTrue(out[2].endswith("] alice: two"))
         self.assertEqual(out[3], "--- end of history ---")
-        self.assertEqual(out[4], "--- last 1 messages in #lobby ---")
+        self.assertEqual(out[4], "--- last message in #lobby ---")
         self.assertTrue(out[5].endswith("] alice: two"))
 
     def test_quit(self) -> None:

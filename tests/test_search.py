@@ -182,7 +182,7 @@ class SQLiteSearchProtocolTests(SearchProtocolMixin, SynchronousTestCase):
         alice.dataReceived(b"hello\r\n/search hello\r\n/history\r\n")
         out = lines(alice_out)
         self.assertEqual(out[0], "ERROR search is not available: this server's SQLite has no FTS5")
-        self.assertEqual(out[1], "--- last 1 messages in #lobby ---")
+        self.assertEqual(out[1], "--- last message in #lobby ---")
 
     def test_too_slow(self) -> None:
         """A search that would hold the reactor too long is stopped with an ERROR."""

@@ -321,7 +321,9 @@ class History(Event):
     def lines(self) -> list[str]:
         if not self.entries:
             return [] if self.replay else ["No messages in #%s yet." % self.room]
-        what = "recent messages" if self.replay else "last %d messages" % len(self.entries)
+        count = len(self.entries)
+        what = "recent messages" if self.replay else (
+            "last message" if count == 1 else "last %d messages" % count)
         return [
             "--- %s in #%s ---" % (what, self.room),
             *(entry.line() for entry in self.entries),

@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import unicodedata
+import weakref
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -485,6 +486,12 @@ class Checkpointer:
             self._thread.join(timeout)
 
 
+def _reopen(ref: weakref.ReferenceType[SQLiteHistory]) -> None:
+    store = ref()
+    if store is not None:
+        store._reopen()
+
+
 def _is_busy(error: sqlite3.Error) -> bool:
     """Whether C{error} means another connection holds a lock (worth retrying)."""
     code = getattr(error, "sqlite_errorcode", None)
@@ -576,7 +583,28 @@ class SQLiteHistory:
             )
         if path != ":memory:":
             self._checkpointer = Checkpointer(path)
+            # twistd forks to daemonize after building the service, and an
+            # SQLite connection must not cross a fork: the child does not
+            # inherit its POSIX locks.
+            self._inherited: list[sqlite3.Connection] = []
+            os.register_at_fork(after_in_child=functools.partial(_reopen, weakref.ref(self)))
         self._index_later()  # what the last run left unindexed
+
+    def _reopen(self) -> None:
+        """In a forked child: a connection of the child's own."""
+        if self._closed or self._fallback is not None:
+            return
+        try:
+            db = _connect(self.path)
+            for pragma in ("busy_timeout = 0", "synchronous = NORMAL", "wal_autocheckpoint = 0"):
+                db.execute("PRAGMA " + pragma)
+        except sqlite3.Error as e:
+            self._fail(e, self._pending)
+            self._pending = []
+            return
+        # Never closed: closing a copy of the parent's could drop locks.
+        self._inherited.append(self._db)
+        self._db = db
 
     # -- writing ----------------------------------------------------------
 
@@ -765,6 +793,11 @@ class SQLiteHistory:
         deadline = time.monotonic() + SEARCH_BUDGET
         complete = self._catch_up(deadline)
         indexed = self._indexed
+        if not complete and time.monotonic() > deadline:
+            raise SearchTooSlow(
+                "search is still indexing the last %d messages; try again in a moment"
+                % (self._stored - indexed)
+            )
         found = self._search_index(room, fts_query(terms), limit, deadline)
         if complete:
             return found
