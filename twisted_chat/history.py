@@ -62,10 +62,12 @@ INDEX_BUSY_LIMIT = 0.75
 # ... and at most this many rows at a time (about 10 ms of work).
 INDEX_ROWS = 4000
 # The checkpoint thread copies the WAL into the database at most this often.
-CHECKPOINT_INTERVAL = 1.0
+CHECKPOINT_INTERVAL = 0.25
 # A WAL bigger than this is checkpointed by the flush itself (the thread is
-# starved: a flood on a busy machine).
-WAL_LIMIT = 256 * 1024 * 1024
+# starved: a flood on a busy machine) ...
+WAL_LIMIT = 64 * 1024 * 1024
+# ... and once checkpointed, it is cut back to this size.
+WAL_KEEP = 16 * 1024 * 1024
 # The checkpoint thread's nice value: it gets only CPU nothing else wants.
 CHECKPOINT_NICE = 19
 
@@ -566,6 +568,7 @@ class SQLiteHistory:
             self._db.execute("PRAGMA busy_timeout = 0")
             if path != ":memory:":
                 self._db.execute("PRAGMA wal_autocheckpoint = 0")  # the thread does it
+                self._db.execute("PRAGMA journal_size_limit = %d" % WAL_KEEP)
         except (sqlite3.Error, HistoryError) as e:
             self._db.close()
             raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
@@ -596,7 +599,8 @@ class SQLiteHistory:
             return
         try:
             db = _connect(self.path)
-            for pragma in ("busy_timeout = 0", "synchronous = NORMAL", "wal_autocheckpoint = 0"):
+            for pragma in ("busy_timeout = 0", "synchronous = NORMAL", "wal_autocheckpoint = 0",
+                           "journal_size_limit = %d" % WAL_KEEP):
                 db.execute("PRAGMA " + pragma)
         except sqlite3.Error as e:
             self._fail(e, self._pending)
