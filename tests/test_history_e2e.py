@@ -214,6 +214,10 @@ class DatabaseFaultEndToEndTests(SynchronousTestCase):
         self.assertEqual(len([line for line in last if "alice: message" in line]), 50)
         bob.send("/history 3")
         self.assertTrue(bob.read_until("--- end of history ---")[-2].endswith("x" * 400))
+        # The write that fails comes within FLUSH_DELAY of the messages.
+        deadline = time.monotonic() + 10
+        while "keeping history in memory" not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
         output = server.output()
         self.assertIn("failed (database or disk is full); keeping history in memory", output)
         self.assertEqual(output.count("keeping history in memory"), 1)

@@ -6,8 +6,8 @@ Writes never wait for the disk on the fan-out path: L{SQLiteHistory.append}
 queues the entry and, L{FLUSH_DELAY} seconds after the first queued one, one
 transaction writes everything queued with multi-row C{INSERT}s (WAL with
 C{synchronous=NORMAL}: a commit appends to the WAL file and does not fsync).
-Reads and shutdown write out the queue first, so they always see every
-message.  WAL checkpoints (copying the WAL into the database file, with an
+Reads add the queued entries to what they find, and shutdown writes them out,
+so nothing is missed.  WAL checkpoints (copying the WAL into the database file, with an
 fsync) run on a low-priority thread of their own, never in a flush.
 
 Search (C{/search}) uses an external-content FTS5 index.  Indexing costs
@@ -62,7 +62,7 @@ INDEX_BUSY_LIMIT = 0.75
 # ... and at most this many rows at a time (about 10 ms of work).
 INDEX_ROWS = 4000
 # The checkpoint thread copies the WAL into the database at most this often.
-CHECKPOINT_INTERVAL = 0.25
+CHECKPOINT_INTERVAL = 1.0
 # A WAL bigger than this is checkpointed by the flush itself (the thread is
 # starved: a flood on a busy machine) ...
 WAL_LIMIT = 64 * 1024 * 1024
@@ -727,10 +727,11 @@ class SQLiteHistory:
 
     def _read(self, read: Callable[[], list[Entry]]) -> list[Entry] | None:
         """
-        Run C{read} against the database after writing out the queue; return
-        C{None} if history is in memory now.
+        Run C{read} against the database; return C{None} if history is in
+        memory now.  It does not write out the queue (a join storm would make
+        a commit of each join): callers add the queued entries, all newer
+        than any stored one.
         """
-        self.flush()
         if self._fallback is not None:
             return None
         try:
