@@ -284,18 +284,24 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         self.assertEqual(store.search("lobby", "typo", 5), [])
         self.assertEqual([e.text for e in store.search("lobby", "fixed", 5)], ["fixed here"])
 
-    def test_migrates_version_1(self) -> None:
-        """A version 1 database gets the search index, with its old messages in it."""
+    def old_database(self, version: int, *statements: str) -> str:
+        """A database file as an older program left it: C{version}, then C{statements}."""
         path = self.path()
         db = sqlite3.connect(path)
         db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        db.execute("INSERT INTO schema_version VALUES (1)")
-        for statement in MIGRATIONS[0]:
+        db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        for statement in statements:
             db.execute(statement)
-        db.execute("INSERT INTO messages (room, sender, text, sent) VALUES"
-                   " ('lobby', 'old', 'from before search', 5.0)")
         db.commit()
         db.close()
+        return path
+
+    def test_migrates_version_1(self) -> None:
+        """A version 1 database gets the search index, with its old messages in it."""
+        path = self.old_database(
+            1, *MIGRATIONS[0],
+            "INSERT INTO messages (room, sender, text, sent) VALUES"
+            " ('lobby', 'old', 'from before search', 5.0)")
         logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         store = self.make(path)
         self.assertEqual([e.sender for e in store.search("lobby", "before", 5)], ["old"])
@@ -309,20 +315,14 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         Version 2 indexed with an insert trigger; version 3 indexes in bulk,
         with its old messages in a new index.
         """
-        path = self.path()
-        db = sqlite3.connect(path)
-        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        db.execute("INSERT INTO schema_version VALUES (2)")
-        for statement in MIGRATIONS[0]:
-            db.execute(statement)
-        db.execute("CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages',"
-                   " content_rowid='id', tokenize='unicode61 remove_diacritics 2')")
-        db.execute("CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN"
-                   " INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text); END")
-        db.execute("INSERT INTO messages (room, sender, text, sent) VALUES"
-                   " ('lobby', 'old', 'said under version two', 5.0)")
-        db.commit()
-        db.close()
+        path = self.old_database(
+            2, *MIGRATIONS[0],
+            "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages',"
+            " content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+            "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN"
+            " INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text); END",
+            "INSERT INTO messages (room, sender, text, sent) VALUES"
+            " ('lobby', 'old', 'said under version two', 5.0)")
         store = self.make(path)
         store.append(Entry("lobby", "new", "said under version three", 6.0))
         self.assertEqual([e.sender for e in store.search("lobby", "said", 5)], ["old", "new"])
@@ -338,12 +338,7 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         self.assertEqual([e.sender for e in store.search("lobby", "said", 5)], ["new"])
 
     def test_newer_schema_refused(self) -> None:
-        path = self.path()
-        db = sqlite3.connect(path)
-        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        db.execute("INSERT INTO schema_version VALUES (99)")
-        db.commit()
-        db.close()
+        path = self.old_database(99)
         error = self.assertRaises(HistoryError, SQLiteHistory, path, self.clock)
         self.assertIn("newer", str(error))
 

@@ -638,13 +638,14 @@ class SQLiteHistory:
         if not pending and not (index and self._indexed < self._stored):
             self._index_later()
             return
-        indexed = self._indexed
+        # Both change only once the transaction has committed.
+        stored, indexed = self._stored, self._indexed
         try:
             with _transaction(self._db):
                 if pending:
-                    self._stored = _insert_txn(self._db, pending)
-                if index and indexed < self._stored:
-                    indexed = min(self._stored, indexed + INDEX_ROWS)
+                    stored = _insert_txn(self._db, pending)
+                if index and indexed < stored:
+                    indexed = min(stored, indexed + INDEX_ROWS)
                     _index_txn(self._db, self._indexed, indexed)
         except sqlite3.Error as e:
             if _is_busy(e) and self._still_waiting(e):
@@ -653,7 +654,7 @@ class SQLiteHistory:
             self._fail(e, pending)
             return
         self._pending = []
-        self._indexed = indexed
+        self._stored, self._indexed = stored, indexed
         self._checkpoint()
         self._index_later()
         if self._locked_since is not None:
