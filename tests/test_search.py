@@ -189,6 +189,7 @@ class SQLiteSearchProtocolTests(SearchProtocolMixin, SynchronousTestCase):
         self.patch(history, "SEARCH_BUDGET", -1.0)
         self.patch(history, "SEARCH_CHECK_STEPS", 1)
         self.say(self.bob, *("word%d and more" % i for i in range(3000)))
+        self.store_clock.pump([history.INDEX_DELAY] * 3)  # indexed, a chunk at a time
         out = self.search("word")
         self.assertEqual(out, ["ERROR that search took too long; use longer or more words"])
         self.patch(history, "SEARCH_BUDGET", 10.0)
