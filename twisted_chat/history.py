@@ -368,17 +368,20 @@ def _indexed_through(db: sqlite3.Connection) -> int:
     return db.execute("SELECT indexed_through FROM search_state").fetchone()[0]
 
 
-def _index_txn(db: sqlite3.Connection, start: int, through: int) -> None:
+def _index_txn(db: sqlite3.Connection, start: int, newest: int) -> int:
     """
-    Put the rows after C{start} up to C{through} in the search index, with
-    one statement (FTS5 writes a segment per statement).
+    Put the next chunk of rows after C{start} (at most L{INDEX_ROWS}, none
+    after C{newest}) in the search index, with one statement (FTS5 writes a
+    segment per statement).  Return the id indexed through.
     """
+    through = min(newest, start + INDEX_ROWS)
     db.execute(
         "INSERT INTO messages_fts (rowid, text)"
         " SELECT id, text FROM messages WHERE id > ? AND id <= ?",
         (start, through),
     )
     db.execute("UPDATE search_state SET indexed_through = ?", (through,))
+    return through
 
 
 def _recent_txn(db: sqlite3.Connection, room: str, limit: int) -> list[Entry]:
@@ -418,6 +421,18 @@ def _search_txn(db: sqlite3.Connection, room: str, query: str, limit: int) -> li
         (query, room, limit),
     ).fetchall()
     return [Entry(r, s, t, w, bool(a)) for r, s, t, w, a in reversed(rows)]
+
+
+# How a connection runs once the database is open: a lock is retried later,
+# never waited for; commits do not fsync (WAL); the checkpoint thread
+# checkpoints; the WAL file is cut back after a flood.
+_RUNNING = ("busy_timeout = 0", "synchronous = NORMAL", "wal_autocheckpoint = 0",
+            "journal_size_limit = %d" % WAL_KEEP)
+
+
+def _run_with(db: sqlite3.Connection, pragmas: Iterable[str]) -> None:
+    for pragma in pragmas:
+        db.execute("PRAGMA " + pragma)
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -560,7 +575,6 @@ class SQLiteHistory:
                 mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode.lower() != "wal":
                     raise sqlite3.OperationalError("cannot switch to WAL mode (got %s)" % mode)
-            self._db.execute("PRAGMA synchronous = NORMAL")
             with _transaction(self._db, "IMMEDIATE"):
                 found = _migrate_txn(self._db)
                 self.searchable = _sync_search_index_txn(self._db)
@@ -568,11 +582,7 @@ class SQLiteHistory:
                 self._stored = self._db.execute(
                     "SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
                 self._indexed = _indexed_through(self._db) if self.searchable else 0
-            # From now on a lock is retried later, never waited for.
-            self._db.execute("PRAGMA busy_timeout = 0")
-            if path != ":memory:":
-                self._db.execute("PRAGMA wal_autocheckpoint = 0")  # the thread does it
-                self._db.execute("PRAGMA journal_size_limit = %d" % WAL_KEEP)
+            _run_with(self._db, _RUNNING)
         except (sqlite3.Error, HistoryError) as e:
             self._db.close()
             raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
@@ -603,9 +613,7 @@ class SQLiteHistory:
             return
         try:
             db = _connect(self.path)
-            for pragma in ("busy_timeout = 0", "synchronous = NORMAL", "wal_autocheckpoint = 0",
-                           "journal_size_limit = %d" % WAL_KEEP):
-                db.execute("PRAGMA " + pragma)
+            _run_with(db, _RUNNING)
         except sqlite3.Error as e:
             self._fail(e, self._pending)
             self._pending = []
@@ -649,8 +657,7 @@ class SQLiteHistory:
                 if pending:
                     stored = _insert_txn(self._db, pending)
                 if index and indexed < stored:
-                    indexed = min(stored, indexed + INDEX_ROWS)
-                    _index_txn(self._db, self._indexed, indexed)
+                    indexed = _index_txn(self._db, indexed, stored)
         except sqlite3.Error as e:
             if _is_busy(e) and self._still_waiting(e):
                 return
@@ -786,10 +793,9 @@ class SQLiteHistory:
         while self._indexed < self._stored:
             if time.monotonic() > deadline:
                 return False
-            through = min(self._stored, self._indexed + INDEX_ROWS)
             try:
                 with _transaction(self._db):
-                    _index_txn(self._db, self._indexed, through)
+                    through = _index_txn(self._db, self._indexed, self._stored)
             except sqlite3.Error as e:
                 if _is_busy(e):
                     return False
