@@ -48,7 +48,7 @@ STEP_ARGS = ["-m", "step", "-c", "100", "-r", "1", "-s", "10", "--step-start", "
 
 # Runs the real twistd with tap.build's history forced to one store.
 FORCE = (
-    "import sys, twisted_chat.tap as tap, twisted_chat.history as history\n"
+    "import sys, twisted_chat.tap as tap, twisted_chat.storage.history as history\n"
     "kind = sys.argv.pop(1)\n"
     "if kind == 'memory-history':\n"
     "    tap.SQLiteHistory = lambda path, clock: history.MemoryHistory()\n"
@@ -69,8 +69,8 @@ def writes(args: argparse.Namespace) -> None:
     """Time inline and batched inserts, the slowest flush and a worst search."""
     from twisted.internet.task import Clock
 
-    from twisted_chat.events import Entry
-    from twisted_chat.history import SQLiteHistory
+    from twisted_chat.domain.events import Entry
+    from twisted_chat.storage.history import SQLiteHistory
 
     directory = tempfile.mkdtemp(prefix="history-bench-")
     try:

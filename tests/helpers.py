@@ -23,14 +23,14 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.auth import ChatRealm, PasscodeChecker
-from twisted_chat.chat import ChatServer
+from twisted_chat.auth.cred import ChatRealm, PasscodeChecker
+from twisted_chat.domain.server import ChatServer
 from twisted_chat.config import ChatConfig
-from twisted_chat.events import Event
-from twisted_chat.history import MemoryHistory
+from twisted_chat.domain.events import Event
+from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.interfaces import History
-from twisted_chat.protocol import ChatLineFactory, ChatLineProtocol
-from twisted_chat.session import SessionContext
+from twisted_chat.frontends.line.protocol import ChatLineFactory, ChatLineProtocol
+from twisted_chat.session.session import SessionContext
 
 PEER = IPv4Address("TCP", "192.0.2.7", 40000)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,4 +1,4 @@
-"""Tests for the twisted.cred pieces in L{twisted_chat.auth}."""
+"""Tests for the twisted.cred pieces in L{twisted_chat.auth.cred}."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from twisted_chat.auth import ChatRealm, Passcode, PasscodeChecker, Visitor
-from twisted_chat.chat import ChatServer
+from twisted_chat.auth.cred import ChatRealm, Passcode, PasscodeChecker, Visitor
+from twisted_chat.domain.server import ChatServer
 from twisted_chat.errors import NameTaken
-from twisted_chat.history import MemoryHistory
+from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.interfaces import IPasscode, IVisitor
 
 from .helpers import FakeParticipant

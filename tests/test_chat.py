@@ -1,14 +1,14 @@
-"""Tests for the chat domain, L{twisted_chat.chat}."""
+"""Tests for the chat domain, L{twisted_chat.domain.server}."""
 
 from __future__ import annotations
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.chat import LOBBY, ChatServer, Member
+from twisted_chat.domain.server import LOBBY, ChatServer, Member
 from twisted_chat.errors import ChatError, NameTaken, NoSuchTarget, NotInRoom
-from twisted_chat.events import Entry, Message
-from twisted_chat.history import MemoryHistory
+from twisted_chat.domain.events import Entry, Message
+from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.text import clock_stamp
 
 from .helpers import FakeParticipant

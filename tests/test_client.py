@@ -1,5 +1,5 @@
 """
-Tests for L{twisted_chat.client}: options, the login state machine and relay
+Tests for L{twisted_chat.client.app}: options, the login state machine and relay
 of L{ChatClientProtocol}, status tracking, and L{run_client}, all without
 sockets (L{StringTransport}, L{Clock}, L{MemoryReactorClock}).
 """
@@ -21,7 +21,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.client import (
+from twisted_chat.client.app import (
     GREETING_TIMEOUT,
     QUIT_TIMEOUT,
     ChatClientProtocol,

@@ -15,7 +15,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.config import ChatConfig
-from twisted_chat.protocol import ChatLineProtocol
+from twisted_chat.frontends.line.protocol import ChatLineProtocol
 
 from .helpers import PEER, World
 

@@ -21,11 +21,11 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.chat import LOBBY, Member
+from twisted_chat.domain.server import LOBBY, Member
 from twisted_chat.commands import parse
 from twisted_chat.config import ChatConfig
 from twisted_chat.errors import ChatError
-from twisted_chat.protocol import ChatLineProtocol
+from twisted_chat.frontends.line.protocol import ChatLineProtocol
 from twisted_chat.text import TelnetFilter
 
 from .helpers import World

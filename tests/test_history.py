@@ -1,4 +1,4 @@
-"""Tests for L{twisted_chat.history}."""
+"""Tests for L{twisted_chat.storage.history}."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat import history
-from twisted_chat.events import Entry
-from twisted_chat.history import (
+from twisted_chat.storage import history
+from twisted_chat.domain.events import Entry
+from twisted_chat.storage.history import (
     FLUSH_DELAY,
     GIVE_UP_AFTER,
     INDEX_BUSY_LIMIT,

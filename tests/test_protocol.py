@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from twisted_chat.config import ChatConfig
-from twisted_chat.protocol import ChatLineProtocol
+from twisted_chat.frontends.line.protocol import ChatLineProtocol
 from twisted_chat.text import clock_stamp
 
 from .helpers import World, lines

@@ -10,11 +10,11 @@ import json
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat import history
+from twisted_chat.storage import history
 from twisted_chat.commands import HELP, SEARCH_LIMIT, parse
 from twisted_chat.errors import BadUsage
-from twisted_chat.events import Entry, Search
-from twisted_chat.history import MemoryHistory, SQLiteHistory, fts_query, search_words
+from twisted_chat.domain.events import Entry, Search
+from twisted_chat.storage.history import MemoryHistory, SQLiteHistory, fts_query, search_words
 
 from .helpers import World, lines
 

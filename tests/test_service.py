@@ -5,8 +5,8 @@ from __future__ import annotations
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.events import Entry
-from twisted_chat.history import MemoryHistory
+from twisted_chat.domain.events import Entry
+from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.service import ChatService
 
 from .helpers import World, lines

@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from twisted_chat.config import ChatConfig
-from twisted_chat.history import HistoryError
+from twisted_chat.storage.history import HistoryError
 from twisted_chat.service import ChatService, Listener
 from twisted_chat.tap import Options, build, config_from_options
 

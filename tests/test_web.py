@@ -35,10 +35,10 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError
 from zope.interface import implementer
 
-from twisted_chat import events
+from twisted_chat.domain import events
 from twisted_chat.config import ChatConfig
 from twisted_chat.tap import Options, build, config_from_options
-from twisted_chat.web import (
+from twisted_chat.frontends.web.site import (
     PING_INTERVAL,
     ChatWebFactory,
     ChatWebSocket,

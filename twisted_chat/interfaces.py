@@ -11,7 +11,7 @@ from twisted.cred.credentials import ICredentials
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
-    from twisted_chat.events import Entry, Event
+    from twisted_chat.domain.events import Entry, Event
 
 
 class IPasscode(ICredentials):

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 
 from twisted_chat.interfaces import History
-from twisted_chat.session import SessionContext
+from twisted_chat.session.session import SessionContext
 
 
 class Listener(Service):

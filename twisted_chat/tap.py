@@ -16,16 +16,16 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
-from twisted_chat.auth import ChatRealm, PasscodeChecker
-from twisted_chat.chat import ChatServer
+from twisted_chat.auth.cred import ChatRealm, PasscodeChecker
+from twisted_chat.domain.server import ChatServer
 from twisted_chat.commands import MAX_HISTORY
 from twisted_chat.config import DEFAULT_PORT, ChatConfig
-from twisted_chat.history import HistoryError, MemoryHistory, SQLiteHistory
+from twisted_chat.storage.history import HistoryError, MemoryHistory, SQLiteHistory
 from twisted_chat.interfaces import History
-from twisted_chat.protocol import ChatLineFactory
+from twisted_chat.frontends.line.protocol import ChatLineFactory
 from twisted_chat.service import ChatService, Listener
-from twisted_chat.session import SessionContext
-from twisted_chat.web import build_site, normalize_origin
+from twisted_chat.session.session import SessionContext
+from twisted_chat.frontends.web.site import build_site, normalize_origin
 
 log = Logger(namespace="twisted_chat.tap")
 

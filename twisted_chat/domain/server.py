@@ -14,7 +14,7 @@ from twisted.logger import Logger
 
 from twisted_chat.commands import HELP, MAX_HISTORY, SEARCH_LIMIT
 from twisted_chat.errors import ChatError, NameTaken, NoSuchTarget, NotInRoom
-from twisted_chat.events import (
+from twisted_chat.domain.events import (
     Entry,
     Event,
     Help,

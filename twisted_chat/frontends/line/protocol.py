@@ -13,9 +13,9 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from typing_extensions import override
 
-from twisted_chat.events import Error, Event
+from twisted_chat.domain.events import Error, Event
 from twisted_chat.limits import SendQueueWatch
-from twisted_chat.session import ChatSession, SessionContext
+from twisted_chat.session.session import ChatSession, SessionContext
 from twisted_chat.text import TelnetFilter
 
 class _Greeting(Event):

@@ -15,7 +15,7 @@ from twisted.cred.portal import IRealm
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
-from twisted_chat.chat import ChatServer, Member
+from twisted_chat.domain.server import ChatServer, Member
 from twisted_chat.interfaces import IPasscode, IVisitor, Participant
 
 

@@ -17,12 +17,12 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from twisted_chat.auth import Passcode, Visitor
-from twisted_chat.chat import LOBBY, ChatServer, Member
+from twisted_chat.auth.cred import Passcode, Visitor
+from twisted_chat.domain.server import LOBBY, ChatServer, Member
 from twisted_chat.commands import Command, parse
 from twisted_chat.config import ChatConfig
 from twisted_chat.errors import ChatError
-from twisted_chat.events import Error, Goodbye, Prompt, Welcome
+from twisted_chat.domain.events import Error, Goodbye, Prompt, Welcome
 from twisted_chat.interfaces import IPasscode, IVisitor, Participant
 from twisted_chat.limits import ConnectionLimits, Deadlines, PasscodeLockout
 from twisted_chat.ratelimit import TokenBucket

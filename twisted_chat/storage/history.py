@@ -45,7 +45,7 @@ from twisted.logger import Logger
 
 from twisted_chat.commands import MAX_HISTORY
 from twisted_chat.errors import ChatError
-from twisted_chat.events import Entry
+from twisted_chat.domain.events import Entry
 
 SCHEMA_VERSION = 3
 

@@ -24,9 +24,9 @@ from typing_extensions import override
 from wsproto.utilities import LocalProtocolError
 
 from twisted_chat.errors import ChatError
-from twisted_chat.events import Error, Event
+from twisted_chat.domain.events import Error, Event
 from twisted_chat.limits import SendQueueWatch
-from twisted_chat.session import ChatSession, SessionContext
+from twisted_chat.session.session import ChatSession, SessionContext
 
 # Seconds between the shared pings; a connection that has not answered the
 # previous ping by the next one is dropped (so within two intervals).
@@ -430,7 +430,7 @@ class Heartbeat:
 class ChatWebFactory:
     """
     Builds L{ChatWebSocket}s for L{WebSocketResource}: Twisted's
-    C{WebSocketServerFactory}.  Like L{twisted_chat.protocol.ChatLineFactory}
+    C{WebSocketServerFactory}.  Like L{twisted_chat.frontends.line.protocol.ChatLineFactory}
     it holds what the sessions share, not state of its own.
     """
 
@@ -555,7 +555,7 @@ def build_site(
     The web site for C{--web}: the page at C{/} and the WebSocket at C{/ws},
     sharing C{context} (and so the rooms) with the line protocol.
     """
-    static = files("twisted_chat") / "static"
+    static = files("twisted_chat.frontends.web") / "static"
     root = _Root()
     for name, content_type in ASSETS.items():
         asset = _Asset((static / name).read_bytes(), content_type)

@@ -1,0 +1,1 @@
+"""Who may come in: twisted.cred credentials, checkers and the realm."""

@@ -1,0 +1,1 @@
+"""The terminal client, C{chat-client}."""

@@ -1,0 +1,1 @@
+"""The line (telnet) front end."""

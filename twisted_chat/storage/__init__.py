@@ -1,0 +1,1 @@
+"""Where room history is kept: in memory or in the SQLite file."""
