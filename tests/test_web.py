@@ -10,6 +10,8 @@ import inspect
 import json
 import os
 import re
+import socket
+import time
 from typing import Any
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -55,7 +57,7 @@ from twisted_chat.web import (
     normalize_origin,
 )
 
-from .helpers import ROOT, World, lines
+from .helpers import ROOT, LineClient, ServerProcess, World, lines
 
 try:
     from twisted.internet.testing import EventLoggingObserver
@@ -1019,3 +1021,87 @@ class HTTPBoundTests(SynchronousTestCase):
         access = [e for e in logged if e.get("log_namespace", "").endswith("ChatSite")]
         self.assertEqual(len(access), ACCESS_LOG_LINES + 1)
         self.assertEqual((access[-1]["count"], access[-1]["hosts"]), (1000 - ACCESS_LOG_LINES, 1))
+
+
+def _recv_to_close(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Everything C{sock} receives until the server closes it (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+    raise AssertionError("the server never closed; got %r" % data[:200])
+
+
+class WebEndToEndTests(SynchronousTestCase):
+    """The web port's bounds over real loopback sockets, against the real twistd."""
+
+    def setUp(self) -> None:
+        self.server = ServerProcess(self, "--web", "tcp:0:interface=127.0.0.1",
+                                    "--max-per-ip", "4", "--db", ":memory:")
+        self.sockets: list[socket.socket] = []
+        self.addCleanup(lambda: [s.close() for s in self.sockets])
+
+    def connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.server.web_port), timeout=10)
+        self.sockets.append(sock)
+        return sock
+
+    def test_half_sent_requests_limited(self) -> None:
+        """40 half-sent requests hold 4 connections; the rest get 503, and telnet is refused."""
+        held = []
+        for _ in range(40):
+            sock = self.connect()
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            held.append(sock)
+        refused = 0
+        for sock in held:
+            sock.settimeout(0.2)
+            try:
+                data = sock.recv(4096)
+            except TimeoutError:
+                continue
+            self.assertTrue(data.startswith(b"HTTP/1.1 503 "), data)
+            refused += 1
+        self.assertEqual(refused, 36)
+        telnet = LineClient(self.server.port)
+        self.assertIn("too many connections", " ".join(telnet.read_to_close()))
+
+    def test_body_refused_before_it_is_read(self) -> None:
+        """A POST announcing 1 GiB gets 413 and is closed after its headers alone."""
+        sock = self.connect()
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n")
+        response = _recv_to_close(sock)
+        self.assertTrue(response.startswith(b"HTTP/1.1 413 "), response)
+
+    def test_huge_message_closed_1009(self) -> None:
+        """Fragments of one message past the frame limit close the WebSocket with 1009."""
+        sock = self.connect()
+        ws = WSConnection(ConnectionType.CLIENT)
+        sock.sendall(ws.send(WSRequest(host="127.0.0.1", target="/ws")))
+        head = b""
+        for _ in range(100):  # the 101 response
+            head += sock.recv(4096)
+            if b"\r\n\r\n" in head:
+                break
+        ws.receive_data(head)
+        self.assertTrue(any(isinstance(e, AcceptConnection) for e in ws.events()))
+        sent = 0
+        try:
+            for _ in range(200):  # 3.2 MB at most
+                sock.sendall(ws.send(TextMessage("x" * 16384, message_finished=False)))
+                sent += 16384
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        ws.receive_data(_recv_to_close(sock))
+        codes = [e.code for e in ws.events() if isinstance(e, CloseConnection)]
+        self.assertEqual(codes, [1009])
+        self.assertLess(sent, 3_000_000)  # the server stopped reading long before

@@ -501,7 +501,11 @@ class ChatWebFactory:
         peer = request.getClientAddress()
         host = str(getattr(peer, "host", peer))
         socket = ChatWebSocket(self, describe_client(request), host)
-        reader = IPushProducer(request.channel.transport, None)
+        transport = request.channel.transport
+        # TCP is a producer of what it reads; under TLS, the TCP connection is
+        reader = IPushProducer(transport, None) or IPushProducer(
+            getattr(transport, "transport", None), None
+        )
         request.registerProducer(_StallWatch(socket, reader), True)
         return socket
 
@@ -775,7 +779,7 @@ class _ChatChannel(HTTPChannel):
         super()._protocolUpgradeForWebsockets(protocol)
         upgraded = self.connectionLost  # the WebSocket's, set by the upgrade
 
-        def connectionLost(reason: Failure) -> None:  # noqa: N802
+        def connectionLost(reason: Failure) -> None:
             try:
                 upgraded(reason)
             finally:
