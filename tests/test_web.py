@@ -1006,6 +1006,18 @@ class HTTPBoundTests(SynchronousTestCase):
         self.world.clock.advance(HEADER_TIMEOUT + 1)
         self.assertTrue(client.transport.disconnected)
 
+    def test_pipelined_upgrade_keeps_no_deadline(self) -> None:
+        """A WebSocket upgrade pipelined after a page load is not cut at HEADER_TIMEOUT."""
+        client = SiteClient(self.site)
+        ws = WSConnection(ConnectionType.CLIENT)
+        client.channel.dataReceived(
+            ("GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST).encode()
+            + ws.send(WSRequest(host=HOST, target="/ws"))
+        )
+        self.assertIn(b"101 Switching Protocols", client.transport.value())
+        self.world.clock.advance(HEADER_TIMEOUT + 5)  # (the login timeout is 30 s)
+        self.assertFalse(client.transport.disconnecting)
+
     def test_access_log_bounded(self) -> None:
         """1,000 page loads log ACCESS_LOG_LINES lines, then one summary a minute."""
         logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)

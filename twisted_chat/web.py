@@ -755,9 +755,9 @@ class _ChatChannel(HTTPChannel):
 
     @override
     def requestDone(self, request: Request) -> None:
+        if self.persistent:  # the next request's headers (maybe pipelined: parsed now)
+            self.site.header_deadlines.touch(self)
         super().requestDone(request)
-        if self.persistent and self.transport is not None and not self.transport.disconnecting:
-            self.site.header_deadlines.touch(self)  # the next request's headers
 
     def headers_expired(self) -> None:
         """The request headers were not complete in time."""
