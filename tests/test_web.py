@@ -10,6 +10,8 @@ import inspect
 import json
 import os
 import re
+import socket
+import time
 from typing import Any
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -22,11 +24,15 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web import http
 from twisted.web.server import Site
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
     RejectConnection,
     RejectData,
     Request as WSRequest,
@@ -39,6 +45,10 @@ from twisted_chat.domain import events
 from twisted_chat.config import ChatConfig
 from twisted_chat.tap import Options, build, config_from_options
 from twisted_chat.frontends.web.site import (
+    ACCESS_LOG_LINES,
+    ACCESS_LOG_WINDOW,
+    CONTROL_BURST,
+    HEADER_TIMEOUT,
     PING_INTERVAL,
     ChatWebFactory,
     ChatWebSocket,
@@ -47,7 +57,7 @@ from twisted_chat.frontends.web.site import (
     normalize_origin,
 )
 
-from .helpers import ROOT, World, lines
+from .helpers import ROOT, LineClient, ServerProcess, World, lines
 
 try:
     from twisted.internet.testing import EventLoggingObserver
@@ -102,9 +112,7 @@ class Browser:
     def __init__(self, factory: ChatWebFactory) -> None:
         Browser.count += 1
         self.host = "198.51.100.%d" % (Browser.count % 250 + 1)
-        self.protocol = ChatWebSocket(
-            factory, "%s:50000" % self.host, self.host, factory.limits.admit(self.host)
-        )
+        self.protocol = ChatWebSocket(factory, "%s:50000" % self.host, self.host)
         self.transport = FakeWebSocketTransport()
         self.protocol.negotiationStarted(self.transport)
         self.protocol.negotiationFinished()
@@ -265,28 +273,6 @@ class WebLoginTests(WebCase):
         self.world.clock.advance(30)
         self.assertEqual(browser.transport.take(), [{"type": "error", "text": "login timed out"}])
         self.assertEqual(browser.transport.close_code, 1000)
-
-    def test_connection_limits_are_shared(self) -> None:
-        """A browser past --max-per-ip is told why and closed, never logged in."""
-        self.world = World(config=ChatConfig(passcode=b"x", max_per_ip=1))
-        self.factory = ChatWebFactory(self.world.context)
-        limits = self.world.context.limits
-        first = ChatWebSocket(self.factory, "203.0.113.9:1", "203.0.113.9",
-                              limits.admit("203.0.113.9"))
-        first.negotiationStarted(FakeWebSocketTransport())
-        first.negotiationFinished()
-        refusal = limits.admit("203.0.113.9")
-        second = ChatWebSocket(self.factory, "203.0.113.9:2", "203.0.113.9", refusal)
-        transport = FakeWebSocketTransport()
-        second.negotiationStarted(transport)
-        second.negotiationFinished()
-        self.assertEqual(kinds(transport.sent), ["error"])
-        self.assertIn("too many connections", transport.sent[0]["text"])
-        self.assertEqual(transport.close_code, 1000)
-        second.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(limits.count("203.0.113.9"), 1)
-        first.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(limits.count("203.0.113.9"), 0)
 
 
 class WebChatTests(WebCase):
@@ -553,16 +539,17 @@ class HeartbeatTests(WebCase):
 # -- through the web site -----------------------------------------------------
 
 HOST = "chat.example:8081"
+OWN = "http://192.0.2.1:8081"  # the address SiteClient's connections reach
 CLIENT = IPv4Address("TCP", "203.0.113.5", 51000)
 
 
 class SiteClient:
     """An HTTP client talking to a L{Site} over a L{StringTransport}."""
 
-    def __init__(self, site: Any) -> None:
-        self.channel = site.buildProtocol(CLIENT)
+    def __init__(self, site: Any, client: IPv4Address = CLIENT) -> None:
+        self.channel = site.buildProtocol(client)
         self.transport = StringTransport(
-            peerAddress=CLIENT, hostAddress=IPv4Address("TCP", "192.0.2.1", 8081)
+            peerAddress=client, hostAddress=IPv4Address("TCP", "192.0.2.1", 8081)
         )
         self.channel.makeConnection(self.transport)
 
@@ -663,8 +650,8 @@ class SiteTests(SynchronousTestCase):
         self.assertEqual((status, body), (404, b"not found\n"))
 
     def test_own_origin(self) -> None:
-        """The page's own origin may open the WebSocket, and the session starts."""
-        socket = SiteSocket(self.site, "http://chat.example:8081")
+        """The listening address's own origin may open the WebSocket, and the session starts."""
+        socket = SiteSocket(self.site, OWN)
         self.assertTrue(socket.accepted)
         self.assertEqual(socket.messages(), [{"type": "prompt", "field": "passcode"}])
 
@@ -672,27 +659,40 @@ class SiteTests(SynchronousTestCase):
         """--web-origin origins, default ports and no Origin at all are let through."""
         self.assertTrue(SiteSocket(self.site, "https://chat.example.com").accepted)
         self.assertTrue(SiteSocket(self.site, "HTTPS://Chat.Example.com:443").accepted)
-        self.assertTrue(SiteSocket(self.site, "http://chat.example", host="chat.example").accepted)
+        for local in ("http://localhost:8081", "http://127.0.0.1:8081", "http://[::1]:8081",
+                      "HTTP://LocalHost:8081/"):
+            self.assertTrue(SiteSocket(self.site, local, host="localhost:8081").accepted, local)
         self.assertTrue(SiteSocket(self.site, None).accepted)
 
     def test_foreign_origin_refused(self) -> None:
         """Any other origin gets 403 before the upgrade, and is logged."""
         logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         for origin in ("http://evil.example", "null", "http://chat.example:8082",
-                       "https://chat.example:8081", "http://chat.example.com"):
+                       "https://chat.example:8081", "http://chat.example.com",
+                       "http://192.0.2.1:8082", "http://localhost:8082", "https://192.0.2.1:8081"):
             socket = SiteSocket(self.site, origin)
             self.assertEqual(socket.status(), 403, origin)
             self.assertFalse(socket.accepted)
             body = b"".join(e.data for e in socket.handshake if isinstance(e, RejectData))
             self.assertIn(b"--web-origin", body)
-        self.assertEqual(self.world.context.limits.total, 0)  # nothing was built
+        self.assertEqual(len(self.site.resource.children[b"ws"].factory.heartbeat), 0)
         refusals = [e for e in logged if "origin" in e.get("log_format", "")]
-        self.assertEqual(len(refusals), 5)
+        self.assertEqual(len(refusals), 8)
+
+    def test_dns_rebinding_refused(self) -> None:
+        """
+        A name rebound to the server's address is not the page's own origin,
+        though the Host header carries it: only the listening address counts.
+        """
+        for name in ("rebind.example:8081", "chat.example:8081"):
+            socket = SiteSocket(self.site, "http://" + name, host=name)
+            self.assertEqual(socket.status(), 403, name)
+        self.assertTrue(SiteSocket(self.site, OWN, host="rebind.example:8081").accepted)
 
     def test_chat_through_the_site(self) -> None:
         """A browser logs in through a real upgrade and talks with a telnet user."""
         _, bob_out = self.world.login("bob")
-        socket = SiteSocket(self.site, "http://chat.example:8081")
+        socket = SiteSocket(self.site, OWN)
         socket.messages()
         sent = socket.send({"type": "login", "passcode": "x", "name": "alice"})
         self.assertEqual(kinds(sent), ["prompt", "welcome", "users", "history"])
@@ -788,3 +788,332 @@ class WebOptionsTests(SynchronousTestCase):
         self.assertEqual(status, 200)
         self.assertIn(b'aria-label="Messages"', body)
         self.successResultOf(service.stopService())
+
+
+def _wire(socket: SiteSocket) -> Any:
+    """The WebSocket wire protocol under C{socket}'s connection (after the upgrade)."""
+    return socket.http.channel._channel.dataReceived.__self__
+
+
+def _close_code(socket: SiteSocket) -> int | None:
+    socket.ws.receive_data(socket.http.transport.value())
+    socket.http.transport.clear()
+    for event in socket.ws.events():
+        if isinstance(event, CloseConnection):
+            return event.code
+    return None
+
+
+class WebSocketBoundTests(SynchronousTestCase):
+    """Each message, ping and pong is bounded as it arrives (issue 11, items 1, 5, 8)."""
+
+    def setUp(self) -> None:
+        self.world = World(config=ChatConfig(passcode=b"x", db=":memory:", sendq=4096))
+        self.site = build_site(self.world.context)
+        self.limit = frame_limit(self.world.config.max_line)
+
+    def test_fragments_past_the_limit_closed(self) -> None:
+        """
+        A message sent as fragments, with pings between them, is closed 1009
+        once it passes the frame limit, before Twisted holds more of it.
+        """
+        socket = SiteSocket(self.site, None)
+        wire = _wire(socket)
+        chunk = "x" * 1000
+        sent = 0
+        for n in range(1000):  # 1 MB in all, unless closed first
+            if socket.http.transport.disconnecting:
+                break
+            socket.http.channel.dataReceived(
+                socket.ws.send(TextMessage(chunk, message_finished=False))
+                + socket.ws.send(Ping(b"%d" % n))
+            )
+            sent += len(chunk)
+            self.assertLessEqual(len(wire._textBuffer.data), self.limit)
+            self.world.clock.advance(1)  # within the ping allowance
+        self.assertTrue(socket.http.transport.disconnecting)
+        self.assertLessEqual(sent, self.limit + len(chunk))
+        self.assertEqual(wire._textBuffer.data, "")
+        self.assertEqual(_close_code(socket), 1009)
+
+    def test_one_huge_frame_closed(self) -> None:
+        """A single frame announcing 1 GiB is closed 1009 after about the limit, unparsed."""
+        socket = SiteSocket(self.site, None)
+        socket.messages()
+        wire = _wire(socket)
+        # FIN + text, masked, 64-bit length, a zero mask (the payload is plain)
+        header = b"\x81\xff" + (1 << 30).to_bytes(8, "big") + b"\0\0\0\0"
+        socket.http.channel.dataReceived(header)
+        sent = 0
+        for _ in range(100):  # 1.6 MB at most
+            if socket.http.transport.disconnecting:
+                break
+            socket.http.channel.dataReceived(b"{" * 16384)
+            sent += 16384
+        self.assertTrue(socket.http.transport.disconnecting)
+        self.assertLessEqual(sent, self.limit + 16384)
+        self.assertEqual(wire._textBuffer.data, "")
+        self.assertEqual(_close_code(socket), 1009)
+        socket.http.channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.world.context.limits.total, 0)
+
+    def test_messages_up_to_the_limit_pass(self) -> None:
+        """Fragments adding up to a message within the limit are delivered as one."""
+        socket = SiteSocket(self.site, None)
+        socket.messages()
+        text = json.dumps({"type": "login", "passcode": "x", "name": "al" + "i" * 10})
+        parts = [text[:5], text[5:20], text[20:]]
+        for n, part in enumerate(parts):
+            socket.http.channel.dataReceived(
+                socket.ws.send(TextMessage(part, message_finished=n == len(parts) - 1))
+            )
+        self.assertIn("welcome", kinds(socket.messages()))
+
+    def test_ping_flood_closed(self) -> None:
+        """Pings past the control-frame allowance close the socket (1008) with a reason."""
+        socket = SiteSocket(self.site, None)
+        socket.messages()
+        socket.http.channel.dataReceived(b"".join(socket.ws.send(Ping(b"p")) for _ in range(200)))
+        socket.ws.receive_data(socket.http.transport.value())
+        events = list(socket.ws.events())
+        pongs = [e for e in events if isinstance(e, Pong)]
+        self.assertEqual(len(pongs), CONTROL_BURST)
+        texts = [json.loads(e.data) for e in events if isinstance(e, TextMessage)]
+        self.assertEqual(texts[-1], {"type": "error", "text": "too many pings; closing"})
+        self.assertEqual([e.code for e in events if isinstance(e, CloseConnection)], [1008])
+        self.assertTrue(socket.http.transport.disconnecting)
+
+    def test_pongs_of_a_stalled_socket_counted(self) -> None:
+        """
+        A socket that pings but never reads stops being read once its output
+        stalls, and the pongs already owed count toward --sendq (4096 here).
+        """
+        socket = SiteSocket(self.site, None)
+        socket.messages()
+        transport = socket.http.transport
+        transport.producer.pauseProducing()  # the TCP send buffer is full
+        self.assertEqual(transport.producerState, "paused")  # we stopped reading
+        before = len(transport.value())
+        for n in range(100):  # 100 pings of 100 bytes, two a second (the allowance)
+            if transport.disconnected:
+                break
+            socket.http.channel.dataReceived(socket.ws.send(Ping(b"%03d" % n + b"x" * 97)))
+            self.world.clock.advance(0.5)
+        self.assertTrue(transport.disconnected)
+        self.assertLessEqual(len(transport.value()) - before, 4096)
+        self.assertLess(n, 99)
+
+    def test_resumed_socket_read_again(self) -> None:
+        """Once the output drains, reading resumes and pongs are free again."""
+        socket = SiteSocket(self.site, None)
+        socket.messages()
+        transport = socket.http.transport
+        transport.producer.pauseProducing()
+        transport.producer.resumeProducing()
+        self.assertEqual(transport.producerState, "producing")
+        for n in range(10):
+            socket.http.channel.dataReceived(socket.ws.send(Ping(b"x" * 100)))
+            self.world.clock.advance(1)
+        self.assertFalse(transport.disconnected)
+
+
+class HTTPBoundTests(SynchronousTestCase):
+    """Every HTTP connection is counted and bounded (issue 11, items 3, 4, 7)."""
+
+    def setUp(self) -> None:
+        self.world = World()
+        self.site = build_site(self.world.context)
+
+    def test_request_body_refused_unread(self) -> None:
+        """A request with a body (a few MB) gets 413 and is closed; nothing is stored."""
+        lengths = []
+        content_file = http._getContentFile
+        self.patch(http, "_getContentFile", lambda n: lengths.append(n) or content_file(n))
+        for head in (b"POST / HTTP/1.1\r\nContent-Length: 4000000\r\n",
+                     b"PUT /ws HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"):
+            client = SiteClient(self.site)
+            body = b"x" * 4_000_000
+            if b"chunked" in head:
+                body = b"3D0900\r\n" + body + b"\r\n0\r\n\r\n"
+            client.channel.dataReceived(head + b"Host: %s\r\n\r\n" % HOST.encode() + body)
+            response = client.transport.value()
+            self.assertTrue(response.startswith(b"HTTP/1.1 413 "), response[:100])
+            self.assertLess(len(response), 500)
+            self.assertTrue(client.transport.disconnecting)
+            self.assertEqual(client.channel._channel._dataBuffer, [])
+        self.assertEqual(lengths, [])  # no request got a content file (a temp file past 100 kB)
+        status, _, _ = SiteClient(self.site).get("/")  # no body: served as before
+        self.assertEqual((status, lengths), (200, [0]))
+
+    def test_connections_counted_with_telnet(self) -> None:
+        """--max-per-ip holds across telnet and web; an upgraded WebSocket counts once."""
+        self.world = World(config=ChatConfig(passcode=b"x", db=":memory:", max_per_ip=3))
+        self.site = build_site(self.world.context)
+        limits = self.world.context.limits
+        host = CLIENT.host
+        telnet = self.world.factory.buildProtocol(CLIENT)
+        telnet.makeConnection(StringTransport(peerAddress=CLIENT))
+        page = SiteClient(self.site)
+        socket = SiteSocket(self.site, None)
+        self.assertTrue(socket.accepted)
+        self.assertEqual(limits.count(host), 3)
+        refused = SiteClient(self.site)
+        self.assertEqual(refused.transport.value(),
+                         b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain;"
+                         b" charset=utf-8\r\ncontent-length: 51\r\nconnection: close\r\n\r\n"
+                         b"too many connections from your address (at most 3)\n")
+        self.assertTrue(refused.transport.disconnecting)
+        socket.http.channel.connectionLost(Failure(ConnectionDone()))
+        page.channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(limits.count(host), 1)  # telnet's
+        telnet.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(limits.total, 0)
+
+    def test_slowloris_bounded(self) -> None:
+        """
+        2,000 half-sent requests from one address hold at most --max-per-ip
+        (16) connections, and those for at most HEADER_TIMEOUT seconds, though
+        a byte arrives every second.
+        """
+        limits = self.world.context.limits
+        clients = [SiteClient(self.site) for _ in range(2000)]
+        held = [c for c in clients if not c.transport.disconnecting]
+        self.assertEqual(len(held), self.world.config.max_per_ip)
+        self.assertEqual(limits.count(CLIENT.host), 16)
+        for client in held:
+            client.channel.dataReceived(b"GET / HTTP/1.1\r\n")
+        for second in range(30):
+            self.world.clock.advance(1)
+            for client in held:
+                if not client.transport.disconnected:
+                    client.channel.dataReceived(b"X-%d: y\r\n" % second)
+            if all(c.transport.disconnected for c in held):
+                break
+        self.assertLessEqual(second + 1, HEADER_TIMEOUT + 1)
+        for client in held:
+            self.assertTrue(client.transport.disconnected)
+            client.channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(limits.total, 0)
+
+    def test_keep_alive_requests_each_get_the_deadline(self) -> None:
+        """Requests on one connection each have HEADER_TIMEOUT from the last response."""
+        client = SiteClient(self.site)
+        for _ in range(3):
+            self.world.clock.advance(HEADER_TIMEOUT - 1)
+            status, _, _ = client.get("/")
+            self.assertEqual(status, 200)
+        self.assertFalse(client.transport.disconnected)
+        self.world.clock.advance(HEADER_TIMEOUT + 1)
+        self.assertTrue(client.transport.disconnected)
+
+    def test_pipelined_upgrade_keeps_no_deadline(self) -> None:
+        """A WebSocket upgrade pipelined after a page load is not cut at HEADER_TIMEOUT."""
+        client = SiteClient(self.site)
+        ws = WSConnection(ConnectionType.CLIENT)
+        client.channel.dataReceived(
+            ("GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST).encode()
+            + ws.send(WSRequest(host=HOST, target="/ws"))
+        )
+        self.assertIn(b"101 Switching Protocols", client.transport.value())
+        self.world.clock.advance(HEADER_TIMEOUT + 5)  # (the login timeout is 30 s)
+        self.assertFalse(client.transport.disconnecting)
+
+    def test_access_log_bounded(self) -> None:
+        """1,000 page loads log ACCESS_LOG_LINES lines, then one summary a minute."""
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.site.startFactory()
+        self.addCleanup(self.site.stopFactory)
+        client = SiteClient(self.site)
+        for _ in range(1000):
+            client.get("/")
+        access = [e for e in logged if e.get("log_namespace", "").endswith("ChatSite")]
+        self.assertEqual(len(access), ACCESS_LOG_LINES)
+        self.assertIn('"GET / HTTP/1.1" 200', access[0]["line"])
+        self.world.clock.advance(ACCESS_LOG_WINDOW)
+        access = [e for e in logged if e.get("log_namespace", "").endswith("ChatSite")]
+        self.assertEqual(len(access), ACCESS_LOG_LINES + 1)
+        self.assertEqual((access[-1]["count"], access[-1]["hosts"]), (1000 - ACCESS_LOG_LINES, 1))
+
+
+def _recv_to_close(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Everything C{sock} receives until the server closes it (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+    raise AssertionError("the server never closed; got %r" % data[:200])
+
+
+class WebEndToEndTests(SynchronousTestCase):
+    """The web port's bounds over real loopback sockets, against the real twistd."""
+
+    def setUp(self) -> None:
+        self.server = ServerProcess(self, "--web", "tcp:0:interface=127.0.0.1",
+                                    "--max-per-ip", "4", "--db", ":memory:")
+        self.sockets: list[socket.socket] = []
+        self.addCleanup(lambda: [s.close() for s in self.sockets])
+
+    def connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.server.web_port), timeout=10)
+        self.sockets.append(sock)
+        return sock
+
+    def test_half_sent_requests_limited(self) -> None:
+        """40 half-sent requests hold 4 connections; the rest get 503, and telnet is refused."""
+        held = []
+        for _ in range(40):
+            sock = self.connect()
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            held.append(sock)
+        refused = 0
+        for sock in held:
+            sock.settimeout(0.2)
+            try:
+                data = sock.recv(4096)
+            except TimeoutError:
+                continue
+            self.assertTrue(data.startswith(b"HTTP/1.1 503 "), data)
+            refused += 1
+        self.assertEqual(refused, 36)
+        telnet = LineClient(self.server.port)
+        self.assertIn("too many connections", " ".join(telnet.read_to_close()))
+
+    def test_body_refused_before_it_is_read(self) -> None:
+        """A POST announcing 1 GiB gets 413 and is closed after its headers alone."""
+        sock = self.connect()
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n")
+        response = _recv_to_close(sock)
+        self.assertTrue(response.startswith(b"HTTP/1.1 413 "), response)
+
+    def test_huge_message_closed_1009(self) -> None:
+        """Fragments of one message past the frame limit close the WebSocket with 1009."""
+        sock = self.connect()
+        ws = WSConnection(ConnectionType.CLIENT)
+        sock.sendall(ws.send(WSRequest(host="127.0.0.1", target="/ws")))
+        head = b""
+        for _ in range(100):  # the 101 response
+            head += sock.recv(4096)
+            if b"\r\n\r\n" in head:
+                break
+        ws.receive_data(head)
+        self.assertTrue(any(isinstance(e, AcceptConnection) for e in ws.events()))
+        sent = 0
+        try:
+            for _ in range(200):  # 3.2 MB at most
+                sock.sendall(ws.send(TextMessage("x" * 16384, message_finished=False)))
+                sent += 16384
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        ws.receive_data(_recv_to_close(sock))
+        codes = [e.code for e in ws.events() if isinstance(e, CloseConnection)]
+        self.assertEqual(codes, [1009])
+        self.assertLess(sent, 3_000_000)  # the server stopped reading long before

@@ -13,19 +13,26 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web import _websocket_impl as _ws  # the wire layer; Twisted pinned in setup.cfg
+from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol, datetimeToLogString
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 from twisted.web.websocket import WebSocketResource, WebSocketTransport
 from typing_extensions import override
-from wsproto.utilities import LocalProtocolError
+from wsproto import ConnectionType
+from wsproto.events import AcceptConnection, Message, Ping, Pong
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from twisted_chat.errors import ChatError
 from twisted_chat.domain.events import Error, Event
-from twisted_chat.limits import SendQueueWatch
+from twisted_chat.limits import Deadlines, SendQueueWatch
+from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.session.session import ChatSession, SessionContext
 
 # Seconds between the shared pings; a connection that has not answered the
@@ -34,6 +41,20 @@ PING_INTERVAL = 30.0
 
 # Lines a paused session may have waiting before more are refused.
 MAX_HELD = 100
+
+# Control frames (ping, pong) a socket may send: a second, and saved up.
+# Browsers only answer our pings; past this the socket is closed.
+CONTROL_RATE = 2.0
+CONTROL_BURST = 20
+
+# Seconds from accepting an HTTP connection (or finishing a response on it)
+# until the next request's headers must be complete.
+HEADER_TIMEOUT = 10.0
+
+# Access-log lines written a minute; the rest are summed up once a minute.
+ACCESS_LOG_LINES = 20
+ACCESS_LOG_WINDOW = 60.0
+ACCESS_LOG_HOSTS = 10_000  # distinct addresses counted in one summary
 
 # The page and its assets: name -> content type.
 ASSETS = {
@@ -139,25 +160,23 @@ class ChatWebSocket:
     """
 
     __slots__ = (
-        "_factory", "_peer", "_host", "_refusal", "_transport", "_session", "_state",
+        "_factory", "_peer", "_host", "_transport", "_session", "_state",
         "_paused", "_held", "_prompt", "_login", "_answering", "_ping_pending", "stalled",
-        "queued",
+        "queued", "_control",
     )
     log = Logger()
 
-    def __init__(
-        self, factory: ChatWebFactory, peer: str, host: str, refusal: str | None = None
-    ) -> None:
+    def __init__(self, factory: ChatWebFactory, peer: str, host: str) -> None:
         """
         @param peer: C{host:port} of the browser, for the log.
-        @param host: its address, for the per-address limits.
-        @param refusal: why the connection limits refused it (it is told, then
-            closed), or C{None} when it was admitted.
+        @param host: its address, for the per-address limits.  (Its TCP
+            connection was counted by L{ChatSite}; the WebSocket is not
+            counted again.)
         """
         self._factory = factory
         self._peer = peer
         self._host = host
-        self._refusal = refusal
+        self._control = TokenBucket(factory.context.clock, CONTROL_RATE, CONTROL_BURST)
         self._transport: WebSocketTransport | None = None
         self._session: ChatSession | None = None
         self._state = OPENING
@@ -181,10 +200,6 @@ class ChatWebSocket:
         if self._state != OPENING:
             return
         self._state = LOGIN
-        if self._refusal is not None:
-            self._write(Error(self._refusal))
-            self.close()
-            return
         self._factory.heartbeat.add(self)
         self._session = ChatSession(self._factory.context, self)
         self._session.start(self._factory.needs_passcode)
@@ -213,9 +228,6 @@ class ChatWebSocket:
         """The connection is gone: free the name, tell the room."""
         self._state = CLOSED
         self._factory.heartbeat.discard(self)
-        if self._refusal is None:  # it was admitted: release its address, once
-            self._refusal = "closed"
-            self._factory.limits.release(self._host)
         if self._session is not None:
             self._session.connection_lost()
 
@@ -327,15 +339,52 @@ class ChatWebSocket:
         except LocalProtocolError:  # the browser's close frame came first
             self._state = CLOSED
 
-    def close(self) -> None:
-        """Close the WebSocket normally, after what was sent."""
+    def close(self, code: int = 1000) -> None:
+        """Close the WebSocket (normally, by default), after what was sent."""
         if self._state == CLOSED or self._transport is None:
             return
         self._state = CLOSED
         try:
-            self._transport.loseConnection(1000)
+            self._transport.loseConnection(code)
         except LocalProtocolError:  # already closing
             pass
+
+    # -- the wire (L{_ChatWire}) ----------------------------------------------
+
+    def too_big(self) -> None:
+        """The message being received passed the frame limit: say so, close 1009."""
+        self._write(Error("message too long (max %d bytes); closing"
+                          % frame_limit(self._factory.max_line)))
+        self.close(1009)
+
+    def control_frame(self) -> bool:
+        """
+        A ping or pong arrived: whether it is within the control-frame
+        allowance.  Past it the browser is told and the socket closed (1008).
+        """
+        if self._control.take():
+            return True
+        if self._state != CLOSED:
+            self.log.info("{peer} sent too many pings; closing", peer=self._peer)
+            self._write(Error("too many pings; closing"))
+            self.close(1008)
+        return False
+
+    def written(self, size: int) -> bool:
+        """
+        C{size} bytes (a pong) go out besides our messages: count them while
+        the output is stalled.  C{False} when that passed the sendq (dropped).
+        """
+        if self.stalled and self._state != CLOSED:
+            self.queued += size
+            if self.queued > self._factory.sendq:
+                self.log.warn(
+                    "{peer} stopped reading ({queued} bytes waiting); disconnecting",
+                    peer=self._peer, queued=self.queued,
+                )
+                self._drop()
+                return False
+        return self._state != CLOSED
 
     def _drop(self) -> None:
         """Close at once, without waiting for a dead or stalled browser."""
@@ -384,6 +433,8 @@ class ChatWebSocket:
             self._drop()
             return
         self._ping_pending = True
+        if not self.written(6):  # a ping frame with no payload
+            return
         try:
             self._transport.ping(b"")
         except LocalProtocolError:
@@ -444,14 +495,93 @@ class ChatWebFactory:
 
     def buildProtocol(self, request: Request) -> ChatWebSocket:
         """
-        A protocol for the WebSocket upgrading C{request}.  A browser over
-        the connection limits (shared with telnet) is told why, then closed.
+        A protocol for the WebSocket upgrading C{request}.  Its connection
+        was counted against the limits when it was accepted (L{ChatSite}).
         """
         peer = request.getClientAddress()
         host = str(getattr(peer, "host", peer))
-        socket = ChatWebSocket(self, describe_client(request), host, self.limits.admit(host))
-        request.registerProducer(SendQueueWatch(socket), True)
+        socket = ChatWebSocket(self, describe_client(request), host)
+        transport = request.channel.transport
+        # TCP is a producer of what it reads; under TLS, the TCP connection is
+        reader = IPushProducer(transport, None) or IPushProducer(
+            getattr(transport, "transport", None), None
+        )
+        request.registerProducer(_StallWatch(socket, reader), True)
         return socket
+
+
+class _StallWatch(SendQueueWatch):
+    """
+    L{SendQueueWatch} that also stops reading from the socket while its
+    output is stalled: a browser that sends (pings, messages) but never
+    reads cannot make us write more than C{--sendq}.
+    """
+
+    __slots__ = ("_reader",)
+
+    def __init__(self, front: ChatWebSocket, reader: IPushProducer | None) -> None:
+        super().__init__(front)
+        self._reader = reader
+
+    def pauseProducing(self) -> None:
+        super().pauseProducing()
+        if self._reader is not None:
+            self._reader.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        super().resumeProducing()
+        if self._reader is not None:
+            self._reader.resumeProducing()
+
+
+class _ChatWire(_ws._WebSocketWireProtocol):  # type: ignore[misc]
+    """
+    Twisted's WebSocket wire protocol, bounded as wsproto's events arrive
+    (before Twisted reassembles a message): a message past
+    L{frame_limit} closes the socket (1009); pings and pongs spend the
+    socket's control-frame allowance; each pong counts toward C{--sendq}.
+    """
+
+    _size = 0  # bytes of the message being received so far
+    _limit = 0
+    _stopped = False
+
+    @override
+    def dataReceived(self, data: bytes) -> None:
+        if self._stopped:
+            return
+        conn = self._wsconn
+        socket: ChatWebSocket = self._wsp
+        conn.receive_data(data)
+        for event in conn.events():
+            if isinstance(event, Message):
+                chunk = event.data
+                size = self._size + len(chunk)
+                if size <= self._limit and isinstance(chunk, str) and not chunk.isascii():
+                    size = self._size + len(chunk.encode("utf-8", "surrogatepass"))
+                if size > self._limit:
+                    self._stop()
+                    socket.too_big()
+                    return
+                self._size = 0 if event.message_finished else size
+            elif isinstance(event, (Ping, Pong)):
+                if not socket.control_frame():
+                    self._stop()
+                    return
+                if isinstance(event, Ping):
+                    pong = conn.send(event.response())
+                    if not socket.written(len(pong)):
+                        self._stop()
+                        return
+                    self.transport.write(pong)
+                    continue
+            _ws._handleEvent(event, self)
+
+    def _stop(self) -> None:
+        """Read nothing more: the socket is being closed."""
+        self._stopped = True
+        self._textBuffer.done()
+        self._bytesBuffer.done()
 
 
 def describe_client(request: Request) -> str:
@@ -461,21 +591,34 @@ def describe_client(request: Request) -> str:
     return "%s:%s" % (host, peer.port) if host is not None else str(peer)
 
 
-def own_origin(request: Request) -> str | None:
-    """The origin of the page as this request reached us (scheme and C{Host})."""
-    host = request.getHeader(b"host")
-    if not host:
-        return None
+def own_origins(request: Request) -> frozenset[str]:
+    """
+    The origins of pages served from the address C{request} reached:
+    that address and port, and C{localhost}, C{127.0.0.1} and C{[::1]} with
+    that port.  Never the C{Host} header, which any DNS name (a rebinding
+    one) may carry.
+    """
+    local = request.getHost()
+    port = getattr(local, "port", None)
+    if port is None:
+        return frozenset()
     scheme = "https" if request.isSecure() else "http"
-    return normalize_origin("%s://%s" % (scheme, host.decode("latin-1")))
+    hosts = ["localhost", "127.0.0.1", "[::1]"]
+    host = getattr(local, "host", None)
+    if host:
+        hosts.append("[%s]" % host if ":" in host else host)
+    return frozenset(
+        filter(None, (normalize_origin("%s://%s:%d" % (scheme, h, port)) for h in hosts))
+    )
 
 
 class ChatWebSocketResource(WebSocketResource):
     """
     L{WebSocketResource} that first checks the C{Origin} header: only the
-    page's own origin and the configured ones may open a WebSocket, so no
-    other web site can chat in a visitor's name.  A request without
-    C{Origin} does not come from a browser page and is let through.
+    listening address's own origins (L{own_origins}) and the configured ones
+    may open a WebSocket, so no other web site (nor a DNS-rebound name) can
+    chat in a visitor's name.  A request without C{Origin} does not come
+    from a browser page and is let through.
     """
 
     log = Logger()
@@ -490,7 +633,7 @@ class ChatWebSocketResource(WebSocketResource):
         if origin is None:
             return True
         normal = normalize_origin(origin.decode("latin-1"))
-        return normal is not None and (normal in self._origins or normal == own_origin(request))
+        return normal is not None and (normal in self._origins or normal in own_origins(request))
 
     @override
     def render_GET(self, request: Request) -> bytes | int:
@@ -503,7 +646,31 @@ class ChatWebSocketResource(WebSocketResource):
             request.setResponseCode(403)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"this origin may not use the chat WebSocket (see --web-origin)\n"
-        return super().render_GET(request)
+        return self._upgrade(request)
+
+    def _upgrade(self, request: Request) -> bytes | int:
+        """
+        Twisted's C{WebSocketResource.render_GET}, with L{_ChatWire} (which
+        bounds each message as it arrives) as the wire protocol.
+        """
+        handshake = H11Handshake(ConnectionType.SERVER)
+        raw = request.requestHeaders.getAllRawHeaders()
+        try:
+            handshake.initiate_upgrade_connection(
+                [(key, value) for key, values in raw for value in values], request.path
+            )
+        except RemoteProtocolError:
+            request.setResponseCode(400)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"not a WebSocket handshake\n"
+        socket = self.factory.buildProtocol(request)
+        accept = handshake.send(AcceptConnection())
+        wire = _ChatWire(handshake.connection, _ws.serverBootstrap, socket)
+        wire._limit = frame_limit(self.factory.max_line)
+        request.channel._protocolUpgradeForWebsockets(wire)
+        request.channel.transport.write(accept)
+        socket.negotiationFinished()
+        return NOT_DONE_YET
 
 
 class _Asset(Resource):
@@ -546,11 +713,183 @@ class _Root(Resource):
         return _NotFound()
 
 
+class _ChatChannel(HTTPChannel):
+    """
+    An HTTP connection of L{ChatSite}: its address was counted by the
+    connection limits (released when it closes, WebSocket or not), its
+    request headers must be complete within L{HEADER_TIMEOUT} seconds, and a
+    request with a body is refused (413) before any of the body is read.
+    """
+
+    site: ChatSite
+    admitted: str | None = None  # the address counted for it
+    _refused = False
+
+    @override
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.site.header_deadlines.touch(self)
+
+    @override
+    def allHeadersReceived(self) -> None:
+        self.site.header_deadlines.discard(self)
+        if self.length != 0:  # a Content-Length above 0, or chunked (None)
+            self._refuse_body()
+            return
+        super().allHeadersReceived()
+
+    def _refuse_body(self) -> None:
+        self._refused = True
+        self.length = None  # so the parser goes to rawDataReceived, which drops it
+        body = b"request bodies are not accepted here\n"
+        self.transport.write(
+            b"HTTP/1.1 413 Content Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        self.transport.loseConnection()
+
+    @override
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self._refused:
+            super().rawDataReceived(data)
+
+    @override
+    def requestDone(self, request: Request) -> None:
+        if self.persistent:  # the next request's headers (maybe pipelined: parsed now)
+            self.site.header_deadlines.touch(self)
+        super().requestDone(request)
+
+    def headers_expired(self) -> None:
+        """The request headers were not complete in time."""
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+    @override
+    def connectionLost(self, reason: Failure) -> None:
+        self._release()
+        super().connectionLost(reason)
+
+    def _release(self) -> None:
+        self.site.header_deadlines.discard(self)
+        if self.admitted is not None:
+            host, self.admitted = self.admitted, None
+            self.site.limits.release(host)
+
+    def _protocolUpgradeForWebsockets(self, protocol: Any) -> None:
+        super()._protocolUpgradeForWebsockets(protocol)
+        upgraded = self.connectionLost  # the WebSocket's, set by the upgrade
+
+        def connectionLost(reason: Failure) -> None:
+            try:
+                upgraded(reason)
+            finally:
+                self._release()
+
+        self.connectionLost = connectionLost  # type: ignore[method-assign]
+
+
+class _Refused(Protocol):
+    """A connection past the limits: one short 503 response, then closed."""
+
+    def __init__(self, why: str) -> None:
+        self._why = why.encode()
+
+    @override
+    def connectionMade(self) -> None:
+        body = self._why + b"\n"
+        self.transport.write(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        self.transport.loseConnection()
+
+    @override
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+
+class ChatSite(Site):
+    """
+    The C{--web} site: every accepted connection counts against the
+    connection limits shared with telnet (one past them gets a 503 and is
+    closed), and the access log is bounded (L{ACCESS_LOG_LINES} lines a
+    minute, then one summary line a minute).
+    """
+
+    access = Logger()
+
+    def __init__(self, root: Resource, context: SessionContext) -> None:
+        super().__init__(root, reactor=context.clock)
+        self.limits = context.limits
+        self._clock = context.clock
+        self.header_deadlines: Deadlines[_ChatChannel] = Deadlines(
+            context.clock, HEADER_TIMEOUT, _ChatChannel.headers_expired
+        )
+        self._window = float("-inf")
+        self._logged = 0
+        self._unlogged = 0
+        self._unlogged_hosts: set[str] = set()
+        self._summary: Any = None
+
+    def protocol(self) -> _GenericHTTPChannelProtocol:  # type: ignore[override]
+        """Twisted's HTTP/1.1-or-2 wrapper around a L{_ChatChannel}."""
+        return _GenericHTTPChannelProtocol(_ChatChannel())
+
+    @override
+    def buildProtocol(self, addr: IAddress) -> Protocol | None:  # type: ignore[override]
+        host = str(getattr(addr, "host", addr))
+        why = self.limits.admit(host)
+        if why is not None:
+            return _Refused(why)
+        wrapper = super().buildProtocol(addr)
+        wrapper._channel.admitted = host
+        return wrapper
+
+    @override
+    def log(self, request: Request) -> None:
+        now = self._clock.seconds()
+        if now - self._window >= ACCESS_LOG_WINDOW:
+            self._window, self._logged = now, 0
+        if self._logged < ACCESS_LOG_LINES:
+            self._logged += 1
+            self.access.info("{line}", line=self._logFormatter(self._log_time(now), request))
+            return
+        self._unlogged += 1
+        if len(self._unlogged_hosts) < ACCESS_LOG_HOSTS:
+            self._unlogged_hosts.add(str(getattr(request.getClientAddress(), "host", "?")))
+        if self._summary is None:
+            self._summary = self._clock.callLater(
+                self._window + ACCESS_LOG_WINDOW - now, self._summarize
+            )
+
+    def _log_time(self, now: float) -> str:
+        return self._logDateTime or datetimeToLogString(now)
+
+    def _summarize(self) -> None:
+        self._summary = None
+        hosts = len(self._unlogged_hosts)
+        self.access.info(
+            "{count} more requests from {hosts}{plus} addresses in the last minute"
+            " (not logged one by one)",
+            count=self._unlogged, hosts=hosts, plus="+" if hosts >= ACCESS_LOG_HOSTS else "",
+        )
+        self._unlogged = 0
+        self._unlogged_hosts = set()
+
+    @override
+    def stopFactory(self) -> None:
+        if self._summary is not None and self._summary.active():
+            self._summary.cancel()
+            self._summarize()
+        self.header_deadlines.clear()
+        super().stopFactory()
+
+
 def build_site(
     context: SessionContext,
     origins: tuple[str, ...] = (),
     heartbeat: Heartbeat | None = None,
-) -> Site:
+) -> ChatSite:
     """
     The web site for C{--web}: the page at C{/} and the WebSocket at C{/ws},
     sharing C{context} (and so the rooms) with the line protocol.
@@ -564,7 +903,7 @@ def build_site(
             root.putChild(b"", asset)
     factory = ChatWebFactory(context, heartbeat)
     root.putChild(b"ws", ChatWebSocketResource(factory, origins))
-    site = Site(root, reactor=context.clock)
+    site = ChatSite(root, context)
     site.noisy = False  # Listener logs where we listen
     site.displayTracebacks = False
     return site
