@@ -422,10 +422,19 @@ class EchoTests(SynchronousTestCase):
         """Messages echo as the room sees them; commands do not echo."""
         self.assertEqual(echo_for("hello"), Echo("hello"))
         self.assertEqual(echo_for("\\/join x"), Echo("/join x"))
-        self.assertEqual(echo_for(":)"), Echo("[feeling happy]"))
         self.assertEqual(echo_for("/me waves"), Echo("waves", action=True))
         for line in ["/join x", ":mytime", ":Msg bob hi", ":Users", "  ", "/me"]:
             self.assertIsNone(echo_for(line), line)
+
+    def test_shortcuts_not_echoed(self) -> None:
+        """The server shows what a shortcut said (C{You said: ...}); the client adds nothing."""
+        for line in [":)", ":(", " :) ", ":MyTime", ":+1hr"]:
+            self.assertIsNone(echo_for(line), line)
+
+    def test_shortcut_lookalikes_echoed(self) -> None:
+        """A line that only starts like a shortcut is a message, echoed as one."""
+        for line in [":) hi", ":mytime please", ":(("]:
+            self.assertEqual(echo_for(line), Echo(line))
 
     def test_is_quit(self) -> None:
         """C{/quit}, with a reason or in capitals, and C{:Exit} end the session."""

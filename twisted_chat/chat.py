@@ -26,10 +26,11 @@ from twisted_chat.events import (
     Rooms,
     Search,
     Shutdown,
+    TimeZone,
     Users,
 )
 from twisted_chat.interfaces import History, Participant
-from twisted_chat.text import check_name, clock_stamp, room_key
+from twisted_chat.text import check_name, clock_stamp, room_key, utc_offset
 
 LOBBY = "lobby"
 # The user list shown on joining a room is cut here; /users shows everyone.
@@ -175,7 +176,9 @@ class ChatServer:
         Move C{member} into the room called C{name}, creating it if new.
 
         The old room sees the member leave, the new one sees it join, and
-        the member is told who is there and what was said recently.
+        the member is told who is there and what was said recently.  A
+        member in no room yet has just logged in: it is told the server's
+        time zone first, once.
 
         @raise ChatError: for a bad room name, or the room the member is in.
         """
@@ -200,6 +203,8 @@ class ChatServer:
         send = member.participant.send
         if old is not None:
             send(Joined(key))
+        else:
+            send(TimeZone(utc_offset(self.clock.seconds())))
         send(self._users_in(room, JOIN_LIST_LIMIT))
         send(HistoryEvent(key, self.history.recent(key, self.replay), replay=True))
 

@@ -112,8 +112,10 @@ _GONE = re.compile(
     r"\*\*\* (?P<who>\S+) (?:has )?(?:left|quit|disconnected|timed out|was disconnected)\b"
 )
 _SPEAKER = re.compile(r"(?P<name>[A-Za-z0-9_.\-]{1,20}): ")
-_SHORTCUT_ECHO = {":)": "[feeling happy]", ":(": "[feeling sad]"}
-_SILENT_SHORTCUTS = (":mytime", ":+1hr", ":users", ":exit", ":msg")
+# The server shows its sender what a shortcut said ("You said: ..."), so
+# shortcuts get no local echo.
+# A shortcut is the whole line (but :Msg, which takes arguments).
+_SILENT_SHORTCUTS = frozenset({":)", ":(", ":mytime", ":+1hr", ":users", ":exit"})
 
 
 def track(status: Status, line: str) -> Status:
@@ -171,11 +173,8 @@ def echo_for(line: str) -> Echo | None:
         if command.lower() == "/me" and rest.strip():
             return Echo(rest, action=True)
         return None
-    stripped = line.strip()
-    if stripped in _SHORTCUT_ECHO:
-        return Echo(_SHORTCUT_ECHO[stripped])
-    lowered = stripped.lower()
-    if any(lowered == s or lowered.startswith(s + " ") for s in _SILENT_SHORTCUTS):
+    lowered = line.strip().lower()
+    if lowered in _SILENT_SHORTCUTS or lowered.split(None, 1)[0] == ":msg":
         return None
     return Echo(line)
 

@@ -26,12 +26,15 @@ class Command:
     @ivar text: the message of C{msg}.
     @ivar number: C{history}'s count (0 means the server default), C{time}'s
         offset in seconds, and 1 for C{users all}.
+    @ivar echo: the text said is not what the user typed (the C{:)} and
+        C{:(} shortcuts), so the sender is shown it.
     """
 
     name: str
     arg: str = ""
     text: str = ""
     number: int = 0
+    echo: bool = False
 
 
 # One line of /help each, in the order shown.
@@ -53,8 +56,8 @@ HELP = (
 )
 
 _SHORTCUTS = {
-    ":)": Command("say", "[feeling happy]"),
-    ":(": Command("say", "[feeling sad]"),
+    ":)": Command("say", "[feeling happy]", echo=True),
+    ":(": Command("say", "[feeling sad]", echo=True),
     ":mytime": Command("time"),
     ":+1hr": Command("time", number=3600),
     ":users": Command("users", number=1),

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from twisted_chat.text import date_stamp
+from twisted_chat.text import date_stamp, zone_name
 
 
 class Event:
@@ -191,6 +191,28 @@ class Info(Event):
 
     def to_json(self) -> dict[str, Any]:
         return {"type": self.kind, "text": self.text}
+
+
+@dataclass(frozen=True)
+class TimeZone(Event):
+    """
+    The server's time zone, said once at login: the C{[HH:MM:SS]} stamps are
+    its local time.  In JSON an C{info} event with C{utc_offset} (seconds
+    east of UTC); the browser shows times from each event's C{time} instead.
+    """
+
+    offset: int
+    kind = "info"
+
+    @property
+    def text(self) -> str:
+        return "Times are %s (the server's time zone)." % zone_name(self.offset)
+
+    def lines(self) -> list[str]:
+        return [self.text]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "text": self.text, "utc_offset": self.offset}
 
 
 @dataclass(frozen=True)
