@@ -11,8 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.chat import LOBBY, ChatServer, Member
 from twisted_chat.errors import ChatError, NameTaken, NoSuchTarget, NotInRoom
-from twisted_chat.events import History as HistoryEvent
 from twisted_chat.events import Entry, Message, Notice, Private, TimeZone
+from twisted_chat.events import History as HistoryEvent
 from twisted_chat.history import MemoryHistory
 from twisted_chat.text import clock_stamp, utc_offset, zone_name
 
