@@ -84,7 +84,8 @@ RETRY_DELAY = 1.0
 # history goes on in memory until restart.
 GIVE_UP_AFTER = 60.0
 MAX_QUEUED = 50_000
-# The most wall-clock time one /search may spend in SQLite (the reactor waits).
+# The most wall-clock time one /search may spend in either store (the reactor
+# waits).  The memory store then answers with what it found so far.
 SEARCH_BUDGET = 0.25
 # ... checked every this many SQLite VM instructions.
 SEARCH_CHECK_STEPS = 1000
@@ -229,6 +230,8 @@ def tokens(text: str) -> list[str]:
     C{text} as search tokens: runs of letters and digits, case-folded and
     without diacritics (what FTS5's C{unicode61 remove_diacritics 2} does).
     """
+    if text.isascii():  # no diacritics: skip the per-character pass
+        return _TOKEN.findall(text.lower())
     folded = unicodedata.normalize("NFD", text.casefold())
     return _TOKEN.findall("".join(c for c in folded if not unicodedata.combining(c)))
 
@@ -273,10 +276,30 @@ def _newest(entries: Iterable[Entry], limit: int) -> list[Entry]:
     return list(deque(entries, maxlen=limit)) if limit > 0 else []
 
 
+class Matches(list):  # type: ignore[type-arg]
+    """
+    What a search found, oldest first: a list, so every store and fake that
+    returns a plain list still fits L{History.search}.
+
+    @ivar complete: C{False} when the search stopped at its time budget
+        before looking at every message (then these are matches among the
+        newest ones only).
+    @ivar scanned: how many entries were checked one by one.
+    """
+
+    complete = True
+    scanned = 0
+
+
 class MemoryHistory:
     """History kept in memory: the last L{MAX_HISTORY} entries of each room."""
 
-    def __init__(self) -> None:
+    def __init__(self, timer: Callable[[], float] = time.monotonic) -> None:
+        """
+        @param timer: the clock a search's L{SEARCH_BUDGET} is measured on
+            (wall-clock time, since the reactor waits; a fake in tests).
+        """
+        self._timer = timer
         self._rooms: defaultdict[str, deque[Entry]] = defaultdict(
             lambda: deque(maxlen=MAX_HISTORY)
         )
@@ -292,13 +315,35 @@ class MemoryHistory:
             return []
         return list(entries)[-limit:]
 
-    def search(self, room: str, words: str, limit: int) -> list[Entry]:
-        """The newest C{limit} kept entries of C{room} with every word, oldest first."""
+    def search(self, room: str, words: str, limit: int) -> Matches:
+        """
+        The newest C{limit} kept entries of C{room} with every word, oldest
+        first.  Entries are checked newest first, and the search stops after
+        L{SEARCH_BUDGET} seconds with what it found (C{complete} is then
+        C{False}): matching is Python work on the reactor, as much as
+        C{MAX_HISTORY} entries of C{--max-line} bytes each.
+        """
+        found = Matches()
         terms = search_words(words)
         entries = self._rooms.get(room)
-        if not terms or not entries:
-            return []
-        return _newest(filter(matcher(terms), entries), limit)
+        if not terms or not entries or limit <= 0:
+            return found
+        match = matcher(terms)
+        timer = self._timer
+        deadline = timer() + SEARCH_BUDGET
+        scanned = 0
+        for entry in reversed(entries):
+            if timer() > deadline:
+                found.complete = False
+                break
+            scanned += 1
+            if match(entry):
+                found.append(entry)
+                if len(found) == limit:
+                    break
+        found.reverse()
+        found.scanned = scanned
+        return found
 
     def close(self) -> None:
         """Nothing to release."""
@@ -395,7 +440,7 @@ def _recent_txn(db: sqlite3.Connection, room: str, limit: int) -> list[Entry]:
 
 def _scan_txn(
     db: sqlite3.Connection, room: str, after: int, match: Callable[[Entry], bool],
-    deadline: float,
+    timer: Callable[[], float], deadline: float,
 ) -> list[Entry]:
     """The entries of C{room} after id C{after} that C{match}, oldest first."""
     found = []
@@ -403,7 +448,7 @@ def _scan_txn(
         "SELECT room, sender, text, sent, action FROM messages"
         " WHERE room = ? AND id > ? ORDER BY id", (room, after))
     for count, (r, s, t, w, a) in enumerate(rows):
-        if count % 1000 == 999 and time.monotonic() > deadline:
+        if count % 1000 == 999 and timer() > deadline:
             raise SearchTooSlow("that search took too long; try again in a moment")
         entry = Entry(r, s, t, w, bool(a))
         if match(entry):
@@ -542,6 +587,7 @@ class SQLiteHistory:
         clock: IReactorTime,
         busy_timeout: float = STARTUP_BUSY_TIMEOUT,
         cpu: Callable[[], float] | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         """
         Open (creating or migrating) the database at C{path}.
@@ -551,11 +597,13 @@ class SQLiteHistory:
         @param cpu: the CPU seconds this process has used (L{time.process_time});
             with it, indexing for search waits for spare time.  Without it,
             every flush indexes what it wrote.
+        @param timer: the clock a search's L{SEARCH_BUDGET} is measured on.
         @raise HistoryError: if it cannot be opened, is not a database, or is
             read-only, full, locked or from a newer program.
         """
         self.path = path
         self._clock = clock
+        self._timer = timer
         self._pending: list[Entry] = []
         self._call: IDelayedCall | None = None
         self._fallback: MemoryHistory | None = None
@@ -730,7 +778,7 @@ class SQLiteHistory:
             path=self.path,
             error=str(error),
         )
-        self._fallback = MemoryHistory()
+        self._fallback = MemoryHistory(self._timer)
         for entry in pending:
             self._fallback.append(entry)
         self._unsaved += len(pending)
@@ -791,7 +839,7 @@ class SQLiteHistory:
         holds the database).
         """
         while self._indexed < self._stored:
-            if time.monotonic() > deadline:
+            if self._timer() > deadline:
                 return False
             try:
                 with _transaction(self._db):
@@ -806,10 +854,10 @@ class SQLiteHistory:
     def _search(
         self, room: str, terms: list[str], match: Callable[[Entry], bool], limit: int
     ) -> list[Entry]:
-        deadline = time.monotonic() + SEARCH_BUDGET
+        deadline = self._timer() + SEARCH_BUDGET
         complete = self._catch_up(deadline)
         indexed = self._indexed
-        if not complete and time.monotonic() > deadline:
+        if not complete and self._timer() > deadline:
             raise SearchTooSlow(
                 "search is still indexing the last %d messages; try again in a moment"
                 % (self._stored - indexed)
@@ -818,13 +866,14 @@ class SQLiteHistory:
         if complete:
             return found
         # Rows not indexed yet are matched one by one.
-        return _newest(found + _scan_txn(self._db, room, indexed, match, deadline), limit)
+        return _newest(
+            found + _scan_txn(self._db, room, indexed, match, self._timer, deadline), limit)
 
     def _search_index(self, room: str, query: str, limit: int, deadline: float) -> list[Entry]:
         stopped = []
 
         def check() -> int:
-            if time.monotonic() > deadline:
+            if self._timer() > deadline:
                 stopped.append(True)
                 return 1
             return 0
@@ -867,4 +916,4 @@ class SQLiteHistory:
                 count=self._unsaved,
             )
         if self._fallback is None:  # anything appended after closing stays in memory
-            self._fallback = MemoryHistory()
+            self._fallback = MemoryHistory(self._timer)
