@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import unicodedata
+import urllib.parse
 import weakref
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -65,6 +66,8 @@ INDEX_ROWS = 1000
 # ... coming back this soon while there is spare time and more to index
 # (FLUSH_DELAY when the server is busy, so flushes stay big).
 INDEX_DELAY = 0.01
+# How often the store checks that the file at its path is still its own.
+WATCH_INTERVAL = 2.0
 # The checkpoint thread copies the WAL into the database at most this often.
 CHECKPOINT_INTERVAL = 1.0
 # A WAL bigger than this is checkpointed by the flush itself (the thread is
@@ -526,7 +529,9 @@ class Checkpointer:
     def _run(self) -> None:
         _lower_priority(CHECKPOINT_NICE)
         try:
-            db = _connect(self._path)
+            # Never creates the file: one deleted meanwhile is the store's to notice.
+            db = sqlite3.connect("file:%s?mode=rw" % urllib.parse.quote(self._path),
+                                 uri=True, isolation_level=None, check_same_thread=False)
         except sqlite3.Error:
             return  # the reactor's connection checkpoints when the WAL grows too big
         try:
@@ -550,6 +555,23 @@ class Checkpointer:
         self._wanted.set()
         if self._thread.ident is not None:
             self._thread.join(timeout)
+
+
+def _identity(path: str) -> tuple[int, int]:
+    """The device and inode of the file at C{path}."""
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def _companions(path: str) -> dict[str, tuple[int, int]]:
+    """The device and inode of each of the -wal and -shm files of C{path} that exist."""
+    found = {}
+    for name in (path + "-wal", path + "-shm"):
+        try:
+            found[name] = _identity(name)
+        except FileNotFoundError:
+            pass
+    return found
 
 
 def _reopen(ref: weakref.ReferenceType[SQLiteHistory]) -> None:
@@ -613,27 +635,8 @@ class SQLiteHistory:
         self._cpu = cpu
         self._measured = (clock.seconds(), cpu() if cpu else 0.0)
         self._checkpointer: Checkpointer | None = None
-        try:
-            self._db = _connect(path)
-        except sqlite3.Error as e:
-            raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
-        try:
-            self._db.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
-            if path != ":memory:":
-                mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode.lower() != "wal":
-                    raise sqlite3.OperationalError("cannot switch to WAL mode (got %s)" % mode)
-            with _transaction(self._db, "IMMEDIATE"):
-                found = _migrate_txn(self._db)
-                self.searchable = _sync_search_index_txn(self._db)
-                # The newest stored row, and the newest in the search index.
-                self._stored = self._db.execute(
-                    "SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
-                self._indexed = _indexed_through(self._db) if self.searchable else 0
-            _run_with(self._db, _RUNNING)
-        except (sqlite3.Error, HistoryError) as e:
-            self._db.close()
-            raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
+        self._watching: IDelayedCall | None = None
+        found = self._open(busy_timeout)
         if found == 0:
             self.log.info("history database {path} created", path=path)
         elif found != SCHEMA_VERSION:
@@ -653,7 +656,117 @@ class SQLiteHistory:
             # inherit its POSIX locks.
             self._inherited: list[sqlite3.Connection] = []
             os.register_at_fork(after_in_child=functools.partial(_reopen, weakref.ref(self)))
+            self._watching = clock.callLater(WATCH_INTERVAL, self._watch)
         self._index_later()  # what the last run left unindexed
+
+    def _open(self, busy_timeout: float) -> int:
+        """
+        Connect to L{path}, migrate it and read where storing and indexing
+        have got; return the schema version found.
+
+        @raise HistoryError: if that fails (nothing is left open).
+        """
+        path = self.path
+        try:
+            db = _connect(path)
+        except sqlite3.Error as e:
+            raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
+        try:
+            db.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
+            if path != ":memory:":
+                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise sqlite3.OperationalError("cannot switch to WAL mode (got %s)" % mode)
+            with _transaction(db, "IMMEDIATE"):
+                found = _migrate_txn(db)
+                self.searchable = _sync_search_index_txn(db)
+                # The newest stored row, and the newest in the search index.
+                self._stored = db.execute(
+                    "SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+                self._indexed = _indexed_through(db) if self.searchable else 0
+            _run_with(db, _RUNNING)
+            # Which file this is, to notice it deleted or replaced (L{_watch}),
+            # and which -wal and -shm files go with it.
+            self._identity = self._companions = None
+            if path != ":memory:":
+                self._identity = _identity(path)
+                self._companions = _companions(path)
+                self._mode = os.stat(path).st_mode & 0o777
+        except (sqlite3.Error, HistoryError, OSError) as e:
+            db.close()
+            raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
+        self._db = db
+        return found
+
+    # -- the file going away ----------------------------------------------
+
+    def _watch(self) -> None:
+        """
+        Every L{WATCH_INTERVAL} seconds: is the file at L{path} still ours?
+        Deleted or moved away, history would go on into a file no one can
+        find, lost at restart; replaced, a restart would use the other one.
+        """
+        self._watching = None
+        if self._closed or self._fallback is not None:
+            return
+        try:
+            now = _identity(self.path)
+        except FileNotFoundError:
+            now = None
+        except OSError:
+            now = self._identity  # cannot tell (a permission changed): carry on
+        if now != self._identity:
+            self._file_changed(missing=now is None)
+        if not self._closed and self._fallback is None:
+            self._watching = self._clock.callLater(WATCH_INTERVAL, self._watch)
+
+    def _file_changed(self, missing: bool) -> None:
+        """
+        The file at L{path} is not ours any more.  Deleted (or moved away):
+        copy all of history, from the file we still have open, to a new file
+        at L{path} and go on there, so nothing is lost.  Replaced by another
+        file: go on in that one, as a restart would.  Either way one error
+        in the log; if that fails too, history goes on in memory.
+        """
+        if missing:
+            self.log.error(
+                "history database {path} was deleted or moved away while the server runs;"
+                " writing all history to a new {path}", path=self.path)
+        else:
+            self.log.error(
+                "history database {path} was replaced by another file while the server runs;"
+                " using the new file from now on (as a restart would); messages stored"
+                " since the replacement stay in the old file", path=self.path)
+        self.flush()
+        if self._fallback is not None or self._pending:  # it failed, or is locked
+            return
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        copy = self.path + ".recovered"
+        try:
+            if missing:
+                if os.path.exists(copy):
+                    os.unlink(copy)
+                self._db.execute("VACUUM INTO ?", (copy,))
+                os.chmod(copy, self._mode)  # history may be private
+            # The old file's -wal and -shm must not meet the new database (SQLite
+            # would apply the old WAL to it).  Closing removes them only when it
+            # can checkpoint, which SQLite refuses for a file that has moved.
+            self._db.close()
+            for name, identity in (self._companions or {}).items():
+                if _companions(self.path).get(name) == identity:
+                    os.unlink(name)
+            if missing:
+                os.link(copy, self.path)  # never over a file put there meanwhile
+                os.unlink(copy)
+            self._open(0.0)
+        except (sqlite3.Error, OSError, HistoryError) as e:
+            self._fail(sqlite3.OperationalError(str(e)), [])
+            return
+        self._checkpointer = Checkpointer(self.path)
+        self.log.info("history database {path} is in use again, with {count} messages",
+                      path=self.path, count=self._stored)
 
     def _reopen(self) -> None:
         """In a forked child: a connection of the child's own."""
@@ -772,6 +885,9 @@ class SQLiteHistory:
         return True
 
     def _fail(self, error: sqlite3.Error, pending: list[Entry]) -> None:
+        if self._watching is not None and self._watching.active():
+            self._watching.cancel()
+        self._watching = None
         self.log.error(
             "history database {path} failed ({error}); keeping history in memory"
             " until restart",
@@ -897,6 +1013,9 @@ class SQLiteHistory:
         if self._closed:
             return
         self._closed = True
+        if self._watching is not None and self._watching.active():
+            self._watching.cancel()
+        self._watching = None
         if self._checkpointer is not None:
             self._checkpointer.stop()
         try:
