@@ -20,12 +20,12 @@ from twisted_chat.history import (
     MIGRATIONS,
     RETRY_DELAY,
     SCHEMA_VERSION,
+    WATCH_INTERVAL,
     HistoryError,
     MemoryHistory,
     SearchTooSlow,
     SearchUnavailable,
     SQLiteHistory,
-    WATCH_INTERVAL,
 )
 from twisted_chat.interfaces import History
 
