@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import time
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.domain.server import LOBBY, ChatServer, Member
 from twisted_chat.errors import ChatError, NameTaken, NoSuchTarget, NotInRoom
-from twisted_chat.domain.events import Entry, Message
+from twisted_chat.domain.events import Entry, Message, Notice, Private, TimeZone
+from twisted_chat.domain.events import History as HistoryEvent
 from twisted_chat.storage.history import MemoryHistory
-from twisted_chat.text import clock_stamp
+from twisted_chat.text import clock_stamp, utc_offset, zone_name
 
-from .helpers import FakeParticipant
+from .helpers import FakeParticipant, World, lines
 
 
 class ServerTests(SynchronousTestCase):
@@ -226,3 +231,96 @@ class ServerTests(SynchronousTestCase):
         self.server.say(alice, "kept")
         self.assertEqual(self.history.recent(LOBBY, 5),
                          [Entry(LOBBY, "alice", "kept", self.clock.seconds(), False)])
+
+
+class SaidForYouTests(SynchronousTestCase):
+    """What a telnet user sees of lines the server says for them (issue 12 items 14-16)."""
+
+    def setUp(self) -> None:
+        self.world = World()
+        self.alice, self.alice_out = self.world.login("alice")
+        self.bob, self.bob_out = self.world.login("bob")
+        lines(self.alice_out)
+
+    def test_shortcuts_shown_to_sender(self) -> None:
+        """C{:)}, C{:(}, C{:mytime} and C{:+1hr} tell the sender what the room saw."""
+        now = self.world.clock.seconds()
+        said = {":)": "[feeling happy]", ":(": "[feeling sad]",
+                ":mytime": time.ctime(now), ":+1hr": time.ctime(now + 3600)}
+        for line, text in said.items():
+            self.bob.dataReceived(line.encode() + b"\r\n")
+            self.assertEqual(lines(self.bob_out), ["You said: " + text], line)
+            self.assertEqual([out[11:] for out in lines(self.alice_out)], ["bob: " + text])
+
+    def test_ordinary_messages_not_echoed(self) -> None:
+        """A message, an escaped shortcut and C{/me} get no echo (SPEC 2.2)."""
+        self.bob.dataReceived(b"hello\r\n\\:)\r\n/me waves\r\n")
+        self.assertEqual(lines(self.bob_out), [])
+        self.assertEqual([out[11:] for out in lines(self.alice_out)],
+                         ["bob: hello", "bob: :)", "* bob waves"])
+
+    def test_invisible_message_not_sent(self) -> None:
+        """A line of zero-width or bidi characters is empty: nobody gets a blank line."""
+        for text in ("\u200b\u200b\u200b", "\u202e\u2066\u2069", "\ufeff \u2060", "\u3164"):
+            self.bob.dataReceived(text.encode() + b"\r\n")
+            self.bob.dataReceived(b"/me " + text.encode() + b"\r\n")
+        self.assertEqual(lines(self.alice_out), [])
+        self.assertEqual(self.world.history.recent("lobby", 10), [])
+        lines(self.bob_out)
+        self.bob.dataReceived("/msg alice \u3164\u200b\r\n".encode())
+        self.assertEqual(lines(self.bob_out), ["ERROR that message is empty"])
+        self.assertEqual(lines(self.alice_out), [])
+
+    def test_format_characters_removed_for_others(self) -> None:
+        """A bidi override cannot reorder what the room sees."""
+        self.bob.dataReceived("see \u202etxt.exe\u202c here\r\n".encode())
+        self.assertEqual(lines(self.alice_out)[0][11:], "bob: see txt.exe here")
+
+    def test_latin1_becomes_replacement_character(self) -> None:
+        """Bytes that are not UTF-8 reach others as U+FFFD (SPEC 2, docs/PROTOCOL.md)."""
+        self.bob.dataReceived("caf\u00e9\r\n".encode("latin-1"))
+        self.assertEqual(lines(self.alice_out)[0][11:], "bob: caf\ufffd")
+
+    def test_zone_said_at_login(self) -> None:
+        """Right after the welcome line, once: the server's offset from UTC."""
+        carol, carol_out = self.world.connect()
+        carol.dataReceived(b"x\r\ncarol\r\n")
+        out = lines(carol_out)
+        welcome = out.index("Welcome, carol! You are in #lobby. Type /help for commands.")
+        offset = utc_offset(self.world.clock.seconds())
+        self.assertEqual(out[welcome + 1], "Times are %s (the server's time zone)."
+                         % zone_name(offset))
+        carol.dataReceived(b"/join dev\r\n/leave\r\n")
+        self.assertFalse([line for line in lines(carol_out) if line.startswith("Times are")])
+
+    def test_zone_follows_tz(self) -> None:
+        """The offset is the server's local one (TZ), at the time of login."""
+        old = os.environ.get("TZ")
+        os.environ["TZ"] = "XST-05:30"  # POSIX form: no tz database needed
+
+        def restore() -> None:
+            if old is None:
+                del os.environ["TZ"]
+            else:
+                os.environ["TZ"] = old
+            time.tzset()
+
+        self.addCleanup(restore)
+        time.tzset()
+        event = TimeZone(utc_offset(self.world.clock.seconds()))
+        self.assertEqual(event.lines(), ["Times are UTC+05:30 (the server's time zone)."])
+        self.assertEqual(event.to_json(), {
+            "type": "info", "text": "Times are UTC+05:30 (the server's time zone).",
+            "utc_offset": 19800})
+
+    def test_json_events_carry_epoch_time(self) -> None:
+        """Messages, notices and private messages carry C{time}: seconds since the epoch."""
+        now = self.world.clock.seconds()
+        entry = Entry("lobby", "bob", "hi", now)
+        events = [Message(entry, "00:00:00"), Notice("lobby", "x", now, "00:00:00"),
+                  Private("bob", "alice", "hi", now, "00:00:00"),
+                  HistoryEvent("lobby", [entry], replay=True)]
+        for event in events:
+            data = json.loads(event.json_text)
+            data = data["messages"][0] if "messages" in data else data
+            self.assertEqual(data["time"], now, event)

@@ -28,6 +28,7 @@ from twisted_chat.client.app import (
     ClientConfig,
     ClientError,
     Echo,
+    SizedScreen,
     Status,
     UsageError,
     echo_for,
@@ -37,6 +38,7 @@ from twisted_chat.client.app import (
     parse_args,
     run_client,
     track,
+    usable_size,
 )
 
 SERVER = IPv4Address("TCP", "127.0.0.1", 8080)
@@ -422,10 +424,19 @@ class EchoTests(SynchronousTestCase):
         """Messages echo as the room sees them; commands do not echo."""
         self.assertEqual(echo_for("hello"), Echo("hello"))
         self.assertEqual(echo_for("\\/join x"), Echo("/join x"))
-        self.assertEqual(echo_for(":)"), Echo("[feeling happy]"))
         self.assertEqual(echo_for("/me waves"), Echo("waves", action=True))
         for line in ["/join x", ":mytime", ":Msg bob hi", ":Users", "  ", "/me"]:
             self.assertIsNone(echo_for(line), line)
+
+    def test_shortcuts_not_echoed(self) -> None:
+        """The server shows what a shortcut said (C{You said: ...}); the client adds nothing."""
+        for line in [":)", ":(", " :) ", ":MyTime", ":+1hr"]:
+            self.assertIsNone(echo_for(line), line)
+
+    def test_shortcut_lookalikes_echoed(self) -> None:
+        """A line that only starts like a shortcut is a message, echoed as one."""
+        for line in [":) hi", ":mytime please", ":(("]:
+            self.assertEqual(echo_for(line), Echo(line))
 
     def test_is_quit(self) -> None:
         """C{/quit}, with a reason or in capitals, and C{:Exit} end the session."""
@@ -444,6 +455,32 @@ class EchoTests(SynchronousTestCase):
         self.assertEqual(line_kind("[10:30:15] * bob waves"), "action")
         self.assertEqual(line_kind("[2026-01-02 10:30:15] bob: hi"), "message")
         self.assertEqual(line_kind("Users in #lobby (1): bob"), "info")
+
+
+class ScreenSizeTests(SynchronousTestCase):
+    """A terminal that reports no size still gets a screen (issue 12 item 17)."""
+
+    def test_reported_size_kept(self) -> None:
+        self.assertEqual(usable_size(120, 40, {"COLUMNS": "10", "LINES": "5"}), (120, 40))
+
+    def test_environment_then_default(self) -> None:
+        """0 x 0 becomes $COLUMNS x $LINES, or 80 x 24 when they are missing or bad."""
+        self.assertEqual(usable_size(0, 0, {"COLUMNS": "100", "LINES": "30"}), (100, 30))
+        self.assertEqual(usable_size(0, 0, {}), (80, 24))
+        self.assertEqual(usable_size(0, -1, {"COLUMNS": "0", "LINES": "x"}), (80, 24))
+        self.assertEqual(usable_size(132, 0, {"LINES": " 50 "}), (132, 50))
+
+    def test_screen_falls_back(self) -> None:
+        """The screen the client draws on answers 80 x 24 where urwid's would say 0 x 0."""
+        import urwid
+
+        self.patch(urwid.display.raw.Screen, "get_cols_rows", lambda screen: (0, 0))
+        self.patch(os, "environ", {})
+        screen = SizedScreen()
+        self.assertEqual(screen.get_cols_rows(), (80, 24))
+        self.assertEqual(screen.maxrow, 24)
+        self.patch(os, "environ", {"COLUMNS": "90", "LINES": "20"})
+        self.assertEqual(SizedScreen().get_cols_rows(), (90, 20))
 
 
 class OptionsTests(SynchronousTestCase):

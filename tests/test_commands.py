@@ -57,14 +57,14 @@ class ParseTests(SynchronousTestCase):
 
     def test_shortcuts(self) -> None:
         cases = {
-            ":)": Command("say", "[feeling happy]"),
-            ":(": Command("say", "[feeling sad]"),
+            ":)": Command("say", "[feeling happy]", echo=True),
+            ":(": Command("say", "[feeling sad]", echo=True),
             ":mytime": Command("time"),
             ":+1hr": Command("time", number=3600),
             ":Users": Command("users", number=1),
             ":Exit": Command("quit"),
             ":Msg bob hello you": Command("msg", "bob", "hello you"),
-            " :) ": Command("say", "[feeling happy]"),
+            " :) ": Command("say", "[feeling happy]", echo=True),
         }
         for line, command in cases.items():
             self.assertEqual(parse(line), command, line)

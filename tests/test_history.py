@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
@@ -19,6 +20,7 @@ from twisted_chat.storage.history import (
     MIGRATIONS,
     RETRY_DELAY,
     SCHEMA_VERSION,
+    WATCH_INTERVAL,
     HistoryError,
     MemoryHistory,
     SearchTooSlow,
@@ -28,6 +30,11 @@ from twisted_chat.storage.history import (
 from twisted_chat.interfaces import History
 
 from .helpers import temp_dir
+
+
+def flush_calls(clock: Clock, store: SQLiteHistory) -> list[IDelayedCall]:
+    """What C{store} has scheduled on C{clock}, but its file watcher (always there)."""
+    return [call for call in clock.getDelayedCalls() if call is not store._watching]
 
 
 class HistoryContract:
@@ -173,12 +180,12 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         store = self.make(path)
         store.append(Entry("lobby", "a", "1", 1.0))
         store.append(Entry("lobby", "a", "2", 2.0))
-        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertEqual(len(flush_calls(self.clock, store)), 1)
         peek = self.peek(path)
         self.assertEqual(peek.execute("SELECT count(*) FROM messages").fetchone(), (0,))
         self.clock.advance(FLUSH_DELAY)
         self.assertEqual(peek.execute("SELECT count(*) FROM messages").fetchone(), (2,))
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(flush_calls(self.clock, store), [])
 
     def test_big_batch(self) -> None:
         """More than one INSERT's worth of rows in one flush, in order."""
@@ -398,7 +405,7 @@ class SpareTimeIndexTests(SynchronousTestCase):
         self.cpu.busy = False
         self.clock.advance(FLUSH_DELAY)
         self.assertEqual(self.indexed_through(), 10)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(flush_calls(self.clock, self.store), [])
 
     def test_spare_time_indexes_in_chunks(self) -> None:
         """A long backlog is indexed a chunk per flush, so no flush takes long."""
@@ -409,7 +416,7 @@ class SpareTimeIndexTests(SynchronousTestCase):
         self.assertEqual(self.indexed_through(), 4)
         self.clock.pump([FLUSH_DELAY] * 2)
         self.assertEqual(self.indexed_through(), 10)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(flush_calls(self.clock, self.store), [])
 
     def test_backlog_indexed_after_restart(self) -> None:
         """What a busy run left unindexed is indexed in the next run's spare time."""
@@ -716,3 +723,107 @@ class FaultTests(SynchronousTestCase):
         self.assertIn("failed (database or disk is full)", self.messages()[0])
         self.assertEqual(len(store.recent("lobby", 200)), 200)
         self.assertEqual(len(store.search("lobby", "filling", 20)), 20)
+
+
+class DeletedFileTests(SynchronousTestCase):
+    """
+    The database file deleted, moved away or replaced while the server runs
+    (issue 11 item 11): noticed within L{WATCH_INTERVAL}, logged once, and
+    history goes on in a file at the path.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.path = os.path.join(temp_dir(self), "h.db")
+        self.logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.store = SQLiteHistory(self.path, self.clock)
+        self.addCleanup(self.store.close)
+
+    def errors(self) -> list[str]:
+        return [formatEvent(e) for e in self.logged if e["log_level"] >= LogLevel.error]
+
+    def say(self, *texts: str) -> None:
+        for text in texts:
+            self.store.append(Entry("lobby", "a", text, 1.0))
+        self.clock.advance(FLUSH_DELAY)
+        if self.store._checkpointer is not None:  # its thread has opened the file
+            self.store._checkpointer.done.wait(10)
+
+    def stored(self) -> list[str]:
+        """What a new run of the server would find in the file at the path."""
+        db = sqlite3.connect(self.path)
+        try:
+            return [text for (text,) in db.execute("SELECT text FROM messages ORDER BY id")]
+        finally:
+            db.close()
+
+    def test_deleted_file_recreated(self) -> None:
+        """rm chat.db: one error within seconds, then all history is in a new file there."""
+        self.say("before")
+        os.unlink(self.path)
+        self.say("meanwhile")  # into the unlinked file, until noticed
+        self.assertEqual(self.errors(), [])
+        self.clock.advance(WATCH_INTERVAL)
+        self.assertEqual(self.errors(), [
+            "history database %s was deleted or moved away while the server runs;"
+            " writing all history to a new %s" % (self.path, self.path)])
+        self.assertTrue(os.path.exists(self.path))
+        self.assertFalse(os.path.exists(self.path + ".recovered"))
+        self.say("after")
+        self.assertEqual(self.stored(), ["before", "meanwhile", "after"])
+        self.assertEqual([e.text for e in self.store.search("lobby", "after", 5)], ["after"])
+        self.assertIsNone(self.store._fallback)
+        self.clock.advance(WATCH_INTERVAL * 3)
+        self.assertEqual(len(self.errors()), 1)  # said once
+        self.store.close()
+        self.assertEqual(self.stored(), ["before", "meanwhile", "after"])
+
+    def test_recreated_file_keeps_permissions(self) -> None:
+        """A private database stays private when it is recreated."""
+        os.chmod(self.path, 0o600)
+        self.store.close()
+        self.store = SQLiteHistory(self.path, self.clock)
+        self.addCleanup(self.store.close)
+        self.say("secret")
+        os.unlink(self.path)
+        self.clock.advance(WATCH_INTERVAL)
+        self.assertEqual(os.stat(self.path).st_mode & 0o777, 0o600)
+
+    def test_all_files_deleted(self) -> None:
+        """rm chat.db*: the WAL went too, and nothing is lost either."""
+        self.say("one", "two")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.path + suffix):
+                os.unlink(self.path + suffix)
+        self.clock.advance(WATCH_INTERVAL)
+        self.say("three")
+        self.store.close()
+        self.assertEqual(self.stored(), ["one", "two", "three"])
+
+    def test_replaced_file_used(self) -> None:
+        """mv other.db chat.db: logged, and the new file is used (as a restart would)."""
+        self.say("old")
+        other = os.path.join(os.path.dirname(self.path), "other.db")
+        SQLiteHistory(other, Clock()).close()
+        os.rename(other, self.path)
+        self.clock.advance(WATCH_INTERVAL)
+        self.assertIn("was replaced by another file", self.errors()[0])
+        self.say("new")
+        self.store.close()
+        self.assertEqual(self.stored(), ["new"])
+
+    def test_unusable_replacement_falls_back_to_memory(self) -> None:
+        """A file that is no database put there: history goes on in memory, said in the log."""
+        self.say("old")
+        os.unlink(self.path)
+        with open(self.path, "w") as f:
+            f.write("not a database " * 100)
+        self.clock.advance(WATCH_INTERVAL)
+        self.assertIsNotNone(self.store._fallback)
+        self.assertIn("keeping history in memory", self.errors()[-1])
+        self.say("kept")
+        self.assertEqual([e.text for e in self.store.recent("lobby", 5)], ["kept"])
+
+    def test_no_watching_after_close(self) -> None:
+        self.store.close()
+        self.assertEqual(self.clock.getDelayedCalls(), [])

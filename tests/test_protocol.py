@@ -14,7 +14,7 @@ from zope.interface import implementer
 
 from twisted_chat.config import ChatConfig
 from twisted_chat.frontends.line.protocol import ChatLineProtocol
-from twisted_chat.text import clock_stamp
+from twisted_chat.text import clock_stamp, utc_offset, zone_name
 
 from .helpers import World, lines
 
@@ -39,6 +39,8 @@ class LoginTests(SynchronousTestCase):
         protocol.dataReceived(b"alice\n")
         self.assertEqual(lines(transport), [
             "Welcome, alice! You are in #lobby. Type /help for commands.",
+            "Times are %s (the server's time zone)."
+            % zone_name(utc_offset(self.world.clock.seconds())),
             "Users in #lobby (1): alice",
         ])
 

@@ -15,6 +15,8 @@ from twisted_chat.text import (
     date_stamp,
     decode,
     room_key,
+    visible,
+    zone_name,
 )
 
 
@@ -47,12 +49,66 @@ class CleanTests(SynchronousTestCase):
         self.assertEqual(clean("abc\x1b["), "abc")
 
 
+class FormatCharacterTests(SynchronousTestCase):
+    """L{clean} removes format characters that can reorder or hide text (issue 11 item 12)."""
+
+    def test_bidi_controls_removed(self) -> None:
+        """Embeddings, overrides, isolates and marks (U+202A-202E, U+2066-2069) go."""
+        text = "\u202a1\u202b2\u202c3\u202d4\u202e5\u20666\u20677\u20688\u20699\u200ea\u200fb\u061cc"
+        self.assertEqual(clean(text), "123456789abc")
+        self.assertEqual(clean("invoice_\u202egnp.exe"), "invoice_gnp.exe")
+
+    def test_invisible_characters_removed(self) -> None:
+        """Zero-width and invisible characters go (U+200B, U+2060-2064, U+FEFF, U+180E, U+00AD)."""
+        text = "a\u200bb\u2060c\u2061d\u2062e\u2063f\u2064g\ufeffh\u180ei\u00adj"
+        self.assertEqual(clean(text), "abcdefghij")
+
+    def test_separators_become_spaces(self) -> None:
+        """U+2028 and U+2029 would break the line on some terminals: a space each."""
+        self.assertEqual(clean("one\u2028two\u2029three"), "one two three")
+
+    def test_joiners_kept_inside_words(self) -> None:
+        """ZWJ and ZWNJ stay where emoji and scripts need them, and go elsewhere."""
+        family = "\U0001F468\u200d\U0001F469\u200d\U0001F467"
+        persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+        for text in (family, persian, "\u0915\u094d\u200d\u0937"):
+            self.assertEqual(clean(text), text)
+        self.assertEqual(clean("\u200d\u200c"), "")
+        self.assertEqual(clean("a \u200db\u200c "), "a b ")
+
+    def test_tags_only_in_flags(self) -> None:
+        """Tag characters stay in a flag sequence and go anywhere else (hidden text)."""
+        scotland = "\U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F"
+        self.assertEqual(clean("go " + scotland), "go " + scotland)
+        self.assertEqual(clean("a\U000E0001\U000E0068\U000E0069b"), "ab")
+
+    def test_zero_width_only_is_not_visible(self) -> None:
+        """A message of zero-width characters cleans to nothing visible."""
+        for text in ("\u200b\u200b\u200b", "\u2060 \ufeff", "\u200d", " \u2028 "):
+            self.assertFalse(visible(clean(text)), repr(text))
+
+    def test_visible(self) -> None:
+        """Whitespace and blank-looking letters are not visible; anything else is."""
+        for text in ("", "  ", "\t", "\u00a0\u3000", "\u3164", "\u2800 \u115f\u1160\uffa0"):
+            self.assertFalse(visible(text), repr(text))
+        for text in ("a", " . ", "\u00e9", "\u3164x", "\U0001F389"):
+            self.assertTrue(visible(text), repr(text))
+
+
 class DecodeTests(SynchronousTestCase):
     """L{decode} never fails."""
 
     def test_invalid_utf8_becomes_replacement(self) -> None:
         """Undecodable bytes become U+FFFD."""
         self.assertEqual(decode(b"ok \xc3\x28 \xff"), "ok \ufffd( \ufffd")
+
+    def test_latin1_is_not_guessed(self) -> None:
+        """
+        Latin-1 from a terminal not set to UTF-8 becomes U+FFFD, one per
+        byte: no fallback guessing (SPEC 2; docs/PROTOCOL.md).
+        """
+        self.assertEqual(decode("caf\u00e9 cr\u00e8me".encode("latin-1")),
+                         "caf\ufffd cr\ufffdme")
 
 
 class TelnetFilterTests(SynchronousTestCase):
@@ -106,6 +162,16 @@ class RoomTests(SynchronousTestCase):
     def test_invalid(self) -> None:
         for name in ("", "#", "a" * 33, "two words", "##x", "caf\u00e9", "a.b"):
             self.assertRaises(BadRoom, room_key, name)
+
+
+class ZoneTests(SynchronousTestCase):
+    """L{zone_name} writes an offset from UTC."""
+
+    def test_names(self) -> None:
+        self.assertEqual(zone_name(0), "UTC")
+        self.assertEqual(zone_name(3600), "UTC+01:00")
+        self.assertEqual(zone_name(-5 * 3600 - 1800), "UTC-05:30")
+        self.assertEqual(zone_name(13 * 3600 + 45 * 60), "UTC+13:45")
 
 
 class StampTests(SynchronousTestCase):

@@ -44,6 +44,7 @@ from zope.interface import implementer
 from twisted_chat.domain import events
 from twisted_chat.config import ChatConfig
 from twisted_chat.tap import Options, build, config_from_options
+from twisted_chat.text import utc_offset
 from twisted_chat.frontends.web.site import (
     ACCESS_LOG_LINES,
     ACCESS_LOG_WINDOW,
@@ -164,10 +165,11 @@ class WebLoginTests(WebCase):
         browser = self.browser()
         self.assertEqual(browser.transport.take(), [{"type": "prompt", "field": "passcode"}])
         sent = browser.login("alice")
-        self.assertEqual(kinds(sent), ["prompt", "welcome", "users", "history"])
+        self.assertEqual(kinds(sent), ["prompt", "welcome", "info", "users", "history"])
         self.assertEqual(sent[0], {"type": "prompt", "field": "username"})
         self.assertEqual(sent[1], {"type": "welcome", "name": "alice", "room": "lobby"})
-        self.assertEqual(sent[2]["users"], [{"name": "alice", "room": "lobby"}])
+        self.assertEqual(sent[2]["utc_offset"], utc_offset(self.world.clock.seconds()))
+        self.assertEqual(sent[3]["users"], [{"name": "alice", "room": "lobby"}])
         self.assertEqual(self.world.server.members["alice"].participant, browser.protocol)
 
     def test_wrong_passcode_is_not_resent(self) -> None:
@@ -246,7 +248,7 @@ class WebLoginTests(WebCase):
         self.assertEqual(browser.login("alice"), [])
         pending.pop().callback(object())
         sent = browser.transport.take()
-        self.assertEqual(kinds(sent), ["prompt", "welcome", "users", "history"])
+        self.assertEqual(kinds(sent), ["prompt", "welcome", "info", "users", "history"])
 
     def test_chat_before_login(self) -> None:
         """Say and command before login get an error; the login still works."""
@@ -311,7 +313,7 @@ class WebChatTests(WebCase):
         self.assertEqual(sent[0], {"type": "joined", "room": "dev"})
         self.assertEqual(lines(bob_out)[0][11:], "*** alice left #lobby ***")
         sent = alice.send({"type": "command", "text": ":)"})
-        self.assertEqual(sent, [])
+        self.assertEqual(sent, [{"type": "info", "text": "You said: [feeling happy]"}])
         sent = alice.send({"type": "command", "text": "/nope"})
         self.assertEqual(sent, [{"type": "error", "text": "unknown command /nope (try /help)"}])
 
@@ -695,7 +697,7 @@ class SiteTests(SynchronousTestCase):
         socket = SiteSocket(self.site, OWN)
         socket.messages()
         sent = socket.send({"type": "login", "passcode": "x", "name": "alice"})
-        self.assertEqual(kinds(sent), ["prompt", "welcome", "users", "history"])
+        self.assertEqual(kinds(sent), ["prompt", "welcome", "info", "users", "history"])
         socket.send({"type": "say", "text": "hi from the web"})
         self.assertEqual(lines(bob_out)[-1][11:], "alice: hi from the web")
         socket.http.channel.dataReceived(socket.ws.send(BytesMessage(b"\x00")))

@@ -12,6 +12,10 @@ from twisted_chat.errors import BadUsage, UnknownCommand
 MAX_HISTORY = 200
 # How many matches /search shows (the newest).
 SEARCH_LIMIT = 20
+# The most different words one /search may have, and the longest word: each
+# word costs a pass over every message searched.
+MAX_SEARCH_WORDS = 8
+MAX_SEARCH_WORD = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +30,15 @@ class Command:
     @ivar text: the message of C{msg}.
     @ivar number: C{history}'s count (0 means the server default), C{time}'s
         offset in seconds, and 1 for C{users all}.
+    @ivar echo: the text said is not what the user typed (the C{:)} and
+        C{:(} shortcuts), so the sender is shown it.
     """
 
     name: str
     arg: str = ""
     text: str = ""
     number: int = 0
+    echo: bool = False
 
 
 # One line of /help each, in the order shown.
@@ -53,8 +60,8 @@ HELP = (
 )
 
 _SHORTCUTS = {
-    ":)": Command("say", "[feeling happy]"),
-    ":(": Command("say", "[feeling sad]"),
+    ":)": Command("say", "[feeling happy]", echo=True),
+    ":(": Command("say", "[feeling sad]", echo=True),
     ":mytime": Command("time"),
     ":+1hr": Command("time", number=3600),
     ":users": Command("users", number=1),
@@ -99,10 +106,22 @@ def _history(rest: str) -> Command:
 
 
 def _search(rest: str) -> Command:
-    words = " ".join(rest.split())
-    if not any(c.isalnum() for c in words):
+    # Each word once (a repeated word finds nothing more), as first given.
+    words: list[str] = []
+    seen: set[str] = set()
+    for word in rest.split():
+        key = word.casefold()
+        if key not in seen:
+            seen.add(key)
+            words.append(word)
+    if not any(c.isalnum() for word in words for c in word):
         raise BadUsage("usage: /search <words> (words of letters or digits)")
-    return Command("search", words)
+    if len(words) > MAX_SEARCH_WORDS:
+        raise BadUsage("a search takes at most %d different words (that had %d)"
+                       % (MAX_SEARCH_WORDS, len(words)))
+    if any(len(word) > MAX_SEARCH_WORD for word in words):
+        raise BadUsage("a search word is at most %d characters long" % MAX_SEARCH_WORD)
+    return Command("search", " ".join(words))
 
 
 def _me(rest: str) -> Command:

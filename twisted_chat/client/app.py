@@ -21,6 +21,7 @@ This module imports nothing from the server; only L{twisted_chat.text}.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -112,8 +113,10 @@ _GONE = re.compile(
     r"\*\*\* (?P<who>\S+) (?:has )?(?:left|quit|disconnected|timed out|was disconnected)\b"
 )
 _SPEAKER = re.compile(r"(?P<name>[A-Za-z0-9_.\-]{1,20}): ")
-_SHORTCUT_ECHO = {":)": "[feeling happy]", ":(": "[feeling sad]"}
-_SILENT_SHORTCUTS = (":mytime", ":+1hr", ":users", ":exit", ":msg")
+# The server shows its sender what a shortcut said ("You said: ..."), so
+# shortcuts get no local echo.
+# A shortcut is the whole line (but :Msg, which takes arguments).
+_SILENT_SHORTCUTS = frozenset({":)", ":(", ":mytime", ":+1hr", ":users", ":exit"})
 
 
 def track(status: Status, line: str) -> Status:
@@ -171,11 +174,8 @@ def echo_for(line: str) -> Echo | None:
         if command.lower() == "/me" and rest.strip():
             return Echo(rest, action=True)
         return None
-    stripped = line.strip()
-    if stripped in _SHORTCUT_ECHO:
-        return Echo(_SHORTCUT_ECHO[stripped])
-    lowered = stripped.lower()
-    if any(lowered == s or lowered.startswith(s + " ") for s in _SILENT_SHORTCUTS):
+    lowered = line.strip().lower()
+    if lowered in _SILENT_SHORTCUTS or lowered.split(None, 1)[0] == ":msg":
         return None
     return Echo(line)
 
@@ -951,6 +951,38 @@ class ChatView:
         self.input.set_edit_pos(len(text))
 
 
+# The size used when the terminal reports none and $COLUMNS/$LINES do not say.
+DEFAULT_SIZE = (80, 24)
+
+
+def usable_size(cols: int, rows: int, environ: Any = None) -> tuple[int, int]:
+    """
+    C{(cols, rows)} as the terminal reported them, each one that is not a
+    positive number replaced by C{$COLUMNS} / C{$LINES}, or else 80 x 24.
+    Serial consoles, C{docker exec} without a size and bare ptys report
+    0 x 0, and urwid would draw nothing.
+    """
+    if environ is None:
+        environ = os.environ
+
+    def pick(value: int, name: str, default: int) -> int:
+        if value > 0:
+            return value
+        text = environ.get(name, "").strip()
+        return int(text) if text.isdigit() and int(text) > 0 else default
+
+    return pick(cols, "COLUMNS", DEFAULT_SIZE[0]), pick(rows, "LINES", DEFAULT_SIZE[1])
+
+
+class SizedScreen(urwid.display.raw.Screen):
+    """The raw terminal screen, with a usable size when the terminal reports none."""
+
+    def get_cols_rows(self) -> tuple[int, int]:
+        cols, rows = usable_size(*super().get_cols_rows())
+        self.maxrow = rows  # urwid's raw screen keeps the row count it drew for
+        return cols, rows
+
+
 class TerminalUI:
     """
     The full-screen interface: a L{ChatView} on urwid's Twisted event loop.
@@ -980,7 +1012,7 @@ class TerminalUI:
         logging.getLogger("urwid").addHandler(logging.NullHandler())
         logging.getLogger("urwid").propagate = False
         self.view.sink = sink
-        screen = self._screen if self._screen is not None else urwid.display.raw.Screen()
+        screen = self._screen if self._screen is not None else SizedScreen()
         self._loop = urwid.MainLoop(
             self.view.widget,
             PALETTE,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from twisted_chat.text import date_stamp
+from twisted_chat.text import date_stamp, zone_name
 
 
 class Event:
@@ -194,6 +194,28 @@ class Info(Event):
 
 
 @dataclass(frozen=True)
+class TimeZone(Event):
+    """
+    The server's time zone, said once at login: the C{[HH:MM:SS]} stamps are
+    its local time.  In JSON an C{info} event with C{utc_offset} (seconds
+    east of UTC); the browser shows times from each event's C{time} instead.
+    """
+
+    offset: int
+    kind = "info"
+
+    @property
+    def text(self) -> str:
+        return "Times are %s (the server's time zone)." % zone_name(self.offset)
+
+    def lines(self) -> list[str]:
+        return [self.text]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "text": self.text, "utc_offset": self.offset}
+
+
+@dataclass(frozen=True)
 class Error(Event):
     """A mistake reported to one participant; C{text} follows C{ERROR }."""
 
@@ -341,22 +363,30 @@ class History(Event):
 
 @dataclass(frozen=True)
 class Search(Event):
-    """The answer to C{/search}: matching messages of C{room}, oldest first."""
+    """
+    The answer to C{/search}: matching messages of C{room}, oldest first.
+
+    @ivar complete: C{False} when the search ran out of time and looked at
+        the newest messages only.
+    """
 
     room: str
     words: str
     entries: Sequence[Entry]
+    complete: bool = True
     kind = "search"
 
     def lines(self) -> list[str]:
+        partial = "" if self.complete else " among the newest (the search ran out of time)"
         if not self.entries:
-            return ['No messages in #%s match "%s".' % (self.room, self.words)]
+            return ['No messages in #%s match "%s"%s.' % (self.room, self.words, partial)]
         count = len(self.entries)
         return [
-            '--- %d %s for "%s" in #%s ---'
-            % (count, "match" if count == 1 else "matches", self.words, self.room),
+            '--- %d %s for "%s" in #%s%s ---'
+            % (count, "match" if count == 1 else "matches", self.words, self.room, partial),
             *(entry.line() for entry in self.entries),
-            "--- end of search ---",
+            "--- end of search ---" if self.complete else
+            "--- end of search: older messages were not searched ---",
         ]
 
     def to_json(self) -> dict[str, Any]:
@@ -365,6 +395,7 @@ class Search(Event):
             "room": self.room,
             "words": self.words,
             "messages": [entry.to_json() for entry in self.entries],
+            "complete": self.complete,
         }
 
 

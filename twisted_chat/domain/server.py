@@ -7,6 +7,8 @@ other server processes in one place.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -26,14 +28,24 @@ from twisted_chat.domain.events import (
     Rooms,
     Search,
     Shutdown,
+    TimeZone,
     Users,
 )
 from twisted_chat.interfaces import History, Participant
-from twisted_chat.text import check_name, clock_stamp, room_key
+from twisted_chat.ratelimit import TokenBucket
+from twisted_chat.text import check_name, clock_stamp, room_key, utc_offset
 
 LOBBY = "lobby"
 # The user list shown on joining a room is cut here; /users shows everyone.
 JOIN_LIST_LIMIT = 100
+# A search runs on the reactor (up to history.SEARCH_BUDGET, 0.25 s), so
+# each member may search SEARCH_RATE times a second, SEARCH_BURST in a row ...
+SEARCH_RATE = 0.5
+SEARCH_BURST = 3
+# ... and all searches together may take SEARCH_SHARE of the server's time
+# (seconds of searching a second), with SEARCH_SHARE_BURST seconds in hand.
+SEARCH_SHARE = 0.25
+SEARCH_SHARE_BURST = 0.5
 
 
 class Member:
@@ -75,6 +87,57 @@ class Room:
         return "<Room #%s (%d)>" % (self.name, len(self.members))
 
 
+class SearchGate:
+    """
+    Who may search now: a token bucket per member (L{SEARCH_RATE},
+    L{SEARCH_BURST}) and a budget for the whole server: searching time is
+    owed and paid back at L{SEARCH_SHARE} seconds a second; while more than
+    L{SEARCH_SHARE_BURST} is owed, every search is refused.  Four users
+    searching as fast as they may then cost the others at most a quarter of
+    the reactor's time.
+    """
+
+    __slots__ = ("_buckets", "_clock", "_owed", "_stamp", "_timer")
+
+    def __init__(self, clock: IReactorTime, timer: Callable[[], float]) -> None:
+        """
+        @param clock: the reactor's time, for the per-member buckets.
+        @param timer: wall-clock time, to measure searches with (the reactor
+            waits while one runs, so its own clock does not move).
+        """
+        self._clock = clock
+        self._timer = timer
+        self._buckets: dict[Member, TokenBucket] = {}
+        self._owed = 0.0
+        self._stamp = timer()
+
+    def run(self, member: Member, search: Callable[[], Sequence[Entry]]) -> Sequence[Entry]:
+        """
+        Run C{search} for C{member} if the allowances permit, counting its time.
+
+        @raise ChatError: if the server or the member has searched too much lately.
+        """
+        now = self._timer()
+        self._owed = max(0.0, self._owed - (now - self._stamp) * SEARCH_SHARE)
+        self._stamp = now
+        if self._owed > SEARCH_SHARE_BURST:
+            raise ChatError("the server is busy searching; try again in a few seconds")
+        bucket = self._buckets.get(member)
+        if bucket is None:
+            bucket = self._buckets[member] = TokenBucket(self._clock, SEARCH_RATE, SEARCH_BURST)
+        if not bucket.take():
+            raise ChatError("too many searches: at most %d in a row, then one every %g s"
+                            % (SEARCH_BURST, 1 / SEARCH_RATE))
+        try:
+            return search()
+        finally:
+            self._owed += self._timer() - now
+
+    def forget(self, member: Member) -> None:
+        """C{member} is offline."""
+        self._buckets.pop(member, None)
+
+
 class ChatServer:
     """
     Everyone online and every room, shared by all front ends.
@@ -87,16 +150,19 @@ class ChatServer:
     log = Logger()
 
     def __init__(
-        self, history: History, clock: IReactorTime, replay: int = 20
+        self, history: History, clock: IReactorTime, replay: int = 20,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         """
         @param history: where room messages are kept.
         @param clock: what time it is (C{[HH:MM:SS]} stamps).
         @param replay: how many messages to show on joining a room, and the
             default of C{/history}.
+        @param timer: wall-clock time, to measure how long searches take.
         """
         self.history = history
         self.clock = clock
+        self.searches = SearchGate(clock, timer)
         self.replay = replay
         self.members: dict[str, Member] = {}
         self.lobby = Room(LOBBY)
@@ -152,6 +218,7 @@ class ChatServer:
         if self.members.get(member.key) is not member:
             return
         del self.members[member.key]
+        self.searches.forget(member)
         room = member.room
         if room is not None:
             self._leave_room(member, room)
@@ -175,7 +242,9 @@ class ChatServer:
         Move C{member} into the room called C{name}, creating it if new.
 
         The old room sees the member leave, the new one sees it join, and
-        the member is told who is there and what was said recently.
+        the member is told who is there and what was said recently.  A
+        member in no room yet has just logged in: it is told the server's
+        time zone first, once.
 
         @raise ChatError: for a bad room name, or the room the member is in.
         """
@@ -200,6 +269,8 @@ class ChatServer:
         send = member.participant.send
         if old is not None:
             send(Joined(key))
+        else:
+            send(TimeZone(utc_offset(self.clock.seconds())))
         send(self._users_in(room, JOIN_LIST_LIMIT))
         send(HistoryEvent(key, self.history.recent(key, self.replay), replay=True))
 
@@ -292,13 +363,16 @@ class ChatServer:
     def search(self, member: Member, words: str) -> None:
         """
         Tell C{member} the newest L{SEARCH_LIMIT} messages of its room that
-        hold every one of C{words}.
+        hold every one of C{words}, if L{SearchGate} lets it search now.
 
-        @raise ChatError: if the history store cannot search.
+        @raise ChatError: if the history store cannot search, or the member
+            or the server has searched too much lately.
         """
         room = member.room.name
-        found = self.history.search(room, words, SEARCH_LIMIT)
-        member.participant.send(Search(room, words, found))
+        found = self.searches.run(
+            member, lambda: self.history.search(room, words, SEARCH_LIMIT))
+        complete = getattr(found, "complete", True)
+        member.participant.send(Search(room, words, found, complete))
 
     def help(self, member: Member) -> None:
         """Tell C{member} every command."""

@@ -22,11 +22,11 @@ from twisted_chat.domain.server import LOBBY, ChatServer, Member
 from twisted_chat.commands import Command, parse
 from twisted_chat.config import ChatConfig
 from twisted_chat.errors import ChatError
-from twisted_chat.domain.events import Error, Goodbye, Prompt, Welcome
+from twisted_chat.domain.events import Error, Goodbye, Info, Prompt, Welcome
 from twisted_chat.interfaces import IPasscode, IVisitor, Participant
 from twisted_chat.limits import ConnectionLimits, Deadlines, PasscodeLockout
 from twisted_chat.ratelimit import TokenBucket
-from twisted_chat.text import clean
+from twisted_chat.text import clean, visible
 
 
 class Frontend(Participant, Protocol):
@@ -287,18 +287,21 @@ class ChatSession:
                 % self._ctx.config.rate))
         return True
 
-    def _say(self, text: str, action: bool = False) -> None:
-        if text.strip():  # cleaning can leave nothing
+    def _say(self, text: str, action: bool = False, echo: bool = False) -> None:
+        # Cleaning can leave nothing, or nothing anyone could see.
+        if visible(text):
             self._ctx.server.say(self.member, text, action)
+            if echo:  # said on the user's behalf: show them what (no echo otherwise)
+                self._front.send(Info("You said: " + text))
 
     def _do_say(self, command: Command) -> None:
-        self._say(command.arg)
+        self._say(command.arg, echo=command.echo)
 
     def _do_me(self, command: Command) -> None:
         self._say(command.arg, action=True)
 
     def _do_time(self, command: Command) -> None:
-        self._say(time.ctime(self._ctx.clock.seconds() + command.number))
+        self._say(time.ctime(self._ctx.clock.seconds() + command.number), echo=True)
 
     def _do_join(self, command: Command) -> None:
         self._ctx.server.join(self.member, command.arg)
@@ -313,7 +316,7 @@ class ChatSession:
         self._ctx.server.users(self.member, everyone=bool(command.number))
 
     def _do_msg(self, command: Command) -> None:
-        if not command.text.strip():
+        if not visible(command.text):
             raise ChatError("that message is empty")
         self._ctx.server.message(self.member, command.arg, command.text)
 

@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import unicodedata
+import urllib.parse
 import weakref
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -65,6 +66,8 @@ INDEX_ROWS = 1000
 # ... coming back this soon while there is spare time and more to index
 # (FLUSH_DELAY when the server is busy, so flushes stay big).
 INDEX_DELAY = 0.01
+# How often the store checks that the file at its path is still its own.
+WATCH_INTERVAL = 2.0
 # The checkpoint thread copies the WAL into the database at most this often.
 CHECKPOINT_INTERVAL = 1.0
 # A WAL bigger than this is checkpointed by the flush itself (the thread is
@@ -84,7 +87,8 @@ RETRY_DELAY = 1.0
 # history goes on in memory until restart.
 GIVE_UP_AFTER = 60.0
 MAX_QUEUED = 50_000
-# The most wall-clock time one /search may spend in SQLite (the reactor waits).
+# The most wall-clock time one /search may spend in either store (the reactor
+# waits).  The memory store then answers with what it found so far.
 SEARCH_BUDGET = 0.25
 # ... checked every this many SQLite VM instructions.
 SEARCH_CHECK_STEPS = 1000
@@ -229,6 +233,8 @@ def tokens(text: str) -> list[str]:
     C{text} as search tokens: runs of letters and digits, case-folded and
     without diacritics (what FTS5's C{unicode61 remove_diacritics 2} does).
     """
+    if text.isascii():  # no diacritics: skip the per-character pass
+        return _TOKEN.findall(text.lower())
     folded = unicodedata.normalize("NFD", text.casefold())
     return _TOKEN.findall("".join(c for c in folded if not unicodedata.combining(c)))
 
@@ -273,10 +279,30 @@ def _newest(entries: Iterable[Entry], limit: int) -> list[Entry]:
     return list(deque(entries, maxlen=limit)) if limit > 0 else []
 
 
+class Matches(list):  # type: ignore[type-arg]
+    """
+    What a search found, oldest first: a list, so every store and fake that
+    returns a plain list still fits L{History.search}.
+
+    @ivar complete: C{False} when the search stopped at its time budget
+        before looking at every message (then these are matches among the
+        newest ones only).
+    @ivar scanned: how many entries were checked one by one.
+    """
+
+    complete = True
+    scanned = 0
+
+
 class MemoryHistory:
     """History kept in memory: the last L{MAX_HISTORY} entries of each room."""
 
-    def __init__(self) -> None:
+    def __init__(self, timer: Callable[[], float] = time.monotonic) -> None:
+        """
+        @param timer: the clock a search's L{SEARCH_BUDGET} is measured on
+            (wall-clock time, since the reactor waits; a fake in tests).
+        """
+        self._timer = timer
         self._rooms: defaultdict[str, deque[Entry]] = defaultdict(
             lambda: deque(maxlen=MAX_HISTORY)
         )
@@ -292,13 +318,35 @@ class MemoryHistory:
             return []
         return list(entries)[-limit:]
 
-    def search(self, room: str, words: str, limit: int) -> list[Entry]:
-        """The newest C{limit} kept entries of C{room} with every word, oldest first."""
+    def search(self, room: str, words: str, limit: int) -> Matches:
+        """
+        The newest C{limit} kept entries of C{room} with every word, oldest
+        first.  Entries are checked newest first, and the search stops after
+        L{SEARCH_BUDGET} seconds with what it found (C{complete} is then
+        C{False}): matching is Python work on the reactor, as much as
+        C{MAX_HISTORY} entries of C{--max-line} bytes each.
+        """
+        found = Matches()
         terms = search_words(words)
         entries = self._rooms.get(room)
-        if not terms or not entries:
-            return []
-        return _newest(filter(matcher(terms), entries), limit)
+        if not terms or not entries or limit <= 0:
+            return found
+        match = matcher(terms)
+        timer = self._timer
+        deadline = timer() + SEARCH_BUDGET
+        scanned = 0
+        for entry in reversed(entries):
+            if timer() > deadline:
+                found.complete = False
+                break
+            scanned += 1
+            if match(entry):
+                found.append(entry)
+                if len(found) == limit:
+                    break
+        found.reverse()
+        found.scanned = scanned
+        return found
 
     def close(self) -> None:
         """Nothing to release."""
@@ -395,7 +443,7 @@ def _recent_txn(db: sqlite3.Connection, room: str, limit: int) -> list[Entry]:
 
 def _scan_txn(
     db: sqlite3.Connection, room: str, after: int, match: Callable[[Entry], bool],
-    deadline: float,
+    timer: Callable[[], float], deadline: float,
 ) -> list[Entry]:
     """The entries of C{room} after id C{after} that C{match}, oldest first."""
     found = []
@@ -403,7 +451,7 @@ def _scan_txn(
         "SELECT room, sender, text, sent, action FROM messages"
         " WHERE room = ? AND id > ? ORDER BY id", (room, after))
     for count, (r, s, t, w, a) in enumerate(rows):
-        if count % 1000 == 999 and time.monotonic() > deadline:
+        if count % 1000 == 999 and timer() > deadline:
             raise SearchTooSlow("that search took too long; try again in a moment")
         entry = Entry(r, s, t, w, bool(a))
         if match(entry):
@@ -481,7 +529,9 @@ class Checkpointer:
     def _run(self) -> None:
         _lower_priority(CHECKPOINT_NICE)
         try:
-            db = _connect(self._path)
+            # Never creates the file: one deleted meanwhile is the store's to notice.
+            db = sqlite3.connect("file:%s?mode=rw" % urllib.parse.quote(self._path),
+                                 uri=True, isolation_level=None, check_same_thread=False)
         except sqlite3.Error:
             return  # the reactor's connection checkpoints when the WAL grows too big
         try:
@@ -505,6 +555,23 @@ class Checkpointer:
         self._wanted.set()
         if self._thread.ident is not None:
             self._thread.join(timeout)
+
+
+def _identity(path: str) -> tuple[int, int]:
+    """The device and inode of the file at C{path}."""
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def _companions(path: str) -> dict[str, tuple[int, int]]:
+    """The device and inode of each of the -wal and -shm files of C{path} that exist."""
+    found = {}
+    for name in (path + "-wal", path + "-shm"):
+        try:
+            found[name] = _identity(name)
+        except FileNotFoundError:
+            pass
+    return found
 
 
 def _reopen(ref: weakref.ReferenceType[SQLiteHistory]) -> None:
@@ -542,6 +609,7 @@ class SQLiteHistory:
         clock: IReactorTime,
         busy_timeout: float = STARTUP_BUSY_TIMEOUT,
         cpu: Callable[[], float] | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         """
         Open (creating or migrating) the database at C{path}.
@@ -551,11 +619,13 @@ class SQLiteHistory:
         @param cpu: the CPU seconds this process has used (L{time.process_time});
             with it, indexing for search waits for spare time.  Without it,
             every flush indexes what it wrote.
+        @param timer: the clock a search's L{SEARCH_BUDGET} is measured on.
         @raise HistoryError: if it cannot be opened, is not a database, or is
             read-only, full, locked or from a newer program.
         """
         self.path = path
         self._clock = clock
+        self._timer = timer
         self._pending: list[Entry] = []
         self._call: IDelayedCall | None = None
         self._fallback: MemoryHistory | None = None
@@ -565,27 +635,8 @@ class SQLiteHistory:
         self._cpu = cpu
         self._measured = (clock.seconds(), cpu() if cpu else 0.0)
         self._checkpointer: Checkpointer | None = None
-        try:
-            self._db = _connect(path)
-        except sqlite3.Error as e:
-            raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
-        try:
-            self._db.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
-            if path != ":memory:":
-                mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode.lower() != "wal":
-                    raise sqlite3.OperationalError("cannot switch to WAL mode (got %s)" % mode)
-            with _transaction(self._db, "IMMEDIATE"):
-                found = _migrate_txn(self._db)
-                self.searchable = _sync_search_index_txn(self._db)
-                # The newest stored row, and the newest in the search index.
-                self._stored = self._db.execute(
-                    "SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
-                self._indexed = _indexed_through(self._db) if self.searchable else 0
-            _run_with(self._db, _RUNNING)
-        except (sqlite3.Error, HistoryError) as e:
-            self._db.close()
-            raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
+        self._watching: IDelayedCall | None = None
+        found = self._open(busy_timeout)
         if found == 0:
             self.log.info("history database {path} created", path=path)
         elif found != SCHEMA_VERSION:
@@ -605,7 +656,117 @@ class SQLiteHistory:
             # inherit its POSIX locks.
             self._inherited: list[sqlite3.Connection] = []
             os.register_at_fork(after_in_child=functools.partial(_reopen, weakref.ref(self)))
+            self._watching = clock.callLater(WATCH_INTERVAL, self._watch)
         self._index_later()  # what the last run left unindexed
+
+    def _open(self, busy_timeout: float) -> int:
+        """
+        Connect to L{path}, migrate it and read where storing and indexing
+        have got; return the schema version found.
+
+        @raise HistoryError: if that fails (nothing is left open).
+        """
+        path = self.path
+        try:
+            db = _connect(path)
+        except sqlite3.Error as e:
+            raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
+        try:
+            db.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
+            if path != ":memory:":
+                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise sqlite3.OperationalError("cannot switch to WAL mode (got %s)" % mode)
+            with _transaction(db, "IMMEDIATE"):
+                found = _migrate_txn(db)
+                self.searchable = _sync_search_index_txn(db)
+                # The newest stored row, and the newest in the search index.
+                self._stored = db.execute(
+                    "SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+                self._indexed = _indexed_through(db) if self.searchable else 0
+            _run_with(db, _RUNNING)
+            # Which file this is, to notice it deleted or replaced (L{_watch}),
+            # and which -wal and -shm files go with it.
+            self._identity = self._companions = None
+            if path != ":memory:":
+                self._identity = _identity(path)
+                self._companions = _companions(path)
+                self._mode = os.stat(path).st_mode & 0o777
+        except (sqlite3.Error, HistoryError, OSError) as e:
+            db.close()
+            raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
+        self._db = db
+        return found
+
+    # -- the file going away ----------------------------------------------
+
+    def _watch(self) -> None:
+        """
+        Every L{WATCH_INTERVAL} seconds: is the file at L{path} still ours?
+        Deleted or moved away, history would go on into a file no one can
+        find, lost at restart; replaced, a restart would use the other one.
+        """
+        self._watching = None
+        if self._closed or self._fallback is not None:
+            return
+        try:
+            now = _identity(self.path)
+        except FileNotFoundError:
+            now = None
+        except OSError:
+            now = self._identity  # cannot tell (a permission changed): carry on
+        if now != self._identity:
+            self._file_changed(missing=now is None)
+        if not self._closed and self._fallback is None:
+            self._watching = self._clock.callLater(WATCH_INTERVAL, self._watch)
+
+    def _file_changed(self, missing: bool) -> None:
+        """
+        The file at L{path} is not ours any more.  Deleted (or moved away):
+        copy all of history, from the file we still have open, to a new file
+        at L{path} and go on there, so nothing is lost.  Replaced by another
+        file: go on in that one, as a restart would.  Either way one error
+        in the log; if that fails too, history goes on in memory.
+        """
+        if missing:
+            self.log.error(
+                "history database {path} was deleted or moved away while the server runs;"
+                " writing all history to a new {path}", path=self.path)
+        else:
+            self.log.error(
+                "history database {path} was replaced by another file while the server runs;"
+                " using the new file from now on (as a restart would); messages stored"
+                " since the replacement stay in the old file", path=self.path)
+        self.flush()
+        if self._fallback is not None or self._pending:  # it failed, or is locked
+            return
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        copy = self.path + ".recovered"
+        try:
+            if missing:
+                if os.path.exists(copy):
+                    os.unlink(copy)
+                self._db.execute("VACUUM INTO ?", (copy,))
+                os.chmod(copy, self._mode)  # history may be private
+            # The old file's -wal and -shm must not meet the new database (SQLite
+            # would apply the old WAL to it).  Closing removes them only when it
+            # can checkpoint, which SQLite refuses for a file that has moved.
+            self._db.close()
+            for name, identity in (self._companions or {}).items():
+                if _companions(self.path).get(name) == identity:
+                    os.unlink(name)
+            if missing:
+                os.link(copy, self.path)  # never over a file put there meanwhile
+                os.unlink(copy)
+            self._open(0.0)
+        except (sqlite3.Error, OSError, HistoryError) as e:
+            self._fail(sqlite3.OperationalError(str(e)), [])
+            return
+        self._checkpointer = Checkpointer(self.path)
+        self.log.info("history database {path} is in use again, with {count} messages",
+                      path=self.path, count=self._stored)
 
     def _reopen(self) -> None:
         """In a forked child: a connection of the child's own."""
@@ -724,13 +885,16 @@ class SQLiteHistory:
         return True
 
     def _fail(self, error: sqlite3.Error, pending: list[Entry]) -> None:
+        if self._watching is not None and self._watching.active():
+            self._watching.cancel()
+        self._watching = None
         self.log.error(
             "history database {path} failed ({error}); keeping history in memory"
             " until restart",
             path=self.path,
             error=str(error),
         )
-        self._fallback = MemoryHistory()
+        self._fallback = MemoryHistory(self._timer)
         for entry in pending:
             self._fallback.append(entry)
         self._unsaved += len(pending)
@@ -791,7 +955,7 @@ class SQLiteHistory:
         holds the database).
         """
         while self._indexed < self._stored:
-            if time.monotonic() > deadline:
+            if self._timer() > deadline:
                 return False
             try:
                 with _transaction(self._db):
@@ -806,10 +970,10 @@ class SQLiteHistory:
     def _search(
         self, room: str, terms: list[str], match: Callable[[Entry], bool], limit: int
     ) -> list[Entry]:
-        deadline = time.monotonic() + SEARCH_BUDGET
+        deadline = self._timer() + SEARCH_BUDGET
         complete = self._catch_up(deadline)
         indexed = self._indexed
-        if not complete and time.monotonic() > deadline:
+        if not complete and self._timer() > deadline:
             raise SearchTooSlow(
                 "search is still indexing the last %d messages; try again in a moment"
                 % (self._stored - indexed)
@@ -818,13 +982,14 @@ class SQLiteHistory:
         if complete:
             return found
         # Rows not indexed yet are matched one by one.
-        return _newest(found + _scan_txn(self._db, room, indexed, match, deadline), limit)
+        return _newest(
+            found + _scan_txn(self._db, room, indexed, match, self._timer, deadline), limit)
 
     def _search_index(self, room: str, query: str, limit: int, deadline: float) -> list[Entry]:
         stopped = []
 
         def check() -> int:
-            if time.monotonic() > deadline:
+            if self._timer() > deadline:
                 stopped.append(True)
                 return 1
             return 0
@@ -848,6 +1013,9 @@ class SQLiteHistory:
         if self._closed:
             return
         self._closed = True
+        if self._watching is not None and self._watching.active():
+            self._watching.cancel()
+        self._watching = None
         if self._checkpointer is not None:
             self._checkpointer.stop()
         try:
@@ -867,4 +1035,4 @@ class SQLiteHistory:
                 count=self._unsaved,
             )
         if self._fallback is None:  # anything appended after closing stays in memory
-            self._fallback = MemoryHistory()
+            self._fallback = MemoryHistory(self._timer)
