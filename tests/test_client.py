@@ -1,7 +1,7 @@
 """
-Tests for L{twisted_chat.client.app}: options, the login state machine and relay
-of L{ChatClientProtocol}, status tracking, and L{run_client}, all without
-sockets (L{StringTransport}, L{Clock}, L{MemoryReactorClock}).
+Tests for the terminal client L{twisted_chat.client}: options, the login state
+machine and relay of L{ChatClientProtocol}, status tracking, and L{run_client},
+all without sockets (L{StringTransport}, L{Clock}, L{MemoryReactorClock}).
 """
 
 from __future__ import annotations
@@ -21,25 +21,16 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.client.app import (
+from twisted_chat.client.app import main, run_client
+from twisted_chat.client.config import ClientConfig, UsageError, parse_args
+from twisted_chat.client.protocol import (
     GREETING_TIMEOUT,
     QUIT_TIMEOUT,
     ChatClientProtocol,
-    ClientConfig,
     ClientError,
-    Echo,
-    SizedScreen,
-    Status,
-    UsageError,
-    echo_for,
-    is_quit,
-    line_kind,
-    main,
-    parse_args,
-    run_client,
-    track,
-    usable_size,
 )
+from twisted_chat.client.status import Echo, Status, echo_for, is_quit, line_kind, track
+from twisted_chat.client.terminal import SizedScreen, usable_size
 
 SERVER = IPv4Address("TCP", "127.0.0.1", 8080)
 GREETING = b"Welcome to twisted-chat.\r\nPasscode:\r\n"

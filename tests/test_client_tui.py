@@ -1,5 +1,5 @@
 """
-Tests for the terminal interface of L{twisted_chat.client.app}: the widget tree of
+Tests for the terminal interface L{twisted_chat.client.terminal}: the widget tree of
 L{ChatView} driven with C{keypress} and C{render}, and L{TerminalUI} on
 urwid's Twisted event loop with a fake screen and L{MemoryReactorClock}.
 """
@@ -17,7 +17,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from urwid.display.common import BaseScreen
 
-from twisted_chat.client.app import ChatClientProtocol, ChatView, ClientConfig, Echo, Status, TerminalUI
+from twisted_chat.client.config import ClientConfig
+from twisted_chat.client.protocol import ChatClientProtocol
+from twisted_chat.client.status import Echo, Status
+from twisted_chat.client.terminal import ChatView, TerminalUI
 
 SIZE = (40, 8)
 EPOCH = time.strftime("[%H:%M:%S]", time.localtime(0))  # local echo stamps use local time
