@@ -6,8 +6,10 @@ all without sockets (L{StringTransport}, L{Clock}, L{MemoryReactorClock}).
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
+import sys
 import tempfile
 from typing import Any
 
@@ -21,8 +23,9 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.client.app import main, run_client
+from twisted_chat.client.app import TUI_HINT, choose_ui, main, run_client
 from twisted_chat.client.config import ClientConfig, UsageError, parse_args
+from twisted_chat.client.plain import PlainUI
 from twisted_chat.client.protocol import (
     GREETING_TIMEOUT,
     QUIT_TIMEOUT,
@@ -517,6 +520,76 @@ class OptionsTests(SynchronousTestCase):
         """C{main} returns 2 for a bad command line, before connecting."""
         self.assertEqual(main(["--passcode", "x", "--passcode-file", "/dev/null"]), 2)
         self.assertEqual(main(["--port", "notanumber"]), 2)
+
+
+def _urwid_or_client(name: str) -> bool:
+    return name == "urwid" or name.startswith(("urwid.", "twisted_chat.client."))
+
+
+def without_urwid(case: SynchronousTestCase) -> None:
+    """
+    Until C{case} ends, importing urwid fails as it does without the C{tui}
+    extra, and the client's modules are forgotten so that they are imported
+    again under that condition.
+    """
+    saved = {name: module for name, module in sys.modules.items() if _urwid_or_client(name)}
+    for name in saved:
+        del sys.modules[name]
+    sys.modules["urwid"] = None  # type: ignore[assignment]
+
+    def restore() -> None:
+        for name in [name for name in sys.modules if _urwid_or_client(name)]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+        package = sys.modules["twisted_chat.client"]
+        for name, module in saved.items():
+            if name.startswith("twisted_chat.client."):
+                setattr(package, name.rpartition(".")[2], module)
+
+    case.addCleanup(restore)
+
+
+class ChooseUITests(SynchronousTestCase):
+    """L{choose_ui}: full screen on a terminal, plain otherwise or without urwid."""
+
+    def test_plain_when_piped(self) -> None:
+        """Input or output that is not a terminal gets plain mode, silently."""
+        stderr = io.StringIO()
+        ui = choose_ui(MemoryReactorClock(), ClientConfig(), False, stderr)
+        self.assertIsInstance(ui, PlainUI)
+        self.assertEqual(stderr.getvalue(), "")
+
+    def test_plain_option(self) -> None:
+        """C{--plain} gets plain mode even on a terminal, silently."""
+        stderr = io.StringIO()
+        ui = choose_ui(MemoryReactorClock(), ClientConfig(plain=True), True, stderr)
+        self.assertIsInstance(ui, PlainUI)
+        self.assertEqual(stderr.getvalue(), "")
+
+    def test_terminal_without_urwid(self) -> None:
+        """
+        Without urwid the client still imports and runs; a terminal gets plain
+        mode and one line on stderr saying how to get the full-screen one.
+        """
+        without_urwid(self)
+        app = importlib.import_module("twisted_chat.client.app")
+        plain = importlib.import_module("twisted_chat.client.plain")
+        stderr = io.StringIO()
+        ui = app.choose_ui(MemoryReactorClock(), ClientConfig(), True, stderr)
+        self.assertIsInstance(ui, plain.PlainUI)
+        self.assertEqual(
+            stderr.getvalue(), "chat-client: urwid is not installed, so plain mode; %s\n" % TUI_HINT
+        )
+        self.assertIn("pip install 'twisted-chat[tui]'", stderr.getvalue())
+        self.assertIsNone(sys.modules["urwid"])
+
+    def test_without_urwid_piped(self) -> None:
+        """Without urwid, piped input or output gets plain mode with nothing said."""
+        without_urwid(self)
+        app = importlib.import_module("twisted_chat.client.app")
+        stderr = io.StringIO()
+        app.choose_ui(MemoryReactorClock(), ClientConfig(), False, stderr)
+        self.assertEqual(stderr.getvalue(), "")
 
 
 class FakeEndpoint:

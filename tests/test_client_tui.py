@@ -6,6 +6,7 @@ urwid's Twisted event loop with a fake screen and L{MemoryReactorClock}.
 
 from __future__ import annotations
 
+import io
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from urwid.display.common import BaseScreen
 
+from twisted_chat.client.app import choose_ui
 from twisted_chat.client.config import ClientConfig
 from twisted_chat.client.protocol import ChatClientProtocol
 from twisted_chat.client.status import Echo, Status
@@ -283,3 +285,16 @@ class TerminalUITests(SynchronousTestCase):
         frame = self.settle()
         self.assertEqual(len(frame), 5)
         self.assertTrue(all(len(row) <= 20 for row in frame))
+
+
+class ChooseUITests(SynchronousTestCase):
+    """L{choose_ui} with urwid installed."""
+
+    def test_terminal(self) -> None:
+        """A terminal gets the full-screen interface, with the server in its status bar."""
+        stderr = io.StringIO()
+        ui = choose_ui(MemoryReactorClock(), ClientConfig(port=6697, tls=True), True, stderr)
+        self.assertIsInstance(ui, TerminalUI)
+        assert isinstance(ui, TerminalUI)
+        self.assertIn("127.0.0.1:6697 (TLS)", rows(ui.view.widget, (80, 4))[-2])
+        self.assertEqual(stderr.getvalue(), "")

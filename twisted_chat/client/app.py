@@ -14,7 +14,8 @@ The pieces, from the wire outwards:
     from the lines the server sends, for the status bar.
   - L{plain.PlainUI} (stdin/stdout through L{StandardIO}) and
     L{terminal.TerminalUI} (urwid, built around the widget tree of
-    L{terminal.ChatView}): the two L{protocol.ChatUI}s.
+    L{terminal.ChatView}): the two L{protocol.ChatUI}s.  Only the terminal
+    imports urwid, the C{tui} extra; without it a terminal gets plain mode.
   - L{config.parse_args} reads the command line; L{run_client} connects the
     pieces; L{main} runs the reactor.
 
@@ -39,9 +40,9 @@ from twisted.python.failure import Failure
 from twisted_chat.client.config import PROGRAM, ClientConfig, UsageError, parse_args
 from twisted_chat.client.plain import PlainUI
 from twisted_chat.client.protocol import QUIT_TIMEOUT, ChatClientProtocol, ChatUI, ClientError
-from twisted_chat.client.terminal import TerminalUI
 
 CONNECT_TIMEOUT = 10.0
+TUI_HINT = "for the full-screen interface: pip install 'twisted-chat[tui]'"
 
 _log = Logger()
 
@@ -152,13 +153,33 @@ def _is_terminal() -> bool:
         return False
 
 
-def _start(reactor: Any, config: ClientConfig) -> Deferred[None]:
+def choose_ui(
+    reactor: Any, config: ClientConfig, terminal: bool, stderr: IO[str] | None = None
+) -> ChatUI:
+    """
+    The interface for C{config}: full-screen when C{terminal} (standard input
+    and output are a terminal) and C{--plain} was not given, else plain.
+
+    The full-screen interface needs urwid, the C{tui} extra; without it a
+    terminal gets plain mode and one line on C{stderr} saying how to get it.
+    """
+    if config.plain or not terminal:
+        return PlainUI(reactor)
+    try:
+        from twisted_chat.client.terminal import TerminalUI
+    except ImportError as error:
+        if (error.name or "").partition(".")[0] != "urwid":
+            raise
+        stderr = stderr if stderr is not None else sys.stderr
+        stderr.write("%s: urwid is not installed, so plain mode; %s\n" % (PROGRAM, TUI_HINT))
+        stderr.flush()
+        return PlainUI(reactor)
     where = "%s:%d" % (config.host, config.port)
-    ui: ChatUI
-    if config.plain or not _is_terminal():
-        ui = PlainUI(reactor)
-    else:
-        ui = TerminalUI(reactor, server=where + (" (TLS)" if config.tls else ""))
+    return TerminalUI(reactor, server=where + (" (TLS)" if config.tls else ""))
+
+
+def _start(reactor: Any, config: ClientConfig) -> Deferred[None]:
+    ui = choose_ui(reactor, config, _is_terminal())
 
     def finish(code: int) -> None:
         if code:
