@@ -12,9 +12,13 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers import ROOT, LineClient, ServerProcess, make_certificate, temp_dir
+
+pytestmark = pytest.mark.e2e
+"""Every test here runs chat-client as a process, mostly against the real twistd."""
 
 TIMEOUT = 15
 

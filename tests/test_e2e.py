@@ -9,9 +9,13 @@ import os
 import signal
 import subprocess
 
+import pytest
 from twisted.trial.unittest import SynchronousTestCase
 
 from .helpers import ROOT, LineClient, ServerProcess, log_in, temp_dir, twistd_command
+
+pytestmark = pytest.mark.e2e
+"""Every test here starts the real twistd and talks to it over loopback."""
 
 
 class EndToEndTests(SynchronousTestCase):

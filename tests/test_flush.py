@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from twisted.internet import tcp
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -26,6 +27,7 @@ class _Port:
     _realPortNumber = 8080
 
 
+@pytest.mark.e2e  # real loopback sockets
 class FlushTests(SynchronousTestCase):
     """Output to plain TCP connections is written once per reactor turn."""
 

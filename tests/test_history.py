@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+import pytest
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver
@@ -232,6 +233,7 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         self.assertEqual([e.text for e in again.search("room1", "message 997", 5)],
                          ["message 997"])
 
+    @pytest.mark.e2e  # forks a child process
     def test_fork_gets_own_connection(self) -> None:
         """
         After a fork (twistd daemonizing once the service is built), the

@@ -13,9 +13,13 @@ import sqlite3
 import subprocess
 import time
 
+import pytest
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from .helpers import ROOT, LineClient, ServerProcess, log_in, temp_dir, twistd_command
+
+pytestmark = pytest.mark.e2e
+"""Every test here starts the real twistd (some as a daemon)."""
 
 
 def start_fails(case: SynchronousTestCase, directory: str, db: str) -> str:

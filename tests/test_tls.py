@@ -12,9 +12,13 @@ import ssl
 import subprocess
 import sys
 
+import pytest
 from twisted.trial.unittest import SynchronousTestCase
 
 from .helpers import ROOT, LineClient, ServerProcess, make_certificate, temp_dir
+
+pytestmark = pytest.mark.e2e
+"""Every test here starts the real twistd on a TLS port."""
 
 
 class TLSLineClient(LineClient):

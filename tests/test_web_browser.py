@@ -12,9 +12,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from .helpers import LineClient, ServerProcess, temp_dir
+
+pytestmark = pytest.mark.e2e
+"""Every test here starts the real twistd and a headless Chromium."""
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
