@@ -122,7 +122,10 @@ class LoginTests(SynchronousTestCase):
         self.assertTrue(protocol.logged_in)
         self.assertEqual(
             ui.lines,
-            ["Welcome to twisted-chat.", "Welcome, alice! You are in #lobby. Type /help for commands."],
+            [
+                "Welcome to twisted-chat.",
+                "Welcome, alice! You are in #lobby. Type /help for commands.",
+            ],
         )
         self.assertEqual(ui.statuses[-1], Status("alice", "lobby", None))
 
@@ -206,7 +209,9 @@ class LoginTests(SynchronousTestCase):
 
     def test_taken_name_interactive_asked_again(self) -> None:
         """Interactively a taken name, even one from the options, is asked for again."""
-        protocol, transport, ui, _ = connect(ui=FakeUI(interactive=True), name="alice", passcode="x")
+        protocol, transport, ui, _ = connect(
+            ui=FakeUI(interactive=True), name="alice", passcode="x"
+        )
         protocol.dataReceived(GREETING + b"Username:\r\n")
         protocol.dataReceived(b"ERROR the name alice is taken; pick another\r\nUsername:\r\n")
         self.assertFalse(transport.disconnecting)
@@ -611,7 +616,9 @@ class FakeEndpoint:
 class RunClientTests(SynchronousTestCase):
     """L{run_client} turns how a session ended into an exit status."""
 
-    def run_client(self, endpoint: FakeEndpoint, **config: Any) -> tuple[Deferred[int], FakeUI, io.StringIO]:
+    def run_client(
+        self, endpoint: FakeEndpoint, **config: Any
+    ) -> tuple[Deferred[int], FakeUI, io.StringIO]:
         ui = FakeUI()
         stderr = io.StringIO()
         result = defer.ensureDeferred(

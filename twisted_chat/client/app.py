@@ -100,7 +100,12 @@ async def run_client(
         # SIGINT or SIGTERM: say goodbye properly before the reactor stops.
         protocol.quit_requested()
         waiting: Deferred[None] = Deferred()
-        protocol.finished.addBoth(lambda _: waiting.called or waiting.callback(None))
+
+        def release(result: object) -> None:
+            if not waiting.called:
+                waiting.callback(None)
+
+        protocol.finished.addBoth(release)
         waiting.addTimeout(quit_timeout, reactor, lambda result, timeout: None)
         return waiting
 
@@ -205,10 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit:
         return exit.code if isinstance(exit.code, int) else 2
     try:
-        react(_start, (config,))
+        react(_start, (config,))  # always raises SystemExit
     except SystemExit as exit:
         return exit.code if isinstance(exit.code, int) else 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -86,7 +86,9 @@ class PlainUI:
 
         self._sink = sink
         self._lines = _StdioLines(self)
-        self._stdio = StandardIO(
+        # mypy reads the Windows StandardIO of twisted.internet.stdio, which
+        # takes no descriptors; the one chosen at run time here does.
+        self._stdio = StandardIO(  # type: ignore[call-arg]
             self._lines, stdin=self._fds[0], stdout=self._fds[1], reactor=self._reactor
         )
 

@@ -11,7 +11,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -175,7 +175,7 @@ class ChatClientProtocol(LineReceiver):
         self.connecting = None
         self._greeting_call = self._clock.callLater(GREETING_TIMEOUT, self._no_greeting)
         if self._quitting:  # the user gave up while we were connecting
-            self.transport.loseConnection()
+            self._connection.loseConnection()
 
     @override
     def lineReceived(self, line: bytes) -> None:
@@ -257,7 +257,7 @@ class ChatClientProtocol(LineReceiver):
             if self.connecting is not None:
                 self.connecting.cancel()
         else:
-            self.transport.loseConnection()
+            self._connection.loseConnection()
 
     # -- login ----------------------------------------------------------------
 
@@ -334,7 +334,7 @@ class ChatClientProtocol(LineReceiver):
             # The server closes next; closing our side too saves waiting on a
             # TLS close_notify exchange.
             self._goodbye = True
-            self.transport.loseConnection()
+            self._connection.loseConnection()
         elif text.startswith("*** Server shutting down"):
             self._shutdown_seen = True
 
@@ -391,12 +391,18 @@ class ChatClientProtocol(LineReceiver):
 
     def _hang_up(self) -> None:
         self._quit_call = None
-        self.transport.loseConnection()
+        self._connection.loseConnection()
 
     # -- helpers --------------------------------------------------------------
 
+    @property
+    def _connection(self) -> ITransport:
+        """The transport, for what only happens once connected."""
+        assert self.transport is not None, "not connected"
+        return self.transport
+
     def _write(self, text: str) -> None:
-        self.transport.write(text.encode("utf-8", "replace") + b"\r\n")
+        self._connection.write(text.encode("utf-8", "replace") + b"\r\n")
 
     def _set_status(self, status: Status) -> None:
         if status != self.status:
@@ -432,7 +438,7 @@ def _tls_problem(reason: Failure) -> str | None:
         from OpenSSL.SSL import Error as SSLError
     except ImportError:  # no TLS support installed, so no TLS failure either
         return None
-    if not reason.check(SSLError):
+    if not reason.check(SSLError) or reason.value is None:
         return None
     details = []
     for item in reason.value.args[0] if reason.value.args else ():

@@ -75,16 +75,26 @@ def markup(line: str, own_name: str | None) -> list[Any]:
     return parts
 
 
-class _ChatFrame(urwid.Frame):
+if TYPE_CHECKING:
+    # urwid >= 3 types Frame as generic; subscripting it at run time would
+    # break urwid 2.6.
+    _Frame = urwid.Frame[urwid.ListBox[int], None, urwid.Pile]
+else:
+    _Frame = urwid.Frame
+
+
+class _ChatFrame(_Frame):
     """The top widget: a L{urwid.Frame} whose keys L{ChatView} handles."""
 
-    def __init__(self, view: ChatView, body: urwid.Widget, footer: urwid.Widget) -> None:
+    def __init__(self, view: ChatView, body: urwid.ListBox[int], footer: urwid.Pile) -> None:
         """@param view: handles every key."""
         super().__init__(body, footer=footer, focus_part="footer")
         self._view = view
 
     @override
-    def keypress(self, size: tuple[int, int], key: str) -> str | None:
+    def keypress(  # type: ignore[override]  # a box widget: size is (cols, rows), as in Frame
+        self, size: tuple[int, int], key: str
+    ) -> str | None:
         """Let the view decide."""
         return self._view.keypress(size, key)
 
@@ -116,7 +126,7 @@ class ChatView:
         self._history_pos = 0
         self._draft = ""
         self._asking: Deferred[str] | None = None
-        self._walker = urwid.SimpleFocusListWalker([])
+        self._walker: urwid.SimpleFocusListWalker[urwid.Text] = urwid.SimpleFocusListWalker([])
         self.messages = urwid.ListBox(self._walker)
         self._status_text = urwid.Text("", wrap="ellipsis")
         self.input = urwid.Edit(("caption", "> "))
@@ -186,7 +196,8 @@ class ChatView:
             self._walker.set_focus(len(self._walker) - 1)
 
     def _at_end(self) -> bool:
-        return not self._walker or self._walker.focus >= len(self._walker) - 1
+        focus = self._walker.focus
+        return not self._walker or focus is None or focus >= len(self._walker) - 1
 
     def _render_status(self) -> None:
         status = self.status
@@ -228,9 +239,8 @@ class ChatView:
             asking.callback(text)
             return
         self.input.set_edit_text("")
-        if text.strip():
-            if not self._history or self._history[-1] != text:
-                self._history.append(text)
+        if text.strip() and (not self._history or self._history[-1] != text):
+            self._history.append(text)
         self._history_pos = len(self._history)
         self._draft = ""
         self._walker.set_focus(max(0, len(self._walker) - 1))
