@@ -14,6 +14,7 @@ import socket
 import time
 from typing import Any
 
+import pytest
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.address import IPv4Address
@@ -1055,6 +1056,7 @@ def _recv_to_close(sock: socket.socket, timeout: float = 10.0) -> bytes:
     raise AssertionError("the server never closed; got %r" % data[:200])
 
 
+@pytest.mark.e2e
 class WebEndToEndTests(SynchronousTestCase):
     """The web port's bounds over real loopback sockets, against the real twistd."""
 
