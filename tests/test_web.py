@@ -40,6 +40,7 @@ from twisted_chat.config import ChatConfig
 from twisted_chat.tap import Options, build, config_from_options
 from twisted_chat.web import (
     PING_INTERVAL,
+    Ack,
     ChatWebFactory,
     ChatWebSocket,
     build_site,
@@ -749,6 +750,7 @@ class ProtocolDocumentTests(SynchronousTestCase):
         documented = [example["type"] for example in examples]
         kinds = {cls.kind for _, cls in inspect.getmembers(events, inspect.isclass)
                  if issubclass(cls, events.Event) and cls.kind != "event"}
+        kinds.add(Ack.kind)  # the browser's own event, made in web.py
         self.assertEqual(sorted(documented),
                          sorted(kinds | {"login", "say", "command"}))
 
