@@ -31,6 +31,8 @@ try:
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -127,6 +129,11 @@ class Page:
         })
         self.until(lambda d: d.execute_script("return window.innerWidth") == width,
                    "a %d px wide viewport" % width)
+
+    def wheel(self, css: str, delta_y: int) -> None:
+        """Turn the mouse wheel over C{css}, as a user scrolls."""
+        ActionChains(self.driver).scroll_from_origin(
+            ScrollOrigin.from_element(self.find(css)), 0, delta_y).perform()
 
     def js(self, script: str, *args: Any) -> Any:
         return self.driver.execute_script(script, *args)
@@ -298,11 +305,15 @@ class BrowserTests(SynchronousTestCase):
         page.until(lambda _: page.at_bottom(), "the list still following after growing back")
         self.assertFalse(page.find("#jump").is_displayed())
 
-        # Scrolled up on purpose: new messages wait behind a button.
+        # A scroll the user did not make (the layout's) is undone.
         page.js("document.getElementById('messages-region').scrollTop = 0;")
+        page.until(lambda _: page.at_bottom(), "the list pinned again")
+
+        # Scrolled up on purpose (the mouse wheel): new messages wait behind a button.
+        page.viewport(390, 844)
+        page.wheel("#messages-region", -3000)
         page.until(lambda _: page.js(
             "return document.getElementById('messages-region').scrollTop") == 0, "scrolled up")
-        page.viewport(390, 844)
         bob.send("while you read")
         page.wait_line("bob: while you read")
         page.until(lambda _: page.find("#jump").is_displayed(), "the new messages button")

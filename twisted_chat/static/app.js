@@ -62,7 +62,6 @@
   const pending = new Map();  // id -> echo <li> (or null) the server has not answered
   let probing = 0;           // the id of an empty command out to find a refused line
   let stuck = true;           // follow new messages: set by the user's scrolling
-  let ownScrollTop = -1;      // where the page itself last scrolled the list to
   let unseen = 0;             // lines added while the user was scrolled up
 
   // -- storage (this tab only) -------------------------------------------------
@@ -138,7 +137,6 @@
 
   function pin() {
     region.scrollTop = region.scrollHeight;
-    ownScrollTop = region.scrollTop;
   }
 
   function follow() {
@@ -149,15 +147,30 @@
   }
 
   // Only the user's scrolling changes "stuck": a list that got shorter (a
-  // smaller window, a rotated phone, a longer room list) scrolls nowhere by
-  // itself, and is pinned again below.
+  // smaller window, a rotated phone, a longer room list) or that the layout
+  // moved is pinned again, never taken for the user reading further up.
+  let userAt = -Infinity;     // when the user last touched, wheeled or pressed a key
+  function userScrolls() { userAt = Date.now(); }
+  for (const type of ["touchstart", "touchmove", "pointerdown"]) {
+    region.addEventListener(type, userScrolls, {passive: true});
+  }
+  region.addEventListener("wheel", (e) => {
+    userScrolls();
+    if (e.deltaY < 0 && region.scrollTop > 0) stuck = false;  // at once: a line may come first
+  }, {passive: true});
+  document.addEventListener("keydown", (e) => {
+    if (!(e.target instanceof HTMLInputElement)) userScrolls();
+  });
+
   region.addEventListener("scroll", () => {
     if (atBottom()) {
       stuck = true;
       unseen = 0;
       jump.hidden = true;
-    } else if (region.scrollTop !== ownScrollTop) {
+    } else if (Date.now() - userAt < 1000) {
       stuck = false;
+    } else if (stuck) {
+      pin();
     }
   }, {passive: true});
 
@@ -387,7 +400,8 @@
   function refused(echo, why) {
     echo.classList.remove("pending", "unconfirmed");
     echo.classList.add("failed");
-    setState(echo, " \u2014 not sent: " + why);
+    // A message was not delivered; a command was refused.
+    setState(echo, (echo.classList.contains("echo") ? " \u2014 failed: " : " \u2014 not sent: ") + why);
   }
 
   // The server answers lines in the order it got them, so once line `id` is
