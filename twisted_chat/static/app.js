@@ -634,7 +634,13 @@
         for (const c of event.commands) info("  " + c.usage + "  " + c.text);
         break;
       case "info":
-        info(event.text);
+        // The server's zone matters to telnet's stamps; the page shows every
+        // time in the browser's own zone instead.
+        if (typeof event.utc_offset === "number") {
+          info("Times are shown in your time zone (" + zone(new Date()) + ").");
+        } else {
+          info(event.text);
+        }
         break;
       case "goodbye":
         reconnecting = false;
