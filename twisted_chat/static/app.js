@@ -84,7 +84,7 @@
 
   function saveLogin() {
     save(SAVED_REMEMBER, rememberInput.checked ? null : "no");
-    save(SAVED_LOGIN, rememberInput.checked && creds ? creds : null);
+    save(SAVED_LOGIN, rememberInput.checked && creds && loggedIn ? creds : null);
   }
 
   function forgetSession() {
