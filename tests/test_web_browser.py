@@ -427,6 +427,8 @@ class BrowserTests(SynchronousTestCase):
         page.wait_text("#room-title", "#lobby")
         page.type("/quit")
         page.until(lambda d: d.find_element(By.ID, "login").is_displayed(), "the login form")
+        self.assertEqual(self.last_line(page, ".echo"), ("echo sent", "> /quit"))
+        self.assertEqual(self.last_line(page, ".info")[1], "Goodbye!")
         self.assertEqual(page.find("#room-title").text, "")
         self.assertEqual(page.driver.title, "twisted-chat")
         self.assertEqual(page.find("#status").text, "Logged out")

@@ -642,7 +642,10 @@
           info(event.text);
         }
         break;
-      case "goodbye":
+      case "goodbye": {
+        // The answer to the oldest line waiting (/quit, :Exit): it was taken.
+        const first = pending.keys().next();
+        if (!first.done) answered(first.value);
         reconnecting = false;
         leftChat = true;
         rejoin = null;
@@ -656,6 +659,7 @@
         renderUsers();
         setStatus("Logged out");
         break;
+      }
       case "shutdown":
         info("*** " + (event.text || "Server shutting down") + " ***", "error");
         break;
