@@ -4,7 +4,8 @@ against the real C{twistd -n chat --web}, chatting with telnet users.
 
 Skipped when Chromium, chromedriver or Selenium is missing, except under CI
 (the C{CI} environment variable), where that is a failure.  Set
-C{TWISTED_CHAT_SCREENSHOT=path.png} to save a screenshot of the chat.
+C{TWISTED_CHAT_SCREENSHOT=path.png} to save a screenshot of the chat, and
+C{TWISTED_CHAT_SCREENSHOT_PHONE=path.png} one at 390 x 844 with a dozen rooms.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ try:
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -118,6 +121,32 @@ class Page:
         box = self.find("#message")
         box.send_keys(text, Keys.ENTER)
 
+    def viewport(self, width: int | None = None, height: int | None = None) -> None:
+        """Make the viewport C{width} x C{height} CSS pixels (a phone), or back to the window."""
+        if width is None:
+            self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+            self.until(lambda d: d.execute_script("return window.innerWidth") > 600,
+                       "the window's own viewport")
+            return
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": True,
+        })
+        self.until(lambda d: d.execute_script("return window.innerWidth") == width,
+                   "a %d px wide viewport" % width)
+
+    def wheel(self, css: str, delta_y: int) -> None:
+        """Turn the mouse wheel over C{css}, as a user scrolls."""
+        ActionChains(self.driver).scroll_from_origin(
+            ScrollOrigin.from_element(self.find(css)), 0, delta_y).perform()
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)
+
+    def at_bottom(self) -> bool:
+        """Whether the message list is scrolled to its end."""
+        return self.js("const r = document.getElementById('messages-region');"
+                       "return r.scrollHeight - r.scrollTop - r.clientHeight < 2;")
+
 
 class BrowserTests(SynchronousTestCase):
     """A browser user and telnet users in the same rooms."""
@@ -143,7 +172,8 @@ class BrowserTests(SynchronousTestCase):
         bob.send("morning!")
         carol = self.telnet("carol")
         page = Page(self, self.url)
-        self.assertEqual(self.accessible_names(page, "input"), {"Passcode", "Name"})
+        self.assertEqual(self.accessible_names(page, "input"),
+                         {"Passcode", "Name", "Remember for this tab"})
         page.log_in("alice")
         self.assertEqual(self.accessible_names(page, "input"), {"Message"})
         self.assertEqual(self.accessible_names(page, "section", role=True),
@@ -185,11 +215,10 @@ class BrowserTests(SynchronousTestCase):
         page.wait_line("hello from the browser", "history")
         bob.read_until("alice joined #lobby")
 
-        # Reload: the page forgets the session; logging in again shows history.
+        # Reload: the tab remembers the login and logs in again by itself.
         page.driver.refresh()
         bob.read_until("alice disconnected")
-        self.assertEqual(page.find("#name").get_attribute("value"), "alice")  # remembered
-        page.log_in("alice")
+        page.wait_line("Welcome, alice!")
         page.wait_line("hello from the browser", "history")
         page.wait_line("carol: hi alice <img", "history")
         bob.read_until("alice joined #lobby")
@@ -238,7 +267,7 @@ class BrowserTests(SynchronousTestCase):
     def test_phone_width(self) -> None:
         """On a phone-width screen nothing scrolls sideways and the message box is on screen."""
         page = Page(self, self.url)
-        page.driver.set_window_size(360, 740)
+        page.viewport(360, 740)  # a window cannot be made that narrow
         page.log_in("alice")
         width = page.driver.execute_script(
             "return [document.documentElement.scrollWidth, window.innerWidth]")
@@ -249,3 +278,196 @@ class BrowserTests(SynchronousTestCase):
             "return arguments[0].getBoundingClientRect().bottom <= window.innerHeight", box)
         self.assertTrue(bottom)
         self.assertTrue(page.find("#rooms").is_displayed())
+
+    def last_line(self, page: Page, css: str) -> tuple[str, str]:
+        """The class and text of the last message line matching C{css}."""
+        return tuple(page.js(
+            "const all = document.querySelectorAll(arguments[0]);"
+            "const li = all[all.length - 1]; return li ? [li.className, li.textContent] : null;",
+            css) or ("", ""))
+
+    def test_stays_pinned_through_resizes(self) -> None:
+        """
+        Shrinking the window to a phone and back keeps the list following new
+        messages; scrolled up, a new message shows the "new messages" button.
+        """
+        bob = self.telnet("bob")
+        page = Page(self, self.url)
+        page.log_in("alice")
+        for _ in range(3):
+            page.type("/help")
+        page.wait_text("#users", "bob")
+        page.until(lambda _: page.at_bottom(), "the list at its end")
+
+        page.viewport(390, 844)  # the list gets shorter and its lines wrap
+        bob.send("after the shrink")
+        page.wait_line("bob: after the shrink")
+        page.until(lambda _: page.at_bottom(), "the list still following on a phone")
+        page.viewport()
+        bob.send("after growing back")
+        page.wait_line("bob: after growing back")
+        page.until(lambda _: page.at_bottom(), "the list still following after growing back")
+        self.assertFalse(page.find("#jump").is_displayed())
+
+        # A scroll the user did not make (the layout's) is undone.
+        page.js("document.getElementById('messages-region').scrollTop = 0;")
+        page.until(lambda _: page.at_bottom(), "the list pinned again")
+
+        # Scrolled up on purpose (the mouse wheel): new messages wait behind a button.
+        page.viewport(390, 844)
+        page.wheel("#messages-region", -3000)
+        page.until(lambda _: page.js(
+            "return document.getElementById('messages-region').scrollTop") == 0, "scrolled up")
+        bob.send("while you read")
+        page.wait_line("bob: while you read")
+        page.until(lambda _: page.find("#jump").is_displayed(), "the new messages button")
+        self.assertFalse(page.at_bottom())
+        self.assertIn("1 new message", page.find("#jump").text)
+        page.find("#jump").click()
+        page.until(lambda _: page.at_bottom(), "the list at its end after the button")
+        self.assertFalse(page.find("#jump").is_displayed())
+        bob.send("and following again")
+        page.wait_line("bob: and following again")
+        page.until(lambda _: page.at_bottom(), "the list following after the button")
+
+    def test_refused_lines_never_look_sent(self) -> None:
+        """A line the server takes is marked sent; one over --max-line is marked not sent."""
+        self.server.kill()
+        self.server = ServerProcess(self, "--web", "tcp:0:interface=127.0.0.1", "--max-line", "100")
+        bob = self.telnet("bob")
+        page = Page(self, "http://127.0.0.1:%d/" % self.server.web_port)
+        page.log_in("alice")
+        page.type("a short line")
+        bob.read_until("alice: a short line")
+        page.until(lambda _: "sent" in self.last_line(page, ".mine")[0].split(), "an ack")
+        self.assertEqual(self.last_line(page, ".mine")[1][11:], "alice: a short line")
+
+        page.type("y" * 150)  # parsed by the server, refused with its id
+        page.until(lambda _: "failed" in self.last_line(page, ".mine")[0].split(),
+                   "the long line marked failed")
+        classes, text = self.last_line(page, ".mine")
+        self.assertNotIn("sent", classes.split())
+        self.assertIn("not sent: line too long (max 100 bytes)", text)
+
+        # Too long to parse at all: its error has no id, and the page finds out.
+        page.js("document.getElementById('message').value = arguments[0];", "z" * 600)
+        page.find("#message").send_keys(Keys.ENTER)
+        page.until(lambda _: "failed" in self.last_line(page, ".mine")[0].split()
+                   and "zzz" in self.last_line(page, ".mine")[1], "the huge line marked failed")
+        page.type("/dance")
+        page.until(lambda _: "failed" in self.last_line(page, ".echo")[0].split(),
+                   "the bad command marked failed")
+        self.assertIn("unknown command /dance", self.last_line(page, ".echo")[1])
+        page.type("and another")
+        bob.read_until("alice: and another")
+        page.until(lambda _: "sent" in self.last_line(page, ".mine")[0].split(), "a second ack")
+        self.assertFalse(any("yyy" in line or "zzz" in line for line in bob.seen))
+        self.assertEqual(page.js("return document.querySelectorAll('#messages .pending').length"),
+                         0)
+
+    def test_reconnects_into_the_same_room(self) -> None:
+        """After a restart the page goes back to its room and keeps its private messages."""
+        page = Page(self, self.url)
+        page.log_in("alice")
+        bob = self.telnet("bob")
+        bob.send("/msg alice keep this")
+        page.wait_line("keep this", "private")
+        page.type("/join #dev")
+        page.wait_text("#room-title", "#dev")
+        port = self.server.web_port
+        self.server.stop()
+        page.wait_text("#status", "reconnecting")
+        self.server = ServerProcess(
+            self, "--web", "tcp:%d:interface=127.0.0.1" % port, "--db", "chat.db",
+            cwd=self.server.cwd,
+        )
+        page.wait_line("going back to #dev")
+        page.wait_text("#room-title", "#dev")
+        page.wait_line("You are now in #dev.")
+        page.wait_line("keep this", "private")
+        carol = self.telnet("carol")
+        carol.send("/join #dev")
+        carol.read_until("Users in #dev (2): alice, carol")
+
+    def test_reload_keeps_the_login(self) -> None:
+        """A reload logs in again without asking, in the same room, with the private messages."""
+        page = Page(self, self.url)
+        page.log_in("alice")
+        bob = self.telnet("bob")
+        bob.send("/msg alice still here?")
+        page.wait_line("still here?", "private")
+        page.type("/join #dev")
+        page.wait_text("#room-title", "#dev")
+        page.driver.refresh()
+        page.wait_line("Welcome, alice!")
+        page.wait_text("#room-title", "#dev")
+        page.wait_line("still here?", "private")
+        self.assertFalse(page.find("#login").is_displayed())
+
+        # Unticked, the tab forgets: a reload asks again.
+        page.type("/quit")
+        page.until(lambda d: d.find_element(By.ID, "login").is_displayed(), "the login form")
+        page.find("#remember").click()
+        self.assertFalse(page.find("#remember").is_selected())
+        page.log_in("alice")
+        page.driver.refresh()
+        page.until(lambda d: d.find_element(By.ID, "passcode").is_displayed(), "the login form")
+        self.assertEqual(page.find("#passcode").get_attribute("value"), "")
+        self.assertFalse(page.find("#remember").is_selected())
+
+    def test_header_after_login_error_and_quit(self) -> None:
+        """The header and the login form say what is true, neutrally after /quit."""
+        page = Page(self, self.url)
+        page.until(lambda d: d.find_element(By.ID, "passcode").is_displayed(), "the login form")
+        self.assertEqual(page.js("return document.activeElement.id"), "passcode")
+        page.find("#name").send_keys("alice")
+        page.find("#passcode").send_keys("wrong", Keys.ENTER)
+        page.wait_text("#login-error", "wrong passcode")
+        self.assertNotIn("Connecting", page.find("#status").text)
+        self.assertEqual(page.js("return document.activeElement.id"), "passcode")
+        self.assertEqual(page.find("#passcode").get_attribute("value"), "")
+        page.find("#passcode").send_keys("x", Keys.ENTER)
+        page.wait_line("Welcome, alice!")
+        page.wait_text("#room-title", "#lobby")
+        page.type("/quit")
+        page.until(lambda d: d.find_element(By.ID, "login").is_displayed(), "the login form")
+        self.assertEqual(self.last_line(page, ".echo"), ("echo sent", "> /quit"))
+        self.assertEqual(self.last_line(page, ".info")[1], "Goodbye!")
+        self.assertEqual(page.find("#room-title").text, "")
+        self.assertEqual(page.driver.title, "twisted-chat")
+        self.assertEqual(page.find("#status").text, "Logged out")
+        error_colour = page.js(
+            "return getComputedStyle(document.getElementById('status'))"
+            ".getPropertyValue('--error').trim()")
+        note = page.find("#login-error")
+        self.assertIn("You left the chat", note.text)
+        self.assertNotEqual(note.value_of_css_property("color"),
+                            page.js("const p = document.createElement('p');"
+                                    "p.style.color = arguments[0]; document.body.append(p);"
+                                    "const c = getComputedStyle(p).color; p.remove(); return c;",
+                                    error_colour))
+
+    def test_phone_with_a_dozen_rooms(self) -> None:
+        """At 390 x 844 a dozen rooms stay in a short strip; the lists fold away."""
+        others = [self.telnet("user%d" % i) for i in range(12)]
+        for i, client in enumerate(others):
+            client.send("/join #room-number-%d" % i)
+        page = Page(self, self.url)
+        page.viewport(390, 844)
+        page.log_in("alice")
+        page.wait_text("#rooms", "room-number-11")
+        side, messages = page.js(
+            "return [document.getElementById('side').getBoundingClientRect().height,"
+            " document.getElementById('messages-region').getBoundingClientRect().height]")
+        self.assertLess(side, 844 * 0.25)
+        self.assertGreater(messages, 844 * 0.55)
+        if os.environ.get("TWISTED_CHAT_SCREENSHOT_PHONE"):
+            page.driver.save_screenshot(os.environ["TWISTED_CHAT_SCREENSHOT_PHONE"])
+        toggle = page.find("#side-toggle")
+        self.assertEqual(toggle.get_attribute("aria-expanded"), "true")
+        toggle.click()
+        self.assertEqual(toggle.get_attribute("aria-expanded"), "false")
+        self.assertFalse(page.find("#rooms").is_displayed())
+        self.assertGreater(page.js(
+            "return document.getElementById('messages-region').getBoundingClientRect().height"),
+            messages)

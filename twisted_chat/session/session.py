@@ -106,9 +106,12 @@ class ChatSession:
     """
     The dialogue with one user.  A front end hands it decoded lines with
     L{line_received} and calls L{connection_lost} at the end.
+
+    @ivar dropped: how many lines the flood limit dropped (a front end that
+        answers each line compares it before and after L{line_received}).
     """
 
-    __slots__ = ("_ctx", "_front", "_state", "_visitor", "_attempts", "_bucket")
+    __slots__ = ("_ctx", "_front", "_state", "_visitor", "_attempts", "_bucket", "dropped")
     log = Logger()
 
     def __init__(self, context: SessionContext, front: Frontend) -> None:
@@ -118,6 +121,7 @@ class ChatSession:
         self._visitor: Visitor | None = None
         self._attempts = 0
         self._bucket: TokenBucket | None = None
+        self.dropped = 0
 
     @property
     def member(self) -> Member | None:
@@ -274,6 +278,7 @@ class ChatSession:
             bucket = self._bucket = TokenBucket(self._ctx.clock, config.rate, config.burst)
         if bucket.take():
             return False
+        self.dropped += 1
         if not bucket.warned:  # log once per flood, not once per line
             bucket.warned = True
             self.log.warn("{name} is flooding; dropping lines", name=self.member.name)

@@ -56,6 +56,9 @@ ACCESS_LOG_LINES = 20
 ACCESS_LOG_WINDOW = 60.0
 ACCESS_LOG_HOSTS = 10_000  # distinct addresses counted in one summary
 
+# The largest client id of a line: JavaScript's largest exact integer.
+MAX_LINE_ID = 2**53 - 1
+
 # The page and its assets: name -> content type.
 ASSETS = {
     "index.html": "text/html; charset=utf-8",
@@ -79,6 +82,26 @@ _SECURITY_HEADERS = (
 
 class BadMessage(ChatError):
     """A WebSocket message that is not one the protocol knows."""
+
+
+class Ack(Event):
+    """
+    The line the page sent with C{id} was taken: handed to the session,
+    which neither refused it nor reported an error.  (Only the browser gets
+    these; the events of other front ends live in L{twisted_chat.events}.)
+    """
+
+    __slots__ = ("id",)
+    kind = "ack"
+
+    def __init__(self, line_id: int) -> None:
+        self.id = line_id
+
+    def lines(self) -> list[str]:
+        return []
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "id": self.id}
 
 
 def frame_limit(max_line: int) -> int:
@@ -124,6 +147,21 @@ def _line(message: dict[str, Any], field: str, max_line: int, required: bool = T
     return value
 
 
+def _line_id(message: dict[str, Any]) -> int | None:
+    """
+    The optional client C{id} of a C{say} or C{command}, or C{None}.
+
+    @raise BadMessage: if it is there but not a whole number from 0 to
+        L{MAX_LINE_ID}.
+    """
+    value = message.get("id")
+    if value is None:
+        return None
+    if type(value) is not int or not 0 <= value <= MAX_LINE_ID:
+        raise BadMessage('"id" must be a whole number from 0 to %d' % MAX_LINE_ID)
+    return value
+
+
 def normalize_origin(origin: str) -> str | None:
     """
     C{scheme://host[:port]} in lower case, without a default port, or
@@ -156,13 +194,15 @@ class ChatWebSocket:
 
     A C{login} message answers the session's prompts (passcode, then name);
     C{say} and C{command} become lines for the session.  Every event the
-    session or the domain sends becomes one JSON text message.
+    session or the domain sends becomes one JSON text message.  A line sent
+    with an C{id} is answered with an L{Ack} carrying it, or, when it was
+    refused, with the errors it caused carrying it.
     """
 
     __slots__ = (
         "_factory", "_peer", "_host", "_transport", "_session", "_state",
         "_paused", "_held", "_prompt", "_login", "_answering", "_ping_pending", "stalled",
-        "queued", "_control",
+        "queued", "_control", "_line_id", "_line_failed",
     )
     log = Logger()
 
@@ -188,6 +228,8 @@ class ChatWebSocket:
         self._ping_pending = False
         self.stalled = False
         self.queued = 0
+        self._line_id: int | None = None  # the id of the line being handled
+        self._line_failed = False  # it caused an error
 
     # -- Twisted's WebSocketProtocol --------------------------------------
 
@@ -246,10 +288,15 @@ class ChatWebSocket:
         if not isinstance(parsed, dict):
             raise BadMessage('send a JSON object, like {"type": "say", "text": "hi"}')
         kind = parsed.get("type")
-        if kind == "say":
-            self._say(_line(parsed, "text", max_line))
-        elif kind == "command":
-            self._feed(_line(parsed, "text", max_line))
+        if kind == "say" or kind == "command":
+            line_id = _line_id(parsed)
+            try:
+                text = _line(parsed, "text", max_line)
+                # The "\" escape makes the session take a say literally,
+                # even "/join" or ":)".
+                self._feed("\\" + text if kind == "say" else text, line_id)
+            except ChatError as e:
+                self._write(Error(str(e)), line_id)
         elif kind == "login":
             name = _line(parsed, "name", max_line)
             passcode = _line(parsed, "passcode", max_line, required=False)
@@ -259,21 +306,40 @@ class ChatWebSocket:
         else:
             raise BadMessage('a message needs a "type": login, say or command')
 
-    def _say(self, text: str) -> None:
-        # The "\" escape makes the session take the text literally, even
-        # "/join" or ":)".
-        self._feed("\\" + text)
-
-    def _feed(self, line: str) -> None:
+    def _feed(self, line: str, line_id: int | None) -> None:
         """Hand C{line} to the session, or hold it while input is paused."""
         if self._state != CHAT:
             raise BadMessage('log in first (send {"type": "login", ...})')
         if self._paused:
             if len(self._held) >= MAX_HELD:
                 raise BadMessage("too many messages at once; this one was dropped")
-            self._held.append(line)
+            self._held.append((line, line_id))
             return
-        self._session.line_received(line)
+        self._hand(line, line_id)
+
+    def _hand(self, line: str, line_id: int | None) -> None:
+        """
+        Give the session C{line}.  With an C{id}, say whether it was taken:
+        the session refuses a line synchronously, by sending an L{Error}
+        (tagged with the id in L{send}) or, for a flood past its once-a-second
+        warning, by dropping it (counted in C{dropped}).
+        """
+        session = self._session
+        if line_id is None:
+            session.line_received(line)
+            return
+        dropped = session.dropped
+        self._line_id, self._line_failed = line_id, False
+        try:
+            session.line_received(line)
+        finally:
+            self._line_id = None
+        if self._line_failed:
+            return
+        if session.dropped != dropped:
+            self._write(Error("slow down; this line was dropped"), line_id)
+        else:
+            self._write(Ack(line_id))
 
     def _log_in(self, passcode: str, name: str) -> None:
         if self._state == CHAT:
@@ -319,12 +385,20 @@ class ChatWebSocket:
                 self._prompt = event.field  # type: ignore[attr-defined]
                 self._answer_prompts()
                 return
+        elif self._line_id is not None and event.kind == "error":  # caused by that line
+            self._line_failed = True
+            self._write(event, self._line_id)
+            return
         self._write(event)
 
-    def _write(self, event: Event) -> None:
+    def _write(self, event: Event, line_id: int | None = None) -> None:
+        """Send C{event}; an error caused by a line sent with an id carries it."""
         if self._state == CLOSED or self._transport is None:
             return
-        text = event.json_text
+        if line_id is None:
+            text = event.json_text
+        else:
+            text = json.dumps({**event.to_json(), "id": line_id}, ensure_ascii=False)
         if self.stalled:
             self.queued += len(text)
             if self.queued > self._factory.sendq:
@@ -407,7 +481,7 @@ class ChatWebSocket:
         """Hand the held lines to the session, then answer any prompt."""
         self._paused = False
         while self._held and not self._paused and self._state == CHAT:
-            self._session.line_received(self._held.pop(0))
+            self._hand(*self._held.pop(0))
         self._answer_prompts()
 
     def describe_peer(self) -> str:

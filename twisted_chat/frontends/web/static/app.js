@@ -4,10 +4,19 @@
 "use strict";
 
 (function () {
-  const MAX_LINES = 1000;          // messages kept on the page
+  const MAX_LINES = 1000;          // messages kept on the page (private ones are kept first)
+  const MAX_PRIVATE = 200;         // private messages kept for the tab
   const MAX_BACKOFF = 30;          // seconds between reconnection attempts, at most
   const ROOMS_DELAY = 3000;        // ms: one /rooms refresh after a burst of notices
   const TAKEN_RETRIES = 6;         // re-login tries while our old connection lingers
+  const UNCONFIRMED_AFTER = 5000;  // ms: a line the server has not answered is flagged
+  const BOTTOM_SLACK = 24;         // px from the bottom that still counts as "at the bottom"
+
+  // sessionStorage keys: this tab only, gone when it closes.
+  const SAVED_LOGIN = "twisted-chat-login";       // {passcode, name}, unless unticked
+  const SAVED_REMEMBER = "twisted-chat-remember"; // "no" when the box was unticked
+  const SAVED_ROOM = "twisted-chat-room";         // the room to come back to
+  const SAVED_PRIVATE = "twisted-chat-private";   // {name, events}: this session's private messages
 
   const $ = (id) => document.getElementById(id);
   const loginForm = $("login");
@@ -15,10 +24,15 @@
   const loginButton = $("login-button");
   const passcodeInput = $("passcode");
   const nameInput = $("name");
+  const rememberInput = $("remember");
   const chat = $("chat");
   const region = $("messages-region");
   const list = $("messages");
+  const jump = $("jump");
+  const side = $("side");
+  const sideToggle = $("side-toggle");
   const roomsList = $("rooms");
+  const roomsTitle = $("rooms-title");
   const usersList = $("users");
   const usersTitle = $("users-title");
   const roomTitle = $("room-title");
@@ -27,10 +41,11 @@
   const input = $("message");
 
   let socket = null;          // the current WebSocket
-  let creds = null;           // {passcode, name}: kept in memory only
+  let creds = null;           // {passcode, name}
   let loginPending = false;   // a login was sent and not yet answered
   let loggedIn = false;       // welcomed on the current socket
   let reconnecting = false;   // keep reconnecting when the socket drops
+  let leftChat = false;       // the user typed /quit
   let attempt = 0;            // reconnection attempts since the last welcome
   let takenRetries = 0;
   let retryTimer = null;
@@ -38,9 +53,45 @@
   let roomsTyped = 0;         // /rooms answers the user asked for (shown as text)
   let me = null;
   let room = null;
+  let rejoin = null;          // the room to go back to after the next welcome
   let rooms = [];             // [{name, users}] as the server last listed them
   let users = [];             // names in our room, as the server last listed them
   let usersMore = 0;          // how many more the server did not list
+  let privates = [];          // this session's private message events, oldest first
+  let nextId = 0;             // client ids of the lines we send
+  const pending = new Map();  // id -> echo <li> (or null) the server has not answered
+  let probing = 0;           // the id of an empty command out to find a refused line
+  let stuck = true;           // follow new messages: set by the user's scrolling
+  let unseen = 0;             // lines added while the user was scrolled up
+
+  // -- storage (this tab only) -------------------------------------------------
+
+  function load(key) {
+    try {
+      const text = sessionStorage.getItem(key);
+      return text === null ? null : JSON.parse(text);
+    } catch (err) {
+      return null;              // storage off, or not ours
+    }
+  }
+
+  function save(key, value) {
+    try {
+      if (value === null) sessionStorage.removeItem(key);
+      else sessionStorage.setItem(key, JSON.stringify(value));
+    } catch (err) { /* storage off or full: the page still works */ }
+  }
+
+  function saveLogin() {
+    save(SAVED_REMEMBER, rememberInput.checked ? null : "no");
+    save(SAVED_LOGIN, rememberInput.checked && creds && loggedIn ? creds : null);
+  }
+
+  function forgetSession() {
+    save(SAVED_LOGIN, null);
+    save(SAVED_ROOM, null);
+    save(SAVED_PRIVATE, null);
+  }
 
   // -- rendering ---------------------------------------------------------------
 
@@ -53,9 +104,20 @@
     return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + time;
   }
 
+  // The browser's own zone, as "UTC+01:00", for the times' tooltips.
+  function zone(d) {
+    const minutes = -d.getTimezoneOffset();
+    const sign = minutes < 0 ? "-" : "+";
+    const abs = Math.abs(minutes);
+    return "UTC" + sign + pad(Math.floor(abs / 60)) + ":" + pad(abs % 60);
+  }
+
+  // Times come as seconds since the epoch and show in the browser's zone.
   function timeElement(seconds, withDate) {
     const t = document.createElement("time");
-    t.dateTime = new Date(seconds * 1000).toISOString();
+    const d = new Date(seconds * 1000);
+    t.dateTime = d.toISOString();
+    t.title = stamp(seconds, true) + " " + zone(d);
     t.textContent = "[" + stamp(seconds, withDate) + "] ";
     return t;
   }
@@ -67,17 +129,83 @@
     return s;
   }
 
+  // -- following new messages ----------------------------------------------
+
+  function atBottom() {
+    return region.scrollHeight - region.scrollTop - region.clientHeight <= BOTTOM_SLACK;
+  }
+
+  function pin() {
+    region.scrollTop = region.scrollHeight;
+  }
+
+  function follow() {
+    stuck = true;
+    unseen = 0;
+    jump.hidden = true;
+    pin();
+  }
+
+  // Only the user's scrolling changes "stuck": a list that got shorter (a
+  // smaller window, a rotated phone, a longer room list) or that the layout
+  // moved is pinned again, never taken for the user reading further up.
+  let userAt = -Infinity;     // when the user last touched, wheeled or pressed a key
+  function userScrolls() { userAt = Date.now(); }
+  for (const type of ["touchstart", "touchmove", "pointerdown"]) {
+    region.addEventListener(type, userScrolls, {passive: true});
+  }
+  region.addEventListener("wheel", (e) => {
+    userScrolls();
+    if (e.deltaY < 0 && region.scrollTop > 0) stuck = false;  // at once: a line may come first
+  }, {passive: true});
+  document.addEventListener("keydown", (e) => {
+    if (!(e.target instanceof HTMLInputElement)) userScrolls();
+  });
+
+  region.addEventListener("scroll", () => {
+    if (atBottom()) {
+      stuck = true;
+      unseen = 0;
+      jump.hidden = true;
+    } else if (Date.now() - userAt < 1000) {
+      stuck = false;
+    } else if (stuck) {
+      pin();
+    }
+  }, {passive: true});
+
+  function repin() { if (stuck) pin(); }
+
+  if (typeof ResizeObserver === "function") {
+    const watch = new ResizeObserver(repin);
+    watch.observe(region);      // the window, the room list, the keyboard
+    watch.observe(list);        // lines re-wrapped at a new width
+  }
+  window.addEventListener("resize", repin);
+
+  jump.addEventListener("click", () => {
+    follow();
+    input.focus();
+  });
+
   // Add one line to the message list; parts are nodes or strings (as text).
   function addLine(className, parts) {
-    const nearBottom = region.scrollHeight - region.scrollTop - region.clientHeight < 40;
     const li = document.createElement("li");
     li.className = className;
     for (const part of parts) {
       li.append(typeof part === "string" ? document.createTextNode(part) : part);
     }
     list.append(li);
-    while (list.childElementCount > MAX_LINES) list.firstElementChild.remove();
-    if (nearBottom) region.scrollTop = region.scrollHeight;
+    while (list.childElementCount > MAX_LINES) {
+      (list.querySelector("li:not(.private)") || list.firstElementChild).remove();
+    }
+    if (stuck) {
+      pin();
+    } else {
+      unseen += 1;
+      jump.textContent = unseen === 1 ? "1 new message \u2193" : unseen + " new messages \u2193";
+      jump.hidden = false;
+    }
     return li;
   }
 
@@ -88,7 +216,7 @@
     return parts;
   }
 
-  function info(text, className) { addLine(className || "info", [text]); }
+  function info(text, className) { return addLine(className || "info", [text]); }
 
   function setStatus(text, problem) {
     statusLine.textContent = text;
@@ -97,8 +225,9 @@
 
   function setRoom(name) {
     room = name;
-    roomTitle.textContent = "#" + name;
-    document.title = "#" + name + " - twisted-chat";
+    roomTitle.textContent = name ? "#" + name : "";
+    document.title = name ? "#" + name + " - twisted-chat" : "twisted-chat";
+    if (name) save(SAVED_ROOM, name);
     for (const button of roomsList.querySelectorAll("button")) {
       button.setAttribute("aria-current", String(button.dataset.room === name));
     }
@@ -107,7 +236,7 @@
   function renderUsers() {
     usersList.replaceChildren();
     const total = users.length + usersMore;
-    usersTitle.textContent = "Users" + (room ? " in #" + room : "") + " (" + total + ")";
+    usersTitle.textContent = room ? "Users in #" + room + " (" + total + ")" : "Users";
     for (const name of users) {
       const li = document.createElement("li");
       if (name === me) {
@@ -134,6 +263,7 @@
 
   function renderRooms() {
     roomsList.replaceChildren();
+    roomsTitle.textContent = rooms.length ? "Rooms (" + rooms.length + ")" : "Rooms";
     for (const r of rooms) {
       const li = document.createElement("li");
       const button = document.createElement("button");
@@ -151,17 +281,56 @@
     }
   }
 
-  function showLogin(error) {
+  // -- private messages (kept for the tab) --------------------------------
+
+  function showPrivate(event) {
+    const outgoing = event.from === me && event.to !== me;
+    const head = outgoing ? "[private to " + event.to + "] " : "[private] ";
+    const parts = [timeElement(event.time, false), head];
+    if (!outgoing) parts.push(span("from", event.from), ": ");
+    parts.push(event.text);
+    addLine("private", parts);
+  }
+
+  function keepPrivate(event) {
+    privates.push(event);
+    if (privates.length > MAX_PRIVATE) privates.shift();
+    save(SAVED_PRIVATE, {name: me, events: privates});
+  }
+
+  // After a reload: show the private messages this tab had, once.
+  function restorePrivates(name) {
+    const saved = load(SAVED_PRIVATE);
+    if (!saved || saved.name !== name || !Array.isArray(saved.events)) return;
+    privates = saved.events.filter((e) => e && typeof e.text === "string").slice(-MAX_PRIVATE);
+    if (!privates.length) return;
+    me = name;
+    addLine("history-mark", ["Private messages earlier in this tab"]);
+    for (const event of privates) showPrivate(event);
+    addLine("history-mark", ["end of private messages"]);
+  }
+
+  // -- the login form and the header --------------------------------------
+
+  // Show the login form with a message (an error, or a neutral note), and
+  // focus the first empty field, or the one the error is about.
+  function showLogin(message, neutral) {
     chat.hidden = true;
     loginForm.hidden = false;
     loginButton.disabled = false;
-    if (error !== undefined) loginError.textContent = error;
+    if (message !== undefined) {
+      loginError.textContent = message;
+      loginError.classList.toggle("note", Boolean(neutral));
+    }
     if (creds) {
       nameInput.value = creds.name;
       passcodeInput.value = creds.passcode;
     }
-    (nameInput.value ? passcodeInput : nameInput).focus();
-    if (error && /name/i.test(error)) nameInput.focus();
+    if (message && /passcode/i.test(message)) passcodeInput.value = "";
+    const empty = [passcodeInput, nameInput].find((field) => !field.value);
+    const target = empty || (message && /name/i.test(message) ? nameInput : passcodeInput);
+    target.focus();
+    if (!empty) target.select();
   }
 
   function showChat() {
@@ -189,15 +358,86 @@
     loginPending = transmit({type: "login", passcode: creds.passcode, name: creds.name});
   }
 
+  // Send a say or a command with a fresh id; `echo` (if any) stays pending
+  // until the server acknowledges the line or reports it refused.
+  function sendLine(type, text, echo) {
+    const id = ++nextId;
+    if (!transmit({type: type, text: text, id: id})) return false;
+    pending.set(id, echo || null);
+    if (echo) {
+      echo.classList.add("pending");
+      echo.append(span("state", " (sending\u2026)"));
+      setTimeout(() => {
+        if (pending.get(id) === echo) unconfirmed(echo, " (not confirmed yet)");
+      }, UNCONFIRMED_AFTER);
+    }
+    return true;
+  }
+
   function command(text) {
     if (/^\s*\/rooms\s*$/i.test(text)) roomsTyped += 1;
-    return transmit({type: "command", text: text});
+    return sendLine("command", text, null);
+  }
+
+  function setState(echo, text) {
+    const state = echo.querySelector(".state");
+    if (state) state.textContent = text;
+  }
+
+  // Never shown as sent: it stays pending, saying why.
+  function unconfirmed(echo, text) {
+    echo.classList.add("unconfirmed");
+    setState(echo, text);
+  }
+
+  function accepted(echo) {
+    echo.classList.remove("pending", "unconfirmed");
+    echo.classList.add("sent");
+    const state = echo.querySelector(".state");
+    if (state) state.remove();
+  }
+
+  function refused(echo, why) {
+    echo.classList.remove("pending", "unconfirmed");
+    echo.classList.add("failed");
+    // A message was not delivered; a command was refused.
+    setState(echo, (echo.classList.contains("echo") ? " \u2014 failed: " : " \u2014 not sent: ") + why);
+  }
+
+  // The server answers lines in the order it got them, so once line `id` is
+  // answered, an older one still waiting was refused before it was read
+  // (a frame too long to parse gets an error without an id).
+  function answered(id, error) {
+    for (const [older, echo] of pending) {
+      if (older >= id) break;
+      pending.delete(older);
+      if (echo) refused(echo, "the server refused it");
+    }
+    if (!pending.has(id)) return false;
+    const echo = pending.get(id);
+    pending.delete(id);
+    if (id === probing) probing = 0;
+    if (!echo) return false;
+    if (error === undefined) accepted(echo);
+    else refused(echo, error);
+    return true;
+  }
+
+  // An error without an id while lines wait: an empty command (which the
+  // server always acknowledges) finds out which of them it was about.
+  function probe() {
+    if (probing || !pending.size) return;
+    const id = ++nextId;
+    if (transmit({type: "command", text: "", id: id})) {
+      pending.set(id, null);
+      probing = id;
+    }
   }
 
   function refreshRooms() {
     clearTimeout(roomsTimer);
     roomsTimer = null;
-    if (loggedIn) transmit({type: "command", text: "/rooms"});
+    if (loggedIn) sendLine("command", "/rooms", null);
   }
 
   function refreshRoomsSoon() {
@@ -237,8 +477,15 @@
     const wasLoggedIn = loggedIn;
     loggedIn = false;
     loginPending = false;
+    probing = 0;
     clearTimeout(roomsTimer);
     roomsTimer = null;
+    // What the server never answered may or may not have been delivered.
+    for (const echo of pending.values()) {
+      if (echo) unconfirmed(echo, " (not confirmed: the connection dropped)");
+    }
+    pending.clear();
+    if (wasLoggedIn && room) rejoin = room;
     if (reconnecting) {
       const delay = Math.min(MAX_BACKOFF, 2 ** attempt) * (0.75 + Math.random() / 4);
       attempt += 1;
@@ -246,6 +493,9 @@
       if (wasLoggedIn) info("Connection lost.", "error");
       setStatus("Connection lost; reconnecting in " + seconds + " s", true);
       retryTimer = setTimeout(connect, delay * 1000);
+    } else if (leftChat) {
+      setStatus("Logged out");
+      showLogin("You left the chat. Log in again to come back.", true);
     } else {
       setStatus("Not connected");
       if (loginForm.hidden) {
@@ -260,7 +510,8 @@
 
   function handle(event) {
     switch (event.type) {
-      case "welcome":
+      case "welcome": {
+        const again = attempt > 0 || rejoin !== null;
         loggedIn = true;
         loginPending = false;
         reconnecting = true;
@@ -269,11 +520,24 @@
         me = event.name;
         users = [];
         usersMore = 0;
+        saveLogin();
         setRoom(event.room);
         showChat();
         setStatus("Connected as " + me);
         info("Welcome, " + event.name + "! You are in #" + event.room + ". Type /help for commands.");
+        const back = rejoin;
+        rejoin = null;
+        if (back && back !== event.room) {
+          info("Reconnected; going back to #" + back + ".");
+          sendLine("command", "/join #" + back, null);
+        } else if (again) {
+          info("Reconnected.");
+        }
         refreshRooms();
+        break;
+      }
+      case "ack":
+        answered(event.id);
         break;
       case "prompt":
         // The page answers prompts from the login form; a prompt with no
@@ -282,7 +546,9 @@
         break;
       case "error":
         if (loggedIn) {
+          if (event.id !== undefined && answered(event.id, event.text)) break;
           addLine("error", ["Error: " + event.text]);
+          if (event.id === undefined) probe();
         } else {
           loginPending = false;
           if (reconnecting && /taken/.test(event.text) && takenRetries < TAKEN_RETRIES) {
@@ -295,21 +561,19 @@
             return;
           }
           reconnecting = false;
+          rejoin = null;
+          save(SAVED_LOGIN, null);  // a remembered login that fails is forgotten
+          setStatus("Not logged in");
           showLogin(event.text);
         }
         break;
       case "message":
         addLine(event.action ? "message action" : "message", messageParts(event, false));
         break;
-      case "private": {
-        const outgoing = event.from === me && event.to !== me;
-        const head = outgoing ? "[private to " + event.to + "] " : "[private] ";
-        const parts = [timeElement(event.time, false), head];
-        if (!outgoing) parts.push(span("from", event.from), ": ");
-        parts.push(event.text);
-        addLine("private", parts);
+      case "private":
+        keepPrivate(event);
+        showPrivate(event);
         break;
-      }
       case "notice":
         addLine("notice", [timeElement(event.time, false), "*** " + event.text + " ***"]);
         if (event.user && event.room === room && event.user !== me) {
@@ -370,14 +634,32 @@
         for (const c of event.commands) info("  " + c.usage + "  " + c.text);
         break;
       case "info":
-        info(event.text);
+        // The server's zone matters to telnet's stamps; the page shows every
+        // time in the browser's own zone instead.
+        if (typeof event.utc_offset === "number") {
+          info("Times are shown in your time zone (" + zone(new Date()) + ").");
+        } else {
+          info(event.text);
+        }
         break;
-      case "goodbye":
+      case "goodbye": {
+        // The answer to the oldest line waiting (/quit, :Exit): it was taken.
+        const first = pending.keys().next();
+        if (!first.done) answered(first.value);
         reconnecting = false;
-        loginError.textContent = "You left the chat. Log in again to come back.";
+        leftChat = true;
+        rejoin = null;
+        forgetSession();
         info("Goodbye!");
+        setRoom(null);
+        rooms = [];
+        users = [];
+        usersMore = 0;
+        renderRooms();
+        renderUsers();
         setStatus("Logged out");
         break;
+      }
       case "shutdown":
         info("*** " + (event.text || "Server shutting down") + " ***", "error");
         break;
@@ -405,53 +687,86 @@
 
   // -- what the user does --------------------------------------------------
 
+  function logIn(passcode, name) {
+    creds = {passcode: passcode, name: name};
+    try { localStorage.setItem("twisted-chat-name", name); } catch (err) { /* private mode */ }
+    if (privates.length && me !== name) privates = [];
+    attempt = 0;
+    takenRetries = 0;
+    leftChat = false;
+    if (socket && socket.readyState === WebSocket.OPEN && !loggedIn) sendLogin();
+    else connect();
+  }
+
   loginForm.addEventListener("submit", (e) => {
     e.preventDefault();
     const name = nameInput.value.trim();
     if (!name) {
       loginError.textContent = "Enter a name.";
+      loginError.classList.remove("note");
       nameInput.focus();
       return;
     }
-    creds = {passcode: passcodeInput.value, name: name};
-    try { localStorage.setItem("twisted-chat-name", name); } catch (err) { /* private mode */ }
     loginError.textContent = "";
     loginButton.disabled = true;
-    attempt = 0;
-    takenRetries = 0;
     reconnecting = false;
-    if (socket && socket.readyState === WebSocket.OPEN && !loggedIn) sendLogin();
-    else connect();
+    logIn(passcodeInput.value, name);
   });
+
+  rememberInput.addEventListener("change", saveLogin);
 
   sendForm.addEventListener("submit", (e) => {
     e.preventDefault();
     const text = input.value;
     if (!text.trim() || !loggedIn) return;
+    follow();  // what you send, you see
     const now = Date.now() / 1000;
-    let sent;
-    if (/^[/:\\]/.test(text)) {
-      sent = command(text);
-      if (sent) {
-        const action = /^\/me\s+(.+)$/i.exec(text);
-        if (action) {
-          addLine("message action mine",
-                  messageParts({time: now, from: me, text: action[1], action: true}, false));
-        } else {
-          addLine("echo", ["> " + text]);
-        }
-      }
+    const isCommand = /^[/:\\]/.test(text);
+    let echo;
+    if (!isCommand) {
+      echo = addLine("message mine", messageParts({time: now, from: me, text: text}, false));
     } else {
-      sent = transmit({type: "say", text: text});
-      if (sent) addLine("message mine", messageParts({time: now, from: me, text: text}, false));
+      const action = /^\/me\s+(.+)$/i.exec(text);
+      echo = action
+        ? addLine("message action mine",
+                  messageParts({time: now, from: me, text: action[1], action: true}, false))
+        : addLine("echo", ["> " + text]);
+      if (/^\s*\/rooms\s*$/i.test(text)) roomsTyped += 1;
     }
-    if (sent) input.value = "";
+    if (sendLine(isCommand ? "command" : "say", text, echo)) {
+      input.value = "";
+    } else {
+      echo.remove();
+    }
   });
 
   $("rooms-refresh").addEventListener("click", refreshRooms);
 
+  // Phone width: the room and user lists fold away to give the messages room.
+  sideToggle.addEventListener("click", () => {
+    const open = sideToggle.getAttribute("aria-expanded") !== "true";
+    sideToggle.setAttribute("aria-expanded", String(open));
+    sideToggle.textContent = open ? "hide lists" : "show lists";
+    side.classList.toggle("folded", !open);
+  });
+
+  // -- start ------------------------------------------------------------------
+
+  rememberInput.checked = load(SAVED_REMEMBER) !== "no";
   try {
     nameInput.value = localStorage.getItem("twisted-chat-name") || "";
   } catch (err) { /* private mode */ }
-  showLogin();
+  const saved = load(SAVED_LOGIN);
+  if (saved && typeof saved.name === "string" && typeof saved.passcode === "string") {
+    // A reload: log in again as before, back into the same room.
+    const back = load(SAVED_ROOM);
+    rejoin = typeof back === "string" ? back : null;
+    reconnecting = true;      // and ride out our old connection still holding the name
+    chat.hidden = false;
+    restorePrivates(saved.name);
+    info("Logging in again as " + saved.name + "\u2026");
+    logIn(saved.passcode, saved.name);
+  } else {
+    showLogin();
+  }
 })();
