@@ -169,7 +169,7 @@ class WebLoginTests(WebCase):
         sent = browser.login("alice")
         self.assertEqual(kinds(sent), ["prompt", "welcome", "info", "users", "history"])
         self.assertEqual(sent[0], {"type": "prompt", "field": "username"})
-        self.assertEqual(sent[1], {"type": "welcome", "name": "alice", "room": "lobby"})
+        self.assertEqual(sent[1], {"type": "welcome", "name": "alice", "room": "lobby", "max_line": 1024})
         self.assertEqual(sent[2]["utc_offset"], utc_offset(self.world.clock.seconds()))
         self.assertEqual(sent[3]["users"], [{"name": "alice", "room": "lobby"}])
         self.assertEqual(self.world.server.members["alice"].participant, browser.protocol)
@@ -185,7 +185,7 @@ class WebLoginTests(WebCase):
             {"type": "prompt", "field": "passcode"},
         ])
         sent = browser.login("alice")
-        self.assertIn({"type": "welcome", "name": "alice", "room": "lobby"}, sent)
+        self.assertIn({"type": "welcome", "name": "alice", "room": "lobby", "max_line": 1024}, sent)
         warnings = [e for e in logged if e["log_level"] == LogLevel.warn]
         self.assertEqual(len(warnings), 1)
         self.assertEqual(warnings[0]["peer"], browser.protocol.describe_peer())
@@ -223,7 +223,7 @@ class WebLoginTests(WebCase):
         browser = self.browser()
         self.assertEqual(browser.transport.take(), [{"type": "prompt", "field": "username"}])
         sent = browser.send({"type": "login", "name": "carol"})
-        self.assertEqual(sent[0], {"type": "welcome", "name": "carol", "room": "lobby"})
+        self.assertEqual(sent[0], {"type": "welcome", "name": "carol", "room": "lobby", "max_line": 1024})
 
     def test_checker_answers_later(self) -> None:
         """While the passcode is being checked the name waits; then it is sent once."""

@@ -342,18 +342,21 @@ class BrowserTests(SynchronousTestCase):
         page.until(lambda _: "sent" in self.last_line(page, ".mine")[0].split(), "an ack")
         self.assertEqual(self.last_line(page, ".mine")[1][11:], "alice: a short line")
 
-        page.type("y" * 150)  # parsed by the server, refused with its id
+        page.type("y" * 150)  # the page knows --max-line from the welcome: never sent
         page.until(lambda _: "failed" in self.last_line(page, ".mine")[0].split(),
                    "the long line marked failed")
         classes, text = self.last_line(page, ".mine")
         self.assertNotIn("sent", classes.split())
         self.assertIn("not sent: line too long (max 100 bytes)", text)
 
-        # Too long to parse at all: its error has no id, and the page finds out.
+        # Far past the limit (the server would close the socket): refused the same way.
         page.js("document.getElementById('message').value = arguments[0];", "z" * 600)
         page.find("#message").send_keys(Keys.ENTER)
         page.until(lambda _: "failed" in self.last_line(page, ".mine")[0].split()
                    and "zzz" in self.last_line(page, ".mine")[1], "the huge line marked failed")
+        # A line refused by the page stays in the field, to be shortened.
+        self.assertEqual(page.find("#message").get_attribute("value"), "z" * 600)
+        page.find("#message").clear()
         page.type("/dance")
         page.until(lambda _: "failed" in self.last_line(page, ".echo")[0].split(),
                    "the bad command marked failed")

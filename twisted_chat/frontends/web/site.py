@@ -296,7 +296,7 @@ class ChatWebSocket:
                 # even "/join" or ":)".
                 self._feed("\\" + text if kind == "say" else text, line_id)
             except ChatError as e:
-                self._write(Error(str(e)), line_id)
+                self._write(Error(str(e)), None if line_id is None else {"id": line_id})
         elif kind == "login":
             name = _line(parsed, "name", max_line)
             passcode = _line(parsed, "passcode", max_line, required=False)
@@ -337,7 +337,7 @@ class ChatWebSocket:
         if self._line_failed:
             return
         if session.dropped != dropped:
-            self._write(Error("slow down; this line was dropped"), line_id)
+            self._write(Error("slow down; this line was dropped"), {"id": line_id})
         else:
             self._write(Ack(line_id))
 
@@ -375,9 +375,11 @@ class ChatWebSocket:
         """Send C{event} as one JSON text message; drop a browser that stopped reading."""
         if self._state == LOGIN:
             kind = event.kind
-            if kind == "welcome":
+            if kind == "welcome":  # the page also learns the longest line it may send
                 self._state = CHAT
                 self._login = None
+                self._write(event, {"max_line": self._factory.max_line})
+                return
             elif kind == "error":  # the page asks the user again
                 self._login = None
             elif kind == "prompt":
@@ -387,18 +389,21 @@ class ChatWebSocket:
                 return
         elif self._line_id is not None and event.kind == "error":  # caused by that line
             self._line_failed = True
-            self._write(event, self._line_id)
+            self._write(event, {"id": self._line_id})
             return
         self._write(event)
 
-    def _write(self, event: Event, line_id: int | None = None) -> None:
-        """Send C{event}; an error caused by a line sent with an id carries it."""
+    def _write(self, event: Event, extra: dict[str, Any] | None = None) -> None:
+        """
+        Send C{event}, with the fields of C{extra} added (an error caused by
+        a line sent with an id carries it; the welcome carries C{max_line}).
+        """
         if self._state == CLOSED or self._transport is None:
             return
-        if line_id is None:
+        if extra is None:
             text = event.json_text
         else:
-            text = json.dumps({**event.to_json(), "id": line_id}, ensure_ascii=False)
+            text = json.dumps({**event.to_json(), **extra}, ensure_ascii=False)
         if self.stalled:
             self.queued += len(text)
             if self.queued > self._factory.sendq:

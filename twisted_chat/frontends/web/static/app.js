@@ -59,6 +59,7 @@
   let usersMore = 0;          // how many more the server did not list
   let privates = [];          // this session's private message events, oldest first
   let nextId = 0;             // client ids of the lines we send
+  let maxLine = 0;            // the server's --max-line in bytes (0: not told)
   const pending = new Map();  // id -> echo <li> (or null) the server has not answered
   let probing = 0;           // the id of an empty command out to find a refused line
   let stuck = true;           // follow new messages: set by the user's scrolling
@@ -518,6 +519,7 @@
         attempt = 0;
         takenRetries = 0;
         me = event.name;
+        maxLine = Number.isInteger(event.max_line) ? event.max_line : 0;
         users = [];
         usersMore = 0;
         saveLogin();
@@ -733,7 +735,12 @@
         : addLine("echo", ["> " + text]);
       if (/^\s*\/rooms\s*$/i.test(text)) roomsTyped += 1;
     }
-    if (sendLine(isCommand ? "command" : "say", text, echo)) {
+    const size = new TextEncoder().encode(text).length;
+    if (maxLine && size > maxLine) {
+      // The server would refuse it (and a frame far too long closes the socket).
+      echo.append(span("state", ""));
+      refused(echo, "line too long (max " + maxLine + " bytes)");
+    } else if (sendLine(isCommand ? "command" : "say", text, echo)) {
       input.value = "";
     } else {
       echo.remove();
