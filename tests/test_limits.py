@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import sys
+
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import Clock
@@ -21,7 +24,8 @@ from twisted_chat.limits import (
 )
 from twisted_chat.session import MAX_BAD_NAMES
 
-from .helpers import World, lines
+from . import helpers
+from .helpers import LineClient, ServerProcess, World, lines, log_in, only
 
 try:
     from twisted.internet.testing import EventLoggingObserver
@@ -439,3 +443,50 @@ class BadNameTests(SynchronousTestCase):
         protocol, transport = connect_from(world, "203.0.113.5")
         protocol.dataReceived(b"x\r\n" + b"alice\r\n" * (MAX_BAD_NAMES - 1) + b"bob\r\n")
         self.assertIn("Welcome, bob!", transport.value().decode())
+
+
+class EndToEndTests(SynchronousTestCase):
+    """The real twistd on loopback."""
+
+    def test_http_then_login(self) -> None:
+        """curl at the telnet port is told where the page is; a login then works."""
+        server = ServerProcess(self, "--db", ":memory:", "--web", "tcp:0:interface=127.0.0.1")
+        for _ in range(4):  # more than the lockout's three
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as curl:
+                curl.sendall(CURL)
+                data = b""
+                while chunk := curl.recv(4096):
+                    data += chunk
+            self.assertEqual(data.decode().split("\r\n")[2:], [
+                "ERROR this is the chat's telnet port, not HTTP;"
+                " open http://127.0.0.1:%d/ in a browser" % server.web_port, ""])
+        log_in(self, server.port, "alice")
+        self.assertNotIn("wrong passcode", server.output())
+
+    def test_descriptor_limit(self) -> None:
+        """
+        Under a descriptor limit of 64 the server serves what fits, tells the
+        rest it is full, and logs no EMFILE recovery.
+        """
+        limit = 64
+        self.patch(helpers, "twistd_command", lambda: [
+            sys.executable, "-c",
+            "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (%d, %d));"
+            " from twisted.scripts.twistd import run; run()" % (limit, limit)])
+        server = ServerProcess(self, "--db", "chat.db", "--limit-exempt", "127.0.0.1")
+        fits = limit - 32 - 8
+        answers = []
+        for _ in range(limit + 16):  # more than the process could hold
+            client = LineClient(server.port)
+            self.addCleanup(client.close)
+            answers.append(client.read_until(lambda line: "Passcode" in line or "ERROR" in line
+                                             )[-1])
+        self.assertEqual(answers.count("Passcode:"), fits)
+        self.assertEqual(answers[fits:],
+                         ["ERROR the server is full; try again later"] * (limit + 16 - fits))
+        output = server.output()
+        self.assertIn("the file descriptor limit (ulimit -n) is 64, so at most %d connections"
+                      % fits, output)
+        self.assertNotIn("EMFILE", output)
+        self.assertNotIn("Traceback", output)
+        self.assertEqual(len(only(output.splitlines(), "refused")), 1)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+from unittest import SkipTest
 
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
@@ -14,9 +17,9 @@ from zope.interface.verify import verifyObject
 from twisted_chat.config import ChatConfig
 from twisted_chat.history import HistoryError
 from twisted_chat.service import ChatService, Listener
-from twisted_chat.tap import DESCRIPTOR_RESERVE, Options, build, config_from_options, fit_descriptors
+from twisted_chat.tap import Options, build, config_from_options, fit_descriptors
 
-from .helpers import make_certificate, temp_dir
+from .helpers import ROOT, make_certificate, only, temp_dir, twistd_command
 
 
 def parse(*args: str) -> ChatConfig:
@@ -223,18 +226,20 @@ class DescriptorTests(SynchronousTestCase):
     def test_default_lowered(self) -> None:
         """Without --max-clients the limit is lowered to fit, with one line for the log."""
         limit, note, calls = self.fit(None, 1024, 1024)
-        self.assertEqual((limit, calls), (1024 - DESCRIPTOR_RESERVE, []))
+        self.assertEqual((limit, calls), (1024 - 32 - 128, []))
         self.assertIn("limit (ulimit -n) is 1024, so at most %d connections" % limit, note)
         limit, note, _ = self.fit(None, 1024, 4096, settable=False)
-        self.assertEqual(limit, 1024 - DESCRIPTOR_RESERVE)
+        self.assertEqual(limit, 1024 - 32 - 128)
+        self.assertEqual(self.fit(None, 64, 64)[0], 64 - 32 - 8)
 
     def test_explicit_refused(self) -> None:
         """An explicit --max-clients the limit cannot hold stops start-up."""
         error = self.assertRaises(ValueError, self.fit, 2000, 1024, 1024)
-        self.assertEqual(str(error), "--max-clients 2000 needs about %d file descriptors but the"
+        self.assertEqual(str(error), "--max-clients 2000 needs about 2160 file descriptors but the"
                          " limit is 1024 (ulimit -n); raise the limit or lower --max-clients"
-                         " to %d" % (2000 + DESCRIPTOR_RESERVE, 1024 - DESCRIPTOR_RESERVE))
-        self.assertEqual(self.fit(900, 1024, 1024), (900, None, []))
+                         " to 864")
+        self.assertEqual(self.fit(864, 1024, 1024), (864, None, []))
+        self.assertRaises(ValueError, self.fit, 865, 1024, 1024)
 
     def test_too_low(self) -> None:
         self.assertRaises(ValueError, self.fit, None, 32, 32)
@@ -246,3 +251,86 @@ class DescriptorTests(SynchronousTestCase):
         options = Options()
         options.parseOptions(["--max-clients", "10000"])
         self.assertTrue(options["max-clients-given"])
+
+
+def run_twistd(case: SynchronousTestCase, *args: str, cwd: str | None = None
+               ) -> tuple[int, str, str]:
+    """Run the real twistd to its end; return its exit status, stdout and stderr."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = subprocess.run(twistd_command() + list(args), cwd=cwd or temp_dir(case), env=env,
+                            capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    return result.returncode, result.stdout.decode(), result.stderr.decode()
+
+
+class StartUpErrorTests(SynchronousTestCase):
+    """The real twistd: each start-up mistake is one line and exit status 1."""
+
+    def busy_port(self) -> int:
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        return busy.getsockname()[1]
+
+    def test_port_in_use(self) -> None:
+        port = self.busy_port()
+        code, out, err = run_twistd(self, "-n", "--pidfile=", "chat", "--db", ":memory:",
+                                    "--port", "tcp:%d:interface=127.0.0.1" % port)
+        self.assertEqual(code, 1)
+        self.assertEqual(only((out + err).splitlines(), "cannot listen|Traceback|Error"),
+                         [(out + err).splitlines()[-1]])
+        self.assertTrue((out + err).rstrip().endswith(
+            "twistd chat: cannot listen on 127.0.0.1:%d: address already in use" % port), out + err)
+
+    def test_port_in_use_daemon(self) -> None:
+        """A daemonizing twistd reports the whole line, not cut mid-word."""
+        port = self.busy_port()
+        directory = temp_dir(self)
+        code, out, err = run_twistd(
+            self, "--pidfile", os.path.join(directory, "twistd.pid"),
+            "--logfile", os.path.join(directory, "twistd.log"), "chat", "--db", ":memory:",
+            "--web", "tcp:%d:interface=127.0.0.1" % port, cwd=directory)
+        self.assertEqual(code, 1)
+        self.assertIn("twistd chat: cannot listen on --web 127.0.0.1:%d: address already in use'"
+                      % port, out + err)
+        self.assertNotIn("Traceback", out + err)
+
+    def test_usage_mistakes(self) -> None:
+        for args, message in (
+            (["--bad"], "option --bad not recognized"),
+            (["--port", "tcp:abc"], "--port tcp:abc: 'abc' is not a port number (0 to 65535)"),
+            (["--port", "99999"], "--port tcp:99999: '99999' is not a port number (0 to 65535)"),
+            (["--port", "8080", "--port", "8080"], "--port 8080 is given twice"),
+            (["--port", "8080", "--web", "8080"],
+             "--port tcp:8080 and --web tcp:8080 would both listen on port 8080"),
+        ):
+            code, out, err = run_twistd(self, "-n", "--pidfile=", "chat", *args)
+            self.assertEqual((code, out, err), (
+                1, "", "twistd chat: %s\n(see twistd chat --help)\n" % message))
+
+    def test_database_in_missing_directory(self) -> None:
+        """The message is printed once."""
+        code, out, err = run_twistd(self, "-n", "--pidfile=", "chat", "--port",
+                                    "tcp:0:interface=127.0.0.1", "--db", "/nonexistent/dir/x.db")
+        self.assertEqual(code, 1)
+        self.assertEqual((out + err).count("cannot use history database"), 1, out + err)
+
+    def test_explicit_max_clients_over_limit(self) -> None:
+        """--max-clients the descriptor limit cannot hold stops start-up (SPEC 11)."""
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            raise SkipTest("no descriptor limit")
+        code, out, err = run_twistd(self, "-n", "--pidfile=", "chat", "--db", ":memory:",
+                                    "--port", "tcp:0:interface=127.0.0.1",
+                                    "--max-clients", str(hard))
+        self.assertEqual(code, 1)
+        self.assertIn("twistd chat: --max-clients %d needs about" % hard, err)
+        self.assertNotIn("Traceback", out + err)
+
+    def test_version(self) -> None:
+        from twisted_chat import __version__
+
+        code, out, _ = run_twistd(self, "chat", "--version")
+        self.assertEqual((code, out.split(" (")[0]), (0, "twisted-chat " + __version__))

@@ -39,9 +39,18 @@ def endpoint_description(text: str) -> str:
 
 
 # Descriptors the server needs besides its clients: standard streams, the
-# listeners, the poller, the database and its WAL, the log, Twisted's
-# reserved EMFILE descriptor, and refused connections still being told why.
-DESCRIPTOR_RESERVE = 64
+# listeners, the poller and its waker, the database and its WAL, the log and
+# Twisted's reserved EMFILE descriptor...
+DESCRIPTOR_RESERVE = 32
+# ...and connections refused while full, each open until it is told why
+# (Twisted accepts up to 100 or so at a time): up to this many more, but
+# not more than a quarter of what is left.
+REFUSAL_HEADROOM = 128
+
+
+def descriptors_spare(limit: int) -> int:
+    """How many of C{limit} descriptors are not for clients."""
+    return DESCRIPTOR_RESERVE + max(0, min(REFUSAL_HEADROOM, (limit - DESCRIPTOR_RESERVE) // 4))
 _WILDCARDS = ("", "0.0.0.0", "::")
 
 
@@ -122,7 +131,7 @@ def fit_descriptors(
             pass
     if soft == resource.RLIM_INFINITY:
         return (default if max_clients is None else max_clients), None
-    room = soft - DESCRIPTOR_RESERVE
+    room = soft - descriptors_spare(soft)
     wanted = default if max_clients is None else max_clients
     if wanted <= room:
         return wanted, None
@@ -130,7 +139,8 @@ def fit_descriptors(
         raise ValueError(
             "--max-clients %d needs about %d file descriptors but the limit is %d"
             " (ulimit -n); raise the limit or lower --max-clients to %d"
-            % (max_clients, max_clients + DESCRIPTOR_RESERVE, soft, max(room, 0)))
+            % (max_clients, max_clients + descriptors_spare(max_clients + 160), soft,
+               max(room, 0)))
     if room < 1:
         raise ValueError("the file descriptor limit (ulimit -n) is %d: too low to serve"
                          " anyone; raise it above %d" % (soft, DESCRIPTOR_RESERVE))
@@ -360,12 +370,20 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
 
 
 def _place(description: str) -> str:
-    """How a listening error names an endpoint: C{8080}, or the description."""
-    if description.startswith("tcp:"):
-        rest = description[4:]
-        if rest.isdigit():
-            return rest
-    return description.split(":privateKey", 1)[0]
+    """
+    How a listening error names an endpoint, briefly (a daemon's error must
+    fit in 100 bytes): C{8080}, C{127.0.0.1:8080}, C{ssl:6697}.
+    """
+    try:
+        address = tcp_address(description)
+    except ValueError:
+        address = None
+    if address is None:
+        return description[:40]
+    port, interface = address
+    where = "%s:%d" % ("[%s]" % interface if ":" in interface else interface, port) \
+        if interface else str(port)
+    return where if description.startswith("tcp") else "ssl:" + where
 
 
 def _fail(message: str) -> NoReturn:
