@@ -132,8 +132,8 @@ class ConnectionLimitsTests(SynchronousTestCase):
         limits.admit("a")
         self.assertEqual([formatEvent(e) for e in logged], [
             "refused a connection from a: 1 connections from it already",
-            "refused 499 connections from 1 address in the last 60 s (most from: a 499);"
-            " the latest because 1 connections from it already",
+            ("refused 499 connections from 1 address in the last 60 s (most from: a 499);"
+             " the latest because 1 connections from it already"),
         ])
         clock.advance(60)  # the 501st is summarised a minute after the summary
         self.assertEqual(formatEvent(logged[-1]),
@@ -372,9 +372,9 @@ class HTTPAtTelnetPortTests(SynchronousTestCase):
             protocol, transport = connect_from(world, "203.0.113.5")
             transport.clear()
             protocol.dataReceived(method + CURL[3:])
-            self.assertEqual(lines(transport), [
+            self.assertEqual(lines(transport), [(
                 "ERROR this is the chat's telnet port, not HTTP;"
-                " connect with telnet or chat-client"])
+                 " connect with telnet or chat-client")])
             self.assertTrue(transport.disconnecting)
             protocol.connectionLost(Failure(ConnectionError()))
         self.assertEqual(len(world.context.lockout), 0)
@@ -389,16 +389,16 @@ class HTTPAtTelnetPortTests(SynchronousTestCase):
         protocol, transport = connect_from(world, "203.0.113.5")
         transport.clear()
         protocol.dataReceived(CURL)
-        self.assertEqual(lines(transport), [
+        self.assertEqual(lines(transport), [(
             "ERROR this is the chat's telnet port, not HTTP;"
-            " open http://127.0.0.1:8081/ in a browser"])
+             " open http://127.0.0.1:8081/ in a browser")])
         world.context.listening["web"] = "https://0.0.0.0:8443/"
         protocol, transport = connect_from(world, "203.0.113.5")
         transport.clear()
         protocol.dataReceived(CURL)
-        self.assertEqual(lines(transport), [
+        self.assertEqual(lines(transport), [(
             "ERROR this is the chat's telnet port, not HTTP;"
-            " open https://10.0.0.1:8443/ in a browser"])
+             " open https://10.0.0.1:8443/ in a browser")])
 
     def test_open_server(self) -> None:
         """Without a passcode the request line arrives at the Username: prompt."""

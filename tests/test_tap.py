@@ -258,7 +258,7 @@ def run_twistd(case: SynchronousTestCase, *args: str, cwd: str | None = None
     """Run the real twistd to its end; return its exit status, stdout and stderr."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     result = subprocess.run(twistd_command() + list(args), cwd=cwd or temp_dir(case), env=env,
-                            capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+                            capture_output=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
     return result.returncode, result.stdout.decode(), result.stderr.decode()
 
 
@@ -319,7 +319,7 @@ class StartUpErrorTests(SynchronousTestCase):
         """--max-clients the descriptor limit cannot hold stops start-up (SPEC 11)."""
         import resource
 
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         if hard == resource.RLIM_INFINITY:
             raise SkipTest("no descriptor limit")
         code, out, err = run_twistd(self, "-n", "--pidfile=", "chat", "--db", ":memory:",

@@ -64,7 +64,7 @@ def tcp_address(description: str) -> tuple[int, str] | None:
     """
     try:
         args, kwargs = parse_endpoint(description)
-    except Exception:
+    except Exception:  # noqa: BLE001 (a private parser: whatever it raises, say this)
         raise ValueError("%r is not an endpoint description" % description) from None
     if not args or args[0] not in ("tcp", "ssl", "tcp6"):
         return None
@@ -198,8 +198,8 @@ class Options(usage.Options):
          "Bytes of unsent output after which a client that stopped reading is disconnected.",
          _bounded(int, 4096)],
         ["max-clients", None, None,
-         "Most connections open at once. [default: 10000, or fewer if the file descriptor "
-         "limit (ulimit -n) cannot hold that many]", _bounded(int, 1)],
+         ("Most connections open at once. [default: 10000, or fewer if the file descriptor "
+          "limit (ulimit -n) cannot hold that many]"), _bounded(int, 1)],
         ["max-per-ip", None, 16, "Most connections open at once from one address.",
          _bounded(int, 1)],
         ["idle-timeout", None, 0.0,
@@ -298,7 +298,7 @@ class Options(usage.Options):
             for option, description in places:
                 tcp_address(description)
                 serverFromString(None, description)  # the kind and its arguments
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 (any mistake in a description: a usage error)
             raise usage.UsageError("%s %s: %s" % (option, description, e)) from None
         clash = overlapping(places)
         if clash is not None:
