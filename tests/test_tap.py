@@ -134,9 +134,17 @@ class PortCheckTests(SynchronousTestCase):
                               "--port tcp:99999: '99999' is not a port number (0 to 65535)")
         self.assertUsageError(["--web", "tcp:port=x"],
                               "--web tcp:port=x: 'x' is not a port number (0 to 65535)")
-        error = self.assertRaises(usage.UsageError, parse, "--port", "nosuch:1")
-        self.assertIn("--port nosuch:1:", str(error))
-        self.assertNotIn("int()", str(error))
+
+    def test_bad_endpoint(self) -> None:
+        """What only building the endpoint finds is one line naming the option too."""
+        reactor = MemoryReactorClock()
+        error = self.assertRaises(ValueError, build, parse("--port", "nosuch:1", "--db",
+                                                           ":memory:"), reactor)
+        self.assertIn("--port nosuch:1: ", str(error))
+        error = self.assertRaises(ValueError, build, parse("--web", "ssl:8443:privateKey=no.pem",
+                                                           "--db", ":memory:"), reactor)
+        self.assertIn("--web ssl:8443:privateKey=no.pem: ", str(error))
+        self.assertIn("no.pem", str(error))
 
     def test_overlapping(self) -> None:
         self.assertUsageError(["--port", "8080", "--port", "8080"], "--port 8080 is given twice")

@@ -294,12 +294,11 @@ class Options(usage.Options):
         places = [("--port", port) for port in self["ports"]]
         if self["web"] is not None:
             places.append(("--web", self["web"]))
-        try:
-            for option, description in places:
-                tcp_address(description)
-                serverFromString(None, description)  # the kind and its arguments
-        except Exception as e:  # noqa: BLE001 (any mistake in a description: a usage error)
-            raise usage.UsageError("%s %s: %s" % (option, description, e)) from None
+        for option, description in places:
+            try:
+                tcp_address(description)  # the rest is checked when the server is built
+            except ValueError as e:
+                raise usage.UsageError("%s %s: %s" % (option, description, e)) from None
         clash = overlapping(places)
         if clash is not None:
             raise usage.UsageError(clash)
@@ -350,7 +349,7 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
     service = ChatService(context, history)
     factory = ChatLineFactory(context)
     for description in config.ports:
-        endpoint = serverFromString(reactor, description)
+        endpoint = _endpoint(reactor, "--port", description)
         Listener(endpoint, factory, "line protocol", where=_place(description)
                  ).setServiceParent(service)
     if config.web is not None:
@@ -363,10 +362,23 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
                 host = "[%s]" % host
             context.listening["web"] = "%s://%s:%s/" % (scheme, host, address.port)
 
-        Listener(serverFromString(reactor, config.web), site, "web",
+        Listener(_endpoint(reactor, "--web", config.web), site, "web",
                  where="--web " + _place(config.web), listened=web_listened
                  ).setServiceParent(service)
     return service
+
+
+def _endpoint(reactor: Any, option: str, description: str) -> Any:
+    """
+    The endpoint C{description} names.
+
+    @raise ValueError: for any mistake in it (an unknown kind, a missing
+        key file), naming the option.
+    """
+    try:
+        return serverFromString(reactor, description)
+    except Exception as e:  # noqa: BLE001 (whatever the parser raises is the operator's mistake)
+        raise ValueError("%s %s: %s" % (option, description, e)) from None
 
 
 def _place(description: str) -> str:
