@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 from unittest import SkipTest
@@ -294,6 +295,7 @@ class StartUpErrorTests(SynchronousTestCase):
         """A daemonizing twistd reports the whole line, not cut mid-word."""
         port = self.busy_port()
         directory = temp_dir(self)
+        self.addCleanup(self.kill_daemon, os.path.join(directory, "twistd.pid"))
         code, out, err = run_twistd(
             self, "--pidfile", os.path.join(directory, "twistd.pid"),
             "--logfile", os.path.join(directory, "twistd.log"), "chat", "--db", ":memory:",
@@ -302,6 +304,14 @@ class StartUpErrorTests(SynchronousTestCase):
         self.assertIn("twistd chat: cannot listen on --web 127.0.0.1:%d: address already in use'"
                       % port, out + err)
         self.assertNotIn("Traceback", out + err)
+
+    def kill_daemon(self, pidfile: str) -> None:
+        """Should the daemon have started after all, stop it."""
+        try:
+            with open(pidfile) as f:
+                os.kill(int(f.read()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
 
     def test_usage_mistakes(self) -> None:
         for args, message in (
