@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import traceback
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.domain.events import Entry
 from twisted_chat.storage.history import MemoryHistory
-from twisted_chat.service import ChatService
+from twisted_chat.service import CannotListen, ChatService, Listener
 
 from .helpers import World, lines
 
@@ -61,8 +69,70 @@ class ShutdownTests(SynchronousTestCase):
         self.assertTrue(self.history.closed)
         self.assertEqual(self.world.clock.getDelayedCalls(), [])
 
+    def test_refusal_summary_logged(self) -> None:
+        """Refusals counted since the last log line are logged at shutdown, no timer left."""
+        limits = self.world.context.limits
+        limits.max_clients = 0
+        for host in ("a", "b", "b"):
+            limits.admit(host)
+        self.assertEqual(len(self.world.clock.getDelayedCalls()), 1)
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.successResultOf(self.service.stopService())
+        self.assertIn("refused 2 connections from 1 address", formatEvent(logged[0]))
+        self.assertEqual(self.world.clock.getDelayedCalls(), [])
+
     def test_history_written_before_close(self) -> None:
         """Closing the store is the last step, after clients are gone."""
         self.history.append(Entry("lobby", "a", "b", 1.0))
         self.successResultOf(self.service.stopService())
         self.assertEqual(len(self.history.recent("lobby", 5)), 1)
+
+
+class FailingEndpoint:
+    """An endpoint whose listen fails with C{error}."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def listen(self, factory: object) -> Deferred[object]:
+        return fail(self.error)
+
+
+class ListenerTests(SynchronousTestCase):
+    """A port that cannot be listened on stops start-up with one line."""
+
+    def start(self, error: Exception, where: str = "8080") -> CannotListen:
+        listener = Listener(FailingEndpoint(error), Factory(), "line protocol", where=where)
+        raised = self.assertRaises(CannotListen, listener.privilegedStartService)
+        self.assertIsInstance(raised, SystemExit)  # twistd -n: the line, exit 1
+        self.assertIsInstance(raised, Exception)  # a daemon's twistd reports it to the parent
+        return raised
+
+    def test_in_use(self) -> None:
+        error = CannotListenError("", 8080, OSError(errno.EADDRINUSE, "Address already in use"))
+        raised = self.start(error)
+        self.assertEqual(str(raised), "twistd chat: cannot listen on 8080: address already in use")
+        # what a daemonizing twistd sends its parent fits its 100 bytes
+        line = traceback.format_exception_only(CannotListen, raised)[-1].strip()
+        self.assertEqual(line, "CannotListen: " + str(raised))
+
+    def test_permission(self) -> None:
+        error = CannotListenError("", 80, OSError(errno.EACCES, "Permission denied"))
+        self.assertEqual(str(self.start(error, "80")), "twistd chat: cannot listen on 80:"
+                         " permission denied (ports below 1024 need root)")
+
+    def test_other(self) -> None:
+        self.assertEqual(str(self.start(ValueError("No such thing"), "unix:/x")),
+                         "twistd chat: cannot listen on unix:/x: no such thing")
+
+    def test_reports_address(self) -> None:
+        """The listened callback gets the address (the web page's URL is built from it)."""
+        from twisted.internet.endpoints import TCP4ServerEndpoint
+        from twisted.internet.testing import MemoryReactor
+
+        seen: list[object] = []
+        reactor = MemoryReactor()
+        listener = Listener(TCP4ServerEndpoint(reactor, 8081, interface="127.0.0.1"), Factory(),
+                            "web", listened=seen.append)
+        listener.privilegedStartService()
+        self.assertEqual([a.port for a in seen], [8081])

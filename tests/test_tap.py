@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+from unittest import SkipTest
 
+import pytest
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
@@ -12,11 +17,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from twisted_chat.config import ChatConfig
-from twisted_chat.storage.history import HistoryError
 from twisted_chat.service import ChatService, Listener
-from twisted_chat.tap import Options, build, config_from_options
+from twisted_chat.storage.history import HistoryError
+from twisted_chat.tap import Options, build, config_from_options, fit_descriptors
 
-from .helpers import temp_dir
+from .helpers import ROOT, make_certificate, only, temp_dir, twistd_command
 
 
 def parse(*args: str) -> ChatConfig:
@@ -102,6 +107,250 @@ class BuildTests(SynchronousTestCase):
         self.assertEqual(reactor.tcpServers[1][3], "127.0.0.1")
         self.successResultOf(service.stopService())
 
+    def test_web_address_known(self) -> None:
+        """Once --web listens, sessions know the page's address (for HTTP at the telnet port)."""
+        reactor = MemoryReactorClock()
+        service = build(parse("--port", "1234", "--web", "ssl:8443:privateKey=%s:certKey=%s"
+                              % make_certificate(temp_dir(self)), "--db", ":memory:"), reactor)
+        self.assertEqual(service.context.listening, {})
+        service.privilegedStartService()
+        self.assertEqual(service.context.listening, {"web": "https://0.0.0.0:8443/"})
+        self.successResultOf(service.stopService())
+
     def test_bad_database(self) -> None:
         path = os.path.join(temp_dir(self), "nodir", "chat.db")
         self.assertRaises(HistoryError, build, parse("--db", path), MemoryReactorClock())
+
+
+class PortCheckTests(SynchronousTestCase):
+    """Port mistakes are usage errors with a clear message, caught before listening."""
+
+    def assertUsageError(self, args: list[str], message: str) -> None:
+        error = self.assertRaises(usage.UsageError, parse, *args)
+        self.assertEqual(str(error), message)
+
+    def test_not_a_port(self) -> None:
+        self.assertUsageError(["--port", "tcp:abc"],
+                              "--port tcp:abc: 'abc' is not a port number (0 to 65535)")
+        self.assertUsageError(["--port", "99999"],
+                              "--port tcp:99999: '99999' is not a port number (0 to 65535)")
+        self.assertUsageError(["--web", "tcp:port=x"],
+                              "--web tcp:port=x: 'x' is not a port number (0 to 65535)")
+
+    def test_bad_endpoint(self) -> None:
+        """What only building the endpoint finds is one line naming the option too."""
+        reactor = MemoryReactorClock()
+        error = self.assertRaises(ValueError, build, parse("--port", "nosuch:1", "--db",
+                                                           ":memory:"), reactor)
+        self.assertIn("--port nosuch:1: ", str(error))
+        error = self.assertRaises(ValueError, build, parse("--web", "ssl:8443:privateKey=no.pem",
+                                                           "--db", ":memory:"), reactor)
+        self.assertIn("--web ssl:8443:privateKey=no.pem: ", str(error))
+        self.assertIn("no.pem", str(error))
+
+    def test_overlapping(self) -> None:
+        self.assertUsageError(["--port", "8080", "--port", "8080"], "--port 8080 is given twice")
+        self.assertUsageError(["--port", "8080", "--web", "8080"],
+                              "--port tcp:8080 and --web tcp:8080 would both listen on port 8080")
+        self.assertUsageError(["--web", "tcp:8080:interface=127.0.0.1"],  # --port's default
+                              "--port tcp:8080 and --web tcp:8080:interface=127.0.0.1"
+                              " would both listen on port 8080")
+
+    def test_not_overlapping(self) -> None:
+        """Different interfaces, port 0 and other kinds of endpoint may share a number."""
+        config = parse("--port", "tcp:8080:interface=127.0.0.1",
+                       "--port", "tcp:8080:interface=127.0.0.2",
+                       "--port", "tcp:0:interface=127.0.0.1", "--web", "tcp:0:interface=127.0.0.1",
+                       "--port", "unix:/tmp/x.sock")
+        self.assertEqual(len(config.ports), 4)
+
+
+class UsageOutputTests(SynchronousTestCase):
+    """What twistd shows for a usage error, --version and --help."""
+
+    def run_twistd_options(self, *args: str) -> tuple[int, str, str]:
+        import io
+        from contextlib import redirect_stderr, redirect_stdout
+
+        from twisted.scripts.twistd import ServerOptions
+
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                ServerOptions().parseOptions(["chat", *args])
+            except SystemExit as e:
+                return e.code, out.getvalue(), err.getvalue()
+        self.fail("no exit")
+
+    def test_usage_error_is_one_line(self) -> None:
+        """Under twistd a usage error is the message and a hint, not all of --help."""
+        code, out, err = self.run_twistd_options("--bad")
+        self.assertEqual((code, out), (1, ""))
+        self.assertEqual(err, "twistd chat: option --bad not recognized\n"
+                              "(see twistd chat --help)\n")
+
+    def test_version(self) -> None:
+        from twisted_chat import __version__
+
+        code, out, _ = self.run_twistd_options("--version")
+        self.assertEqual(code, 0)
+        self.assertTrue(out.startswith("twisted-chat %s (Twisted " % __version__), out)
+
+    def test_help(self) -> None:
+        """--help names the version and says loopback is not exempt by default."""
+        from twisted_chat import __version__
+
+        code, out, _ = self.run_twistd_options("--help")
+        self.assertEqual(code, 0)
+        self.assertIn("twisted-chat %s:" % __version__, out)
+        self.assertNotIn("loopback included", out)
+        self.assertIn("loopback is held to the limit", " ".join(out.split()))
+
+
+class DescriptorTests(SynchronousTestCase):
+    """The connection limit is fitted to the file descriptor limit at start-up."""
+
+    def fit(self, max_clients: int | None, soft: int, hard: int, settable: bool = True
+            ) -> tuple[int, str | None, list[tuple[int, int]]]:
+        import resource
+
+        calls: list[tuple[int, int]] = []
+
+        def getrlimit(which: int) -> tuple[int, int]:
+            self.assertEqual(which, resource.RLIMIT_NOFILE)
+            return soft, hard
+
+        def setrlimit(which: int, limits: tuple[int, int]) -> None:
+            self.assertEqual(which, resource.RLIMIT_NOFILE)
+            if not settable:
+                raise ValueError("not allowed")
+            calls.append(limits)
+
+        limit, note = fit_descriptors(max_clients, getrlimit, setrlimit)
+        return limit, note, calls
+
+    def test_raises_soft_to_hard(self) -> None:
+        self.assertEqual(self.fit(None, 1024, 1 << 20), (10_000, None, [(1 << 20, 1 << 20)]))
+        self.assertEqual(self.fit(50_000, 1024, 1 << 20), (50_000, None, [(1 << 20, 1 << 20)]))
+
+    def test_default_lowered(self) -> None:
+        """Without --max-clients the limit is lowered to fit, with one line for the log."""
+        limit, note, calls = self.fit(None, 1024, 1024)
+        self.assertEqual((limit, calls), (1024 - 32 - 128, []))
+        self.assertIn("limit (ulimit -n) is 1024, so at most %d connections" % limit, note)
+        limit, note, _ = self.fit(None, 1024, 4096, settable=False)
+        self.assertEqual(limit, 1024 - 32 - 128)
+        self.assertEqual(self.fit(None, 64, 64)[0], 64 - 32 - 8)
+
+    def test_explicit_refused(self) -> None:
+        """An explicit --max-clients the limit cannot hold stops start-up."""
+        error = self.assertRaises(ValueError, self.fit, 2000, 1024, 1024)
+        self.assertEqual(str(error), "--max-clients 2000 needs about 2160 file descriptors but the"
+                         " limit is 1024 (ulimit -n); raise the limit or lower --max-clients"
+                         " to 864")
+        self.assertEqual(self.fit(864, 1024, 1024), (864, None, []))
+        self.assertRaises(ValueError, self.fit, 865, 1024, 1024)
+
+    def test_too_low(self) -> None:
+        self.assertRaises(ValueError, self.fit, None, 32, 32)
+
+    def test_options_remember_explicit(self) -> None:
+        options = Options()
+        options.parseOptions([])
+        self.assertEqual((options["max-clients"], options["max-clients-given"]), (10_000, False))
+        options = Options()
+        options.parseOptions(["--max-clients", "10000"])
+        self.assertTrue(options["max-clients-given"])
+
+
+def run_twistd(case: SynchronousTestCase, *args: str, cwd: str | None = None
+               ) -> tuple[int, str, str]:
+    """Run the real twistd to its end; return its exit status, stdout and stderr."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = subprocess.run(twistd_command() + list(args), cwd=cwd or temp_dir(case), env=env,
+                            capture_output=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    return result.returncode, result.stdout.decode(), result.stderr.decode()
+
+
+@pytest.mark.e2e
+class StartUpErrorTests(SynchronousTestCase):
+    """The real twistd: each start-up mistake is one line and exit status 1."""
+
+    def busy_port(self) -> int:
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        return busy.getsockname()[1]
+
+    def test_port_in_use(self) -> None:
+        port = self.busy_port()
+        code, out, err = run_twistd(self, "-n", "--pidfile=", "chat", "--db", ":memory:",
+                                    "--port", "tcp:%d:interface=127.0.0.1" % port)
+        self.assertEqual(code, 1)
+        self.assertEqual(only((out + err).splitlines(), "cannot listen|Traceback|Error"),
+                         [(out + err).splitlines()[-1]])
+        self.assertTrue((out + err).rstrip().endswith(
+            "twistd chat: cannot listen on 127.0.0.1:%d: address already in use" % port), out + err)
+
+    def test_port_in_use_daemon(self) -> None:
+        """A daemonizing twistd reports the whole line, not cut mid-word."""
+        port = self.busy_port()
+        directory = temp_dir(self)
+        self.addCleanup(self.kill_daemon, os.path.join(directory, "twistd.pid"))
+        code, out, err = run_twistd(
+            self, "--pidfile", os.path.join(directory, "twistd.pid"),
+            "--logfile", os.path.join(directory, "twistd.log"), "chat", "--db", ":memory:",
+            "--web", "tcp:%d:interface=127.0.0.1" % port, cwd=directory)
+        self.assertEqual(code, 1)
+        self.assertIn("twistd chat: cannot listen on --web 127.0.0.1:%d: address already in use'"
+                      % port, out + err)
+        self.assertNotIn("Traceback", out + err)
+
+    def kill_daemon(self, pidfile: str) -> None:
+        """Should the daemon have started after all, stop it."""
+        try:
+            with open(pidfile) as f:
+                os.kill(int(f.read()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+    def test_usage_mistakes(self) -> None:
+        for args, message in (
+            (["--bad"], "option --bad not recognized"),
+            (["--port", "tcp:abc"], "--port tcp:abc: 'abc' is not a port number (0 to 65535)"),
+            (["--port", "99999"], "--port tcp:99999: '99999' is not a port number (0 to 65535)"),
+            (["--port", "8080", "--port", "8080"], "--port 8080 is given twice"),
+            (["--port", "8080", "--web", "8080"],
+             "--port tcp:8080 and --web tcp:8080 would both listen on port 8080"),
+        ):
+            code, out, err = run_twistd(self, "-n", "--pidfile=", "chat", *args)
+            self.assertEqual((code, out, err), (
+                1, "", "twistd chat: %s\n(see twistd chat --help)\n" % message))
+
+    def test_database_in_missing_directory(self) -> None:
+        """The message is printed once."""
+        code, out, err = run_twistd(self, "-n", "--pidfile=", "chat", "--port",
+                                    "tcp:0:interface=127.0.0.1", "--db", "/nonexistent/dir/x.db")
+        self.assertEqual(code, 1)
+        self.assertEqual((out + err).count("cannot use history database"), 1, out + err)
+
+    def test_explicit_max_clients_over_limit(self) -> None:
+        """--max-clients the descriptor limit cannot hold stops start-up (SPEC 11)."""
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard == resource.RLIM_INFINITY:
+            raise SkipTest("no descriptor limit")
+        code, out, err = run_twistd(self, "-n", "--pidfile=", "chat", "--db", ":memory:",
+                                    "--port", "tcp:0:interface=127.0.0.1",
+                                    "--max-clients", str(hard))
+        self.assertEqual(code, 1)
+        self.assertIn("twistd chat: --max-clients %d needs about" % hard, err)
+        self.assertNotIn("Traceback", out + err)
+
+    def test_version(self) -> None:
+        from twisted_chat import __version__
+
+        code, out, _ = run_twistd(self, "chat", "--version")
+        self.assertEqual((code, out.split(" (")[0]), (0, "twisted-chat " + __version__))

@@ -6,10 +6,10 @@ timeouts) kept with one shared sweep instead of a timer per connection.
 
 from __future__ import annotations
 
+import heapq
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
-
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.task import LoopingCall
@@ -122,14 +122,89 @@ class Deadlines(Generic[K]):
         return keys
 
 
-class ConnectionLimits:
+class RefusalLog:
     """
-    Counts connections per address and in total, and refuses those past the
-    limits.  Addresses in C{exempt} count towards the total only.
+    Logs refusals (of connections, of addresses locked out) without a line
+    per address: the first refusal after a quiet spell is logged at once;
+    later ones are counted and summarised at most once every C{every}
+    seconds, naming the addresses refused most.
+
+    Each refusal costs O(1).  At most C{max_tracked} addresses are counted
+    one by one until the next summary (the rest only in the total), and the
+    summary, which looks at each of them once, runs at most once a minute.
+
+    @ivar one: the log format of a single refusal (fields C{host}, C{why}).
+    @ivar many: the log format of a summary (fields C{count}, C{addresses},
+        C{every}, C{top}, C{why}).
     """
 
     log = Logger()
-    LOG_EVERY = 60.0  # seconds between log lines about one address's refusals
+    MAX_TRACKED = 10_000
+
+    def __init__(self, clock: IReactorTime, one: str, many: str, every: float = 60.0,
+                 max_tracked: int = MAX_TRACKED) -> None:
+        self._clock = clock
+        self.one = one
+        self.many = many
+        self._every = every
+        self._max_tracked = max_tracked
+        self._last = float("-inf")  # when a line was last logged
+        self._count = 0
+        self._untracked = 0
+        self._hosts: dict[str, int] = {}
+        self._why = ""
+        self._summary: Any = None  # the pending summary's IDelayedCall
+
+    @property
+    def tracked(self) -> int:
+        """How many addresses are counted one by one until the next summary."""
+        return len(self._hosts)
+
+    def note(self, host: str, why: str) -> None:
+        """Count one refusal of C{host} because of C{why}."""
+        now = self._clock.seconds()
+        if self._summary is None and now - self._last >= self._every:
+            self._last = now
+            self.log.warn(self.one, host=host, why=why)
+            return
+        self._count += 1
+        self._why = why
+        hosts = self._hosts
+        if host in hosts:
+            hosts[host] += 1
+        elif len(hosts) < self._max_tracked:
+            hosts[host] = 1
+        else:
+            self._untracked += 1
+        if self._summary is None:
+            self._summary = self._clock.callLater(self._last + self._every - now, self._report)
+
+    def _report(self) -> None:
+        self._summary = None
+        self._last = self._clock.seconds()
+        hosts, self._hosts = self._hosts, {}
+        count, self._count = self._count, 0
+        untracked, self._untracked = self._untracked, 0
+        top = heapq.nlargest(3, hosts.items(), key=lambda item: item[1])
+        addresses = "%d address%s" % (len(hosts), "" if len(hosts) == 1 else "es")
+        if untracked:
+            addresses = "more than " + addresses
+        self.log.warn(self.many, count=count, addresses=addresses, every=self._every,
+                      top=", ".join("%s %d" % item for item in top), why=self._why)
+
+    def stop(self) -> None:
+        """Log what is pending now instead of later (the server is stopping)."""
+        if self._summary is not None:
+            self._summary.cancel()
+            self._report()
+
+
+class ConnectionLimits:
+    """
+    Counts connections per address and in total, and refuses those past the
+    limits.  Addresses in C{exempt} count towards the total only.  Refusals
+    are logged at most once a minute (L{RefusalLog}).
+    """
 
     def __init__(self, clock: IReactorTime, max_clients: int, max_per_ip: int,
                  exempt: frozenset[str] = frozenset()) -> None:
@@ -139,8 +214,10 @@ class ConnectionLimits:
         self._exempt = exempt
         self._per_ip: dict[str, int] = {}
         self.total = 0
-        # host -> (when its refusals were last logged, refusals since then)
-        self._refusals: dict[str, tuple[float, int]] = {}
+        self.refusals = RefusalLog(
+            clock, "refused a connection from {host}: {why}",
+            "refused {count} connections from {addresses} in the last {every:.0f} s"
+            " (most from: {top}); the latest because {why}")
 
     def admit(self, host: str) -> str | None:
         """
@@ -148,29 +225,15 @@ class ConnectionLimits:
         and return why it is refused.
         """
         if self.total >= self.max_clients:
-            self._refused(host, "the server is full (%d connections)" % self.total)
+            self.refusals.note(host, "the server is full (%d connections)" % self.total)
             return "the server is full; try again later"
         count = self._per_ip.get(host, 0)
         if count >= self.max_per_ip and host not in self._exempt:
-            self._refused(host, "%d connections from it already" % count)
+            self.refusals.note(host, "%d connections from it already" % count)
             return "too many connections from your address (at most %d)" % self.max_per_ip
         self._per_ip[host] = count + 1
         self.total += 1
         return None
-
-    def _refused(self, host: str, why: str) -> None:
-        """Log a refusal, at most once a minute per address (a connect loop must not flood the log)."""
-        now = self._clock.seconds()
-        last, count = self._refusals.get(host, (float("-inf"), 0))
-        if now - last < self.LOG_EVERY:
-            self._refusals[host] = (last, count + 1)
-            return
-        self.log.warn("refused a connection from {host}: {why}{more}", host=host, why=why,
-                      more=" (and %d more since the last report)" % count if count else "")
-        self._refusals[host] = (now, 0)
-        if len(self._refusals) > 10_000:
-            self._refusals = {h: v for h, v in self._refusals.items()
-                              if now - v[0] < self.LOG_EVERY}
 
     def release(self, host: str) -> None:
         """A connection from C{host} that was admitted has closed."""
@@ -190,19 +253,39 @@ class PasscodeLockout:
     """
     After C{attempts} wrong passcodes from one address within C{window}
     seconds, refuses that address for C{ban} seconds.
+
+    Both tables are kept in time order (an address moves to the end when it
+    fails again), so expiring is popping from the front: O(1) amortised per
+    event however many addresses there are.  Each holds at most
+    C{max_tracked} addresses; past that the oldest are forgotten first.
+    Lockouts are logged through a L{RefusalLog}: one line, then a summary
+    at most once a minute.
+
+    @ivar steps: entries looked at while expiring, for tests of the cost.
     """
 
-    log = Logger()
     MAX_TRACKED = 10_000
 
     def __init__(self, clock: IReactorTime, attempts: int = 3, window: float = 60.0,
-                 ban: float = 60.0) -> None:
+                 ban: float = 60.0, max_tracked: int = MAX_TRACKED) -> None:
         self._clock = clock
         self._attempts = attempts
         self._window = window
         self._ban = ban
-        self._failures: dict[str, list[float]] = {}
-        self._banned: dict[str, float] = {}
+        self._max_tracked = max_tracked
+        # host -> times of its recent failures, in the order of the latest failure
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        # host -> end of its ban, in that order (every ban lasts as long)
+        self._banned: OrderedDict[str, float] = OrderedDict()
+        self.steps = 0
+        self.lockouts = RefusalLog(
+            clock, "{why} from {host}; refusing it for %.0fs" % ban,
+            "locked out {addresses} for %.0f s after repeated wrong passcodes in the last"
+            " {every:.0f} s ({count} lockouts; the latest: {why})" % ban)
+
+    def __len__(self) -> int:
+        """How many addresses either table holds."""
+        return len(self._failures) + len(self._banned)
 
     def remaining(self, host: str) -> float:
         """Seconds until C{host} may try again (0 when it may now)."""
@@ -218,24 +301,35 @@ class PasscodeLockout:
     def failed(self, host: str) -> None:
         """Record a wrong passcode from C{host}."""
         now = self._clock.seconds()
-        recent = [t for t in self._failures.get(host, ()) if now - t < self._window]
+        self._expire(now)
+        failures = self._failures
+        recent = [t for t in failures.pop(host, ()) if now - t < self._window]
         recent.append(now)
         if len(recent) >= self._attempts:
-            self._failures.pop(host, None)
-            self._banned[host] = now + self._ban
-            self.log.warn(
-                "{count} wrong passcodes from {host} within {window:.0f}s;"
-                " refusing it for {ban:.0f}s",
-                count=len(recent), host=host, window=self._window, ban=self._ban,
-            )
+            banned = self._banned
+            banned.pop(host, None)
+            banned[host] = now + self._ban
+            if len(banned) > self._max_tracked:
+                banned.popitem(last=False)
+            self.lockouts.note(host, "%d wrong passcodes within %.0fs"
+                               % (len(recent), self._window))
         else:
-            self._failures[host] = recent
-        if len(self._failures) + len(self._banned) > self.MAX_TRACKED:
-            self._forget_old(now)
+            failures[host] = recent
+            if len(failures) > self._max_tracked:
+                failures.popitem(last=False)
 
-    def _forget_old(self, now: float) -> None:
-        self._failures = {
-            host: times for host, times in self._failures.items()
-            if now - times[-1] < self._window
-        }
-        self._banned = {host: until for host, until in self._banned.items() if until > now}
+    def _expire(self, now: float) -> None:
+        """Forget failures older than the window and bans that ended."""
+        failures, banned, window = self._failures, self._banned, self._window
+        while failures:
+            self.steps += 1
+            host = next(iter(failures))
+            if now - failures[host][-1] < window:
+                break
+            del failures[host]
+        while banned:
+            self.steps += 1
+            host = next(iter(banned))
+            if banned[host] > now:
+                break
+            del banned[host]

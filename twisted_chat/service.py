@@ -5,11 +5,15 @@ domain and the history store, and stops them in order.
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IAddress, IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -19,15 +23,49 @@ from twisted_chat.interfaces import History
 from twisted_chat.session.session import SessionContext
 
 
+class CannotListen(SystemExit, Exception):
+    """
+    Start-up failed because a port cannot be listened on: one line for the
+    operator, never a traceback.  A SystemExit, so that C{twistd -n} prints
+    just the line and exits 1; an Exception too, so that a daemonizing
+    twistd sends it (the first 100 bytes) to the waiting parent.
+    """
+
+    __module__ = "builtins"  # "CannotListen: ...", short enough for twistd's 100 bytes
+
+
+def describe_listen_error(where: str, error: BaseException) -> str:
+    """C{twistd chat: cannot listen on 8080: address already in use}."""
+    reason: Any = error
+    if isinstance(error, CannotListenError) and error.socketError is not None:
+        reason = error.socketError
+    if isinstance(reason, OSError) and reason.errno is not None:
+        why = os.strerror(reason.errno)
+        if reason.errno == errno.EACCES:
+            why += " (ports below 1024 need root)"
+    else:
+        why = str(reason)
+    return "twistd chat: cannot listen on %s: %s" % (where, why[:1].lower() + why[1:])
+
+
 class Listener(Service):
-    """Listens on one endpoint while running and logs where."""
+    """
+    Listens on one endpoint while running and logs where.
+
+    @param where: how the operator named the place (C{8080}, C{ssl:6697}),
+        for a listening error.
+    @param listened: called with the address once listening.
+    """
 
     log = Logger()
 
-    def __init__(self, endpoint: IStreamServerEndpoint, factory: Factory, what: str) -> None:
+    def __init__(self, endpoint: IStreamServerEndpoint, factory: Factory, what: str,
+                 where: str = "", listened: Callable[[IAddress], object] | None = None) -> None:
         self._endpoint = endpoint
         self._factory = factory
         self._what = what
+        self._where = where or what
+        self._on_listened = listened
         self._port: IListeningPort | None = None
         self._listening: Deferred[Any] | None = None
 
@@ -38,8 +76,9 @@ class Listener(Service):
         self._listening = self._endpoint.listen(self._factory)
         self._listening.addBoth(outcome.append)
         if outcome and isinstance(outcome[0], Failure):
-            # twistd reports this and exits: nothing to serve without a port.
-            outcome[0].raiseException()
+            # Nothing to serve without a port: one line, and twistd exits 1.
+            self._listening = None
+            raise CannotListen(describe_listen_error(self._where, outcome[0].value))
         if outcome:
             self._listened(outcome[0])
         else:  # an endpoint that listens later (rare)
@@ -51,6 +90,8 @@ class Listener(Service):
         host = port.getHost()
         where = "%s:%s" % (host.host, host.port) if hasattr(host, "port") else str(host)
         self.log.info("twisted-chat {what} listening on {where}", what=self._what, where=where)
+        if self._on_listened is not None:
+            self._on_listened(host)
         return port
 
     @override
@@ -94,6 +135,9 @@ class ChatService(MultiService):
         return d
 
     def _close_clients(self) -> Deferred[None]:
+        # what was refused since the last summary is logged now, not lost
+        self.context.limits.refusals.stop()
+        self.context.lockout.lockouts.stop()
         count = self.server.shutdown()
         for session in self.context.deadlines.clear():  # still logging in
             session.close()

@@ -5,17 +5,20 @@ that reads options and wires the object graph together.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from twisted.application.service import IService
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
+from twisted.internet.endpoints import _parse as parse_endpoint
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
+from twisted_chat import __version__
 from twisted_chat.auth.cred import ChatRealm, PasscodeChecker
 from twisted_chat.domain.server import ChatServer
 from twisted_chat.commands import MAX_HISTORY
@@ -33,6 +36,117 @@ log = Logger(namespace="twisted_chat.tap")
 def endpoint_description(text: str) -> str:
     """A bare port number means TCP on every interface."""
     return "tcp:%s" % text if text.isdigit() else text
+
+
+# Descriptors the server needs besides its clients: standard streams, the
+# listeners, the poller and its waker, the database and its WAL, the log and
+# Twisted's reserved EMFILE descriptor...
+DESCRIPTOR_RESERVE = 32
+# ...and connections refused while full, each open until it is told why
+# (Twisted accepts up to 100 or so at a time): up to this many more, but
+# not more than a quarter of what is left.
+REFUSAL_HEADROOM = 128
+
+
+def descriptors_spare(limit: int) -> int:
+    """How many of C{limit} descriptors are not for clients."""
+    return DESCRIPTOR_RESERVE + max(0, min(REFUSAL_HEADROOM, (limit - DESCRIPTOR_RESERVE) // 4))
+_WILDCARDS = ("", "0.0.0.0", "::")
+
+
+def tcp_address(description: str) -> tuple[int, str] | None:
+    """
+    The port and interface of a TCP or TLS endpoint description, or
+    C{None} for another kind (unix:, ...).
+
+    @raise ValueError: with a message for people if the port is not a
+        port number.
+    """
+    try:
+        args, kwargs = parse_endpoint(description)
+    except Exception:  # noqa: BLE001 (a private parser: whatever it raises, say this)
+        raise ValueError("%r is not an endpoint description" % description) from None
+    if not args or args[0] not in ("tcp", "ssl", "tcp6"):
+        return None
+    port = args[1] if len(args) > 1 else kwargs.get("port")
+    if port is None:
+        raise ValueError("%s has no port number" % description)
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError("%r is not a port number (0 to 65535)" % port)
+    interface = args[2] if len(args) > 2 else kwargs.get("interface", "")
+    return int(port), interface
+
+
+def overlapping(places: list[tuple[str, str]]) -> str | None:
+    """
+    Why two of C{places} (C{(option, description)} pairs) would listen on
+    the same port, or C{None}; port 0 (any free port) never overlaps.
+    """
+    seen: list[tuple[int, str, str, str]] = []
+    for option, description in places:
+        address = tcp_address(description)
+        if address is None or address[0] == 0:
+            continue
+        port, interface = address
+        for other_option, other, other_port, other_interface in seen:
+            if port == other_port and (
+                    interface == other_interface or interface in _WILDCARDS
+                    or other_interface in _WILDCARDS):
+                if option == other_option == "--port":
+                    return "--port %d is given twice" % port
+                return "%s %s and %s %s would both listen on port %d" % (
+                    other_option, other, option, description, port)
+        seen.append((option, description, port, interface))
+    return None
+
+
+def fit_descriptors(
+    max_clients: int | None,
+    getrlimit: Callable[[int], tuple[int, int]] | None = None,
+    setrlimit: Callable[[int, tuple[int, int]], None] | None = None,
+) -> tuple[int, str | None]:
+    """
+    Raise the soft descriptor limit to the hard one and fit the connection
+    limit in it.
+
+    @param max_clients: C{--max-clients} as given, or C{None} for the
+        default (10,000, lowered to what the descriptors allow).
+    @return: the connection limit to use and a line for the log (or
+        C{None} when there is nothing to say).
+    @raise ValueError: if an explicit C{max_clients} cannot fit.
+    """
+    default = ChatConfig.max_clients
+    try:
+        import resource
+    except ImportError:  # pragma: no cover (not POSIX)
+        return (default if max_clients is None else max_clients), None
+    getrlimit = getrlimit or resource.getrlimit
+    setrlimit = setrlimit or resource.setrlimit
+    soft, hard = getrlimit(resource.RLIMIT_NOFILE)
+    if hard != soft:
+        try:
+            setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):  # e.g. a hard limit of "unlimited" macOS refuses
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return (default if max_clients is None else max_clients), None
+    room = soft - descriptors_spare(soft)
+    wanted = default if max_clients is None else max_clients
+    if wanted <= room:
+        return wanted, None
+    if max_clients is not None:
+        raise ValueError(
+            "--max-clients %d needs about %d file descriptors but the limit is %d"
+            " (ulimit -n); raise the limit or lower --max-clients to %d"
+            % (max_clients, max_clients + descriptors_spare(max_clients + 160), soft,
+               max(room, 0)))
+    if room < 1:
+        raise ValueError("the file descriptor limit (ulimit -n) is %d: too low to serve"
+                         " anyone; raise it above %d" % (soft, DESCRIPTOR_RESERVE))
+    return room, (
+        "the file descriptor limit (ulimit -n) is %d, so at most %d connections"
+        " (--max-clients) are served; more get 'the server is full'" % (soft, room))
 
 
 def _bounded(kind: Callable[[str], Any], low: float, high: float | None = None):
@@ -56,7 +170,8 @@ class Options(usage.Options):
 
     synopsis = "[options]"
     longdesc = (
-        "Multi-room chat for telnet, the bundled chat-client and browsers. "
+        "twisted-chat %s: multi-room chat for telnet, the bundled chat-client and browsers. "
+        % __version__ +
         "Example: twistd -n chat --port 8080 --passcode x"
     )
 
@@ -82,7 +197,9 @@ class Options(usage.Options):
         ["sendq", None, 1 << 20,
          "Bytes of unsent output after which a client that stopped reading is disconnected.",
          _bounded(int, 4096)],
-        ["max-clients", None, 10_000, "Most connections open at once.", _bounded(int, 1)],
+        ["max-clients", None, None,
+         ("Most connections open at once. [default: 10000, or fewer if the file descriptor "
+          "limit (ulimit -n) cannot hold that many]"), _bounded(int, 1)],
         ["max-per-ip", None, 16, "Most connections open at once from one address.",
          _bounded(int, 1)],
         ["idle-timeout", None, 0.0,
@@ -112,8 +229,29 @@ class Options(usage.Options):
 
     opt_limit_exempt.__doc__ = (
         "An address not held to --max-per-ip (e.g. 127.0.0.1 behind a proxy); "
-        "may be given more than once. [default: none, loopback included]"
+        "may be given more than once. [default: none; loopback is held to the limit "
+        "like any address unless given here]"
     )
+
+    def opt_version(self) -> NoReturn:
+        """Show the version of twisted-chat (and of Twisted) and exit."""
+        from twisted import version
+
+        print("twisted-chat %s (Twisted %s)" % (__version__, version.short()))
+        sys.exit(0)
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """
+        Under twistd, a usage error is one line and a hint, not all of
+        C{--help} (twistd prints the whole usage before the message).
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if self.parent is None:  # not under twistd: the caller reports it
+                raise
+            sys.stderr.write("twistd chat: %s\n(see twistd chat --help)\n" % e)
+            sys.exit(1)
 
     def opt_web_origin(self, origin: str) -> None:
         normal = normalize_origin(origin)
@@ -153,6 +291,20 @@ class Options(usage.Options):
             self["passcode-bytes"] = None
         if not self["ports"]:
             self["ports"] = [DEFAULT_PORT]
+        places = [("--port", port) for port in self["ports"]]
+        if self["web"] is not None:
+            places.append(("--web", self["web"]))
+        for option, description in places:
+            try:
+                tcp_address(description)  # the rest is checked when the server is built
+            except ValueError as e:
+                raise usage.UsageError("%s %s: %s" % (option, description, e)) from None
+        clash = overlapping(places)
+        if clash is not None:
+            raise usage.UsageError(clash)
+        self["max-clients-given"] = self["max-clients"] is not None
+        if self["max-clients"] is None:
+            self["max-clients"] = ChatConfig.max_clients
 
 
 def config_from_options(options: Options) -> ChatConfig:
@@ -197,24 +349,81 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
     service = ChatService(context, history)
     factory = ChatLineFactory(context)
     for description in config.ports:
-        endpoint = serverFromString(reactor, description)
-        Listener(endpoint, factory, "line protocol").setServiceParent(service)
+        endpoint = _endpoint(reactor, "--port", description)
+        Listener(endpoint, factory, "line protocol", where=_place(description)
+                 ).setServiceParent(service)
     if config.web is not None:
         site = build_site(context, config.web_origins)
-        Listener(serverFromString(reactor, config.web), site, "web").setServiceParent(service)
+        scheme = "https" if config.web.startswith("ssl:") else "http"
+
+        def web_listened(address: Any) -> None:
+            host = getattr(address, "host", "")
+            if ":" in host:
+                host = "[%s]" % host
+            context.listening["web"] = "%s://%s:%s/" % (scheme, host, address.port)
+
+        Listener(_endpoint(reactor, "--web", config.web), site, "web",
+                 where="--web " + _place(config.web), listened=web_listened
+                 ).setServiceParent(service)
     return service
 
 
+def _endpoint(reactor: Any, option: str, description: str) -> Any:
+    """
+    The endpoint C{description} names.
+
+    @raise ValueError: for any mistake in it (an unknown kind, a missing
+        key file), naming the option.
+    """
+    try:
+        return serverFromString(reactor, description)
+    except Exception as e:  # noqa: BLE001 (whatever the parser raises is the operator's mistake)
+        raise ValueError("%s %s: %s" % (option, description, e)) from None
+
+
+def _place(description: str) -> str:
+    """
+    How a listening error names an endpoint, briefly (a daemon's error must
+    fit in 100 bytes): C{8080}, C{127.0.0.1:8080}, C{ssl:6697}.
+    """
+    try:
+        address = tcp_address(description)
+    except ValueError:
+        address = None
+    if address is None:
+        return description[:40]
+    port, interface = address
+    where = "%s:%d" % ("[%s]" % interface if ":" in interface else interface, port) \
+        if interface else str(port)
+    return where if description.startswith("tcp") else "ssl:" + where
+
+
+def _fail(message: str) -> NoReturn:
+    """Stop start-up with one line (twistd's log is not running yet)."""
+    sys.stderr.write("twistd chat: %s\n" % message)
+    raise SystemExit(1)
+
+
 def makeService(options: Options) -> IService:
-    """Build the service twistd runs; a database it cannot use stops start-up."""
+    """
+    Build the service twistd runs; a database it cannot use, or more
+    clients than the file descriptor limit holds, stops start-up.
+    """
     from twisted.internet import reactor
 
+    config = config_from_options(options)
     try:
-        return build(config_from_options(options), reactor)
+        max_clients, note = fit_descriptors(
+            config.max_clients if options.get("max-clients-given", True) else None)
+    except ValueError as e:
+        _fail(str(e))
+    if note is not None:
+        log.warn("{note}", note=note)
+    if max_clients != config.max_clients:
+        config = dataclasses.replace(config, max_clients=max_clients)
+    try:
+        return build(config, reactor)
     except HistoryError as e:
-        log.critical("{error}", error=str(e))
-        sys.stderr.write("twistd chat: %s\n" % e)
-        raise SystemExit(1) from None
+        _fail(str(e))
     except ValueError as e:  # a malformed endpoint description
-        sys.stderr.write("twistd chat: %s\n" % e)
-        raise SystemExit(1) from None
+        _fail(str(e))

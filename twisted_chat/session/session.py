@@ -6,8 +6,9 @@ ChatError becomes one C{ERROR} event here and nowhere else.
 
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from twisted.cred.credentials import Anonymous
@@ -52,6 +53,8 @@ class SessionContext:
 
     @ivar deadlines: sessions still logging in, closed after the login timeout.
     @ivar idle: logged-in sessions, closed after the idle timeout (C{None}: off).
+    @ivar listening: where the listeners listen, by kind (C{"web"}: the
+        browser page's C{http://host:port/}), filled in as they start.
     """
 
     server: ChatServer
@@ -62,6 +65,7 @@ class SessionContext:
     lockout: PasscodeLockout
     limits: ConnectionLimits
     idle: Deadlines[ChatSession] | None = None
+    listening: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -101,6 +105,16 @@ _LOGGED_OUT = _LoggedOut()
 # Session states.
 PASSCODE, CHECKING, PAUSED, NAME, CHAT, CLOSED = range(6)
 
+# Bad names one connection may try before it is closed: each draws a reply,
+# so without a bound a pipelined list of names makes the server write more
+# than it reads.
+MAX_BAD_NAMES = 10
+
+# A first line that is an HTTP request line (a browser, curl or a health
+# check pointed at the telnet port).
+_HTTP_REQUEST = re.compile(
+    r"(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PRI) \S+ HTTP/\d(?:\.\d)?\Z")
+
 
 class ChatSession:
     """
@@ -111,6 +125,7 @@ class ChatSession:
         answers each line compares it before and after L{line_received}).
     """
 
+    # _attempts counts wrong passcodes, then (from the Username: prompt) bad names.
     __slots__ = ("_ctx", "_front", "_state", "_visitor", "_attempts", "_bucket", "dropped")
     log = Logger()
 
@@ -147,6 +162,35 @@ class ChatSession:
         self.close()
         return True
 
+    def _not_http(self, text: str) -> bool:
+        """
+        Answer a first line that is an HTTP request with where the page is,
+        and close; such a line is not a wrong passcode or a bad name.
+        """
+        if self._attempts or not _HTTP_REQUEST.match(text):
+            return True
+        web = self._ctx.listening.get("web")
+        if web is None:
+            self._front.send(Error(
+                "this is the chat's telnet port, not HTTP; connect with telnet or chat-client"))
+        else:
+            if "//0.0.0.0:" in web or "//[::]:" in web:  # every interface: the one used
+                local = getattr(getattr(self._front, "transport", None), "getHost", None)
+                host = getattr(local(), "host", None) if local is not None else None
+                if host:
+                    host = "[%s]" % host if ":" in host else host
+                    web = re.sub(r"//(0\.0\.0\.0|\[::\]):", "//%s:" % host, web)
+            self._front.send(Error(
+                "this is the chat's telnet port, not HTTP; open %s in a browser" % web))
+        self.log.info("{peer} sent HTTP to the telnet port; told it where the page is",
+                      peer=self._front.describe_peer())
+        self.close()
+        return False
+
+    def _passcode_received(self, text: str) -> None:
+        if not self._locked_out() and self._not_http(text):
+            self._login(Passcode(text.encode("utf-8", "surrogateescape")))
+
     # -- login ------------------------------------------------------------
 
     def _login(self, credentials: object) -> None:
@@ -168,6 +212,7 @@ class ChatSession:
         # The realm's logout callable is the visitor's logout; calling it on
         # the visitor lets the room hear why (quit or disconnected).
         _, self._visitor, _ = result
+        self._attempts = 0  # from now on: bad names
         if self._state == CLOSED:  # the connection went while we waited
             self._do_logout("disconnected")
             return
@@ -179,7 +224,11 @@ class ChatSession:
         if self._state == CLOSED:
             return
         self._attempts += 1
-        self._ctx.lockout.failed(self._front.peer_host())
+        if self._attempts == 1:
+            # One wrong passcode per connection counts towards the address's
+            # lockout: a client that sends several lines at once (curl, a
+            # TLS client at the plain port) is one mistake, not three.
+            self._ctx.lockout.failed(self._front.peer_host())
         self.log.warn(
             "wrong passcode from {peer} (attempt {attempt})",
             peer=self._front.describe_peer(),
@@ -194,10 +243,17 @@ class ChatSession:
         self._resume_after(PASSCODE)
 
     def _name_received(self, text: str) -> None:
+        if not self._ctx.needs_passcode and not self._not_http(text):
+            return
         name = text.strip()
         try:
             member = self._visitor.claim_name(name)
         except ChatError as e:
+            self._attempts += 1
+            if self._attempts >= MAX_BAD_NAMES:
+                self._front.send(Error("too many bad names"))
+                self.close()
+                return
             self._front.send(Error(str(e)))
             self._front.send(Prompt("username"))
             return
@@ -232,8 +288,7 @@ class ChatSession:
         if state == CHAT:
             self._chat_line(text)
         elif state == PASSCODE:
-            if not self._locked_out():
-                self._login(Passcode(text.encode("utf-8", "surrogateescape")))
+            self._passcode_received(text)
         elif state == NAME:
             self._name_received(text)
         # CHECKING/PAUSED cannot get here (input is held); CLOSED drops lines.

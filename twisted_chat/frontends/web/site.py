@@ -88,7 +88,7 @@ class Ack(Event):
     """
     The line the page sent with C{id} was taken: handed to the session,
     which neither refused it nor reported an error.  (Only the browser gets
-    these; the events of other front ends live in L{twisted_chat.events}.)
+    these; the events of other front ends live in L{twisted_chat.domain.events}.)
     """
 
     __slots__ = ("id",)
