@@ -48,7 +48,7 @@ from typing_extensions import override
 from zope.interface import implementer
 
 from twisted_chat.errors import BadName
-from twisted_chat.text import check_name, clean, decode
+from twisted_chat.text import check_name, clean, decode, strip_telnet
 
 PROGRAM = "chat-client"
 QUIT_TIMEOUT = 5.0
@@ -349,8 +349,8 @@ class ChatClientProtocol(LineReceiver):
 
     @override
     def lineReceived(self, line: bytes) -> None:
-        """Handle one line from the server."""
-        text = clean(decode(line.rstrip(b"\r")))
+        """Handle one line from the server (without the greeting's telnet offers)."""
+        text = clean(decode(strip_telnet(line).rstrip(b"\r")))
         if self._greeting_call is not None and self._greeting_call.active():
             self._greeting_call.cancel()
         if self._state == "login":

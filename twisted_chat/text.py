@@ -34,8 +34,28 @@ _UNSAFE = re.compile(
 )
 
 IAC = 0xFF
-_SB, _SE = 0xFA, 0xF0
+_SE, _SB = 0xF0, 0xFA
 _WILL, _WONT, _DO, _DONT = 0xFB, 0xFC, 0xFD, 0xFE
+# Two-byte commands that netkit-derived telnets send for a special key
+# (IP for ^C, BRK for ^\, SUSP for ^Z, AO for ^O, EC for ^H, EL for ^U, AYT
+# for ^T) and the byte each stands for with its 8th bit set: without the
+# BINARY option such a client strips the 8th bit of each byte before looking
+# for special keys, so the UTF-8 continuation byte 0x83 of "ă" goes out as IP.
+_EIGHT_BIT = {0xF4: 0x83, 0xF3: 0x9C, 0xED: 0x9A, 0xF5: 0x8F, 0xF7: 0x88, 0xF8: 0x95,
+              0xF6: 0x94}
+_LINE_ENDS = re.compile(rb"\r[\n\x00]?")
+
+
+def _incomplete_utf8(tail: bytes) -> bool:
+    """Whether C{tail} (the last bytes seen) ends inside a UTF-8 sequence."""
+    for back in range(1, min(len(tail), 3) + 1):
+        byte = tail[-back]
+        if 0x80 <= byte < 0xC0:
+            continue  # a continuation byte: look further back
+        need = 2 if 0xC2 <= byte < 0xE0 else 3 if 0xE0 <= byte < 0xF0 else (
+            4 if 0xF0 <= byte < 0xF5 else 0)
+        return back < need
+    return False
 
 
 def decode(data: bytes) -> str:
@@ -57,18 +77,32 @@ def clean(text: str) -> str:
 
 class TelnetFilter:
     """
-    Strips telnet IAC sequences from a byte stream, across chunk boundaries.
+    Takes telnet commands out of a client's byte stream, across chunk
+    boundaries, and makes its line ends plain.
 
-    C{IAC IAC} (a literal 0xFF) is dropped too: a lone 0xFF is never valid
-    UTF-8, so it could only ever become U+FFFD.
+    Option requests (C{WILL}, C{WONT}, C{DO}, C{DONT}) are collected in
+    L{commands} as C{(verb, option)} pairs for the caller to answer;
+    subnegotiations and other two-byte commands are dropped, except that a
+    special-key command arriving inside a UTF-8 sequence becomes the byte the
+    client's key check took for it (see C{_EIGHT_BIT}).  C{IAC IAC} is a
+    literal 0xFF (never valid UTF-8, so it decodes to U+FFFD).
+
+    Line ends: C{CR LF}, C{CR NUL} and a bare C{CR} all become C{CR LF}, so a
+    client in character mode ends its lines too.
+
+    Bytes between commands are copied as slices (C{bytes.find}), never one
+    at a time.
     """
 
-    __slots__ = ("_state",)
+    __slots__ = ("_cr", "_state", "_tail", "commands")
 
-    # states: 0 data, 1 after IAC, 2 after IAC WILL/WONT/DO/DONT,
+    # states: 0 data, 1 after IAC, 2 after IAC WILL/WONT/DO/DONT (verb kept),
     # 3 inside SB, 4 IAC inside SB
     def __init__(self) -> None:
         self._state = 0
+        self._cr = False  # the last byte given out was a CR, ending a line
+        self._tail = b""  # the last bytes given out, for _incomplete_utf8
+        self.commands: list[tuple[int, int]] = []
 
     @property
     def idle(self) -> bool:
@@ -76,33 +110,66 @@ class TelnetFilter:
         return self._state == 0
 
     def feed(self, data: bytes) -> bytes:
-        """Return C{data} without its telnet commands."""
+        """Return C{data} without its telnet commands, with plain line ends."""
         if self._state == 0 and IAC not in data:
-            return data
+            out = data
+        else:
+            out = self._strip(data)
+        if self._cr and out:
+            self._cr = False
+            if out[:1] in (b"\n", b"\x00"):  # the rest of a CR LF or CR NUL
+                out = out[1:]
+        if b"\r" in out:
+            self._cr = out[-1] == 13
+            out = _LINE_ENDS.sub(b"\r\n", out)
+        elif out:
+            self._cr = False
+        if out:
+            self._tail = out[-3:] if len(out) >= 3 else (self._tail + out)[-3:]
+        return out
+
+    def _strip(self, data: bytes) -> bytes:
         out = bytearray()
         state = self._state
-        for byte in data:
+        find = data.find
+        pos, end = 0, len(data)
+        while pos < end:
             if state == 0:
-                if byte == IAC:
-                    state = 1
-                else:
-                    out.append(byte)
+                at = find(b"\xff", pos)
+                if at < 0:
+                    out += data[pos:]
+                    break
+                out += data[pos:at]
+                pos, state = at + 1, 1
             elif state == 1:
-                if byte in (_WILL, _WONT, _DO, _DONT):
-                    state = 2
-                elif byte == _SB:
-                    state = 3
-                else:  # IAC IAC, or a two-byte command (NOP, GA, AYT, ...)
-                    state = 0
-            elif state == 2:
-                state = 0
-            elif state == 3:
+                byte = data[pos]
+                pos += 1
+                if _WILL <= byte <= _DONT:
+                    state = 2 + (byte << 8)  # remember the verb
+                    continue
+                state = 3 if byte == _SB else 0
                 if byte == IAC:
-                    state = 4
-            else:  # state 4
-                state = 0 if byte == _SE else 3
+                    out.append(IAC)
+                elif byte in _EIGHT_BIT and _incomplete_utf8(self._tail + out[-3:]):
+                    out.append(_EIGHT_BIT[byte])
+            elif state & 0xFF == 2:
+                self.commands.append((state >> 8, data[pos]))
+                pos, state = pos + 1, 0
+            elif state == 3:
+                at = find(b"\xff", pos)
+                if at < 0:
+                    break
+                pos, state = at + 1, 4
+            else:  # state 4: IAC inside SB
+                state = 0 if data[pos] == _SE else 3
+                pos += 1
         self._state = state
         return bytes(out)
+
+
+def strip_telnet(data: bytes) -> bytes:
+    """C{data} (one whole piece, such as a line) without telnet commands."""
+    return TelnetFilter()._strip(data) if IAC in data else data
 
 
 def check_name(name: str) -> str:
