@@ -40,7 +40,8 @@ from twisted_chat.client import (
 )
 
 SERVER = IPv4Address("TCP", "127.0.0.1", 8080)
-GREETING = b"Welcome to twisted-chat.\r\nPasscode:\r\n"
+# What the server sends first: its greeting (ending with the telnet offers) and prompt.
+GREETING = b"Welcome to twisted-chat.\xff\xfd\x00\r\nPasscode:\r\n"
 WELCOME = b"Welcome, alice! You are in #lobby. Type /help for commands.\r\n"
 
 

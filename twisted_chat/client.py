@@ -349,8 +349,10 @@ class ChatClientProtocol(LineReceiver):
 
     @override
     def lineReceived(self, line: bytes) -> None:
-        """Handle one line from the server (without the greeting's telnet offers)."""
-        text = clean(decode(strip_telnet(line).rstrip(b"\r")))
+        """Handle one line from the server."""
+        if self._state == "login":  # the greeting ends with telnet offers
+            line = strip_telnet(line)
+        text = clean(decode(line.rstrip(b"\r")))
         if self._greeting_call is not None and self._greeting_call.active():
             self._greeting_call.cancel()
         if self._state == "login":

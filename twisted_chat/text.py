@@ -7,6 +7,7 @@ Nothing here does I/O; the client imports this module too.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 
@@ -44,6 +45,13 @@ _WILL, _WONT, _DO, _DONT = 0xFB, 0xFC, 0xFD, 0xFE
 _EIGHT_BIT = {0xF4: 0x83, 0xF3: 0x9C, 0xED: 0x9A, 0xF5: 0x8F, 0xF7: 0x88, 0xF8: 0x95,
               0xF6: 0x94}
 _LINE_ENDS = re.compile(rb"\r[\n\x00]?")
+# For data without subnegotiations (the common case), all in C: removing the
+# commands and finding the option requests (group 1).
+_REMOVE = functools.partial(re.compile(rb"\xff(?:[\xfb-\xfe].|[^\xfa-\xff])", re.S).sub, b"")
+_REQUEST = re.compile(rb"\xff[\xfb-\xfe]")
+_OPTIONS = re.compile(rb"\xff(?:([\xfb-\xfe].)|[^\xfa-\xfe])", re.S)
+_SPECIALS = tuple(bytes((IAC, command)) for command in _EIGHT_BIT)
+_SPECIAL_AFTER_8BIT = re.compile(rb"[\x80-\xf4]\xff[\xed\xf3-\xf8]")
 
 
 def _incomplete_utf8(tail: bytes) -> bool:
@@ -113,8 +121,9 @@ class TelnetFilter:
         """Return C{data} without its telnet commands, with plain line ends."""
         if self._state == 0 and IAC not in data:
             out = data
+            self._tail = data[-3:] if len(data) >= 3 else (self._tail + data)[-3:]
         else:
-            out = self._strip(data)
+            out = self._scan(data)
         if self._cr and out:
             self._cr = False
             if out[:1] in (b"\n", b"\x00"):  # the rest of a CR LF or CR NUL
@@ -124,9 +133,49 @@ class TelnetFilter:
             out = _LINE_ENDS.sub(b"\r\n", out)
         elif out:
             self._cr = False
-        if out:
-            self._tail = out[-3:] if len(out) >= 3 else (self._tail + out)[-3:]
         return out
+
+    def _scan(self, data: bytes) -> bytes:
+        """
+        C{data} without commands: in C (regular expressions) unless it holds
+        a subnegotiation or a special key after an 8-bit byte, or continues
+        one of those.
+        """
+        head = b""
+        if self._state == 1 or self._state & 0xFF == 2:  # finish a command cut by the read
+            head, data = self._strip(data[:2]), data[2:]
+            self._tail = (self._tail + head)[-3:]
+        if not data:
+            out = b""
+        elif self._state != 0 or b"\xff\xfa" in data or self._eight_bit_special(data):
+            out = self._strip(data)
+        else:
+            # A command cut by the end of the read waits for the next: the
+            # last IAC of an odd run of 0xFF bytes, alone or before a verb.
+            run = len(data) - len(data.rstrip(b"\xff"))
+            if run & 1:
+                self._state, data = 1, data[:-1]
+            elif not run and data[-1] >= _WILL and data[-2:-1] == b"\xff":
+                run = len(data) - 1 - len(data[:-1].rstrip(b"\xff"))
+                if run & 1:
+                    self._state, data = 2 + (data[-1] << 8), data[:-2]
+            if _REQUEST.search(data):
+                self.commands += [(pair[0], pair[1]) for pair in _OPTIONS.findall(data) if pair]
+            if b"\xff\xff" in data:  # literal 0xFF bytes between the pieces
+                out = b"\xff".join(map(_REMOVE, data.split(b"\xff\xff")))
+            else:
+                out = _REMOVE(data)
+        if out:
+            self._tail = (self._tail + out[-3:])[-3:]
+        return head + out if head else out
+
+    def _eight_bit_special(self, data: bytes) -> bool:
+        """Whether C{data} may hold a special key that stands for an 8-bit byte."""
+        if not any(command in data for command in _SPECIALS):
+            return False
+        return bool(_SPECIAL_AFTER_8BIT.search(data)) or (
+            data[1:2] != b"" and data[0] == IAC and data[1] in _EIGHT_BIT
+            and _incomplete_utf8(self._tail))
 
     def _strip(self, data: bytes) -> bytes:
         out = bytearray()
