@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.errors import BadName, BadRoom
@@ -106,6 +108,34 @@ class TelnetFilterTests(SynchronousTestCase):
         self.assertEqual(f.feed(b"ok" + ip + tm + brk + b"\xe6" + brk), b"ok\xe6\x9c")
         self.assertEqual(f.feed(b"\xac"), b"\xac")  # the sequence split across reads
         self.assertEqual(len(f.commands), 4)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.sampled_from([
+        b"a", b"\xc4", b"\x83", b"\xe6", b"\r", b"\n", b"\x00", b"\xff", b"\xfb", b"\xfd",
+        b"\xfa", b"\xf0", b"\xf1", b"\xf4", b"\xed", b"\x06"]), max_size=40),
+        st.lists(st.integers(0, 40), max_size=4))
+    def test_fast_path_agrees_with_careful_one(self, parts: list[bytes], cuts: list[int]) -> None:
+        """
+        Whatever the bytes and however they are cut into reads, the C path
+        gives what the one-command-at-a-time path gives.
+        """
+        class Careful(TelnetFilter):
+            __slots__ = ()
+
+            def _eight_bit_special(self, data: bytes) -> bool:
+                return True  # always the careful path
+
+        data = b"".join(parts)
+        results = []
+        for kind in (TelnetFilter, Careful):
+            f = kind()
+            out = b""
+            start = 0
+            for cut in sorted(cuts) + [len(data)]:
+                out += f.feed(data[start:cut])
+                start = max(start, cut)
+            results.append((out, f.commands))
+        self.assertEqual(results[0], results[1])
 
     def test_strip_telnet(self) -> None:
         """L{strip_telnet} removes the commands of one piece of data."""
