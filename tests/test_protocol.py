@@ -649,8 +649,8 @@ class TLSHelloTests(SynchronousTestCase):
             protocol.dataReceived(data)
             protocol.dataReceived(b"more\r\n")
             self.assertEqual(lines(transport), [
-                "ERROR this is a plain-text port; connect without TLS, "
-                "or to the server's TLS port"])
+                ("ERROR this is a plain-text port; connect without TLS, "
+                 "or to the server's TLS port")])
             self.assertTrue(transport.disconnecting)
             protocol.connectionLost(Failure(ConnectionError()))
         self.assertEqual(world.context.lockout.remaining(PEER.host), 0)
