@@ -49,9 +49,10 @@ _LINE_ENDS = re.compile(rb"\r[\n\x00]?")
 # commands and finding the option requests (group 1).
 _REMOVE = functools.partial(re.compile(rb"\xff(?:[\xfb-\xfe].|[^\xfa-\xff])", re.DOTALL).sub, b"")
 _REQUEST = re.compile(rb"\xff[\xfb-\xfe]")
+_REQUEST_255 = re.compile(rb"\xff[\xfb-\xfe]\xff")  # option 255 looks like an IAC
 _OPTIONS = re.compile(rb"\xff(?:([\xfb-\xfe].)|[^\xfa-\xfe])", re.DOTALL)
 _SPECIALS = tuple(bytes((IAC, command)) for command in _EIGHT_BIT)
-_SPECIAL_AFTER_8BIT = re.compile(rb"[\x80-\xf4]\xff[\xed\xf3-\xf8]")
+_EIGHT_BIT_BYTE = re.compile(rb"[\x80-\xf4]")
 
 
 def _incomplete_utf8(tail: bytes) -> bool:
@@ -141,8 +142,8 @@ class TelnetFilter:
     def _scan(self, data: bytes) -> bytes:
         """
         C{data} without commands: in C (regular expressions) unless it holds
-        a subnegotiation or a special key after an 8-bit byte, or continues
-        one of those.
+        a subnegotiation, a request about option 255 or a special key after
+        an 8-bit byte, or continues one of those.
         """
         head = b""
         if self._state == 1 or self._state & 0xFF == 2:  # finish a command cut by the read
@@ -150,7 +151,8 @@ class TelnetFilter:
             self._tail = (self._tail + head)[-3:]
         if not data:
             out = b""
-        elif self._state != 0 or b"\xff\xfa" in data or self._eight_bit_special(data):
+        elif (self._state != 0 or b"\xff\xfa" in data or _REQUEST_255.search(data)
+              or self._eight_bit_special(data)):
             out = self._strip(data)
         else:
             # A command cut by the end of the read waits for the next: the
@@ -176,9 +178,7 @@ class TelnetFilter:
         """Whether C{data} may hold a special key that stands for an 8-bit byte."""
         if not any(command in data for command in _SPECIALS):
             return False
-        return bool(_SPECIAL_AFTER_8BIT.search(data)) or (
-            data[1:2] != b"" and data[0] == IAC and data[1] in _EIGHT_BIT
-            and _incomplete_utf8(self._tail))
+        return bool(_EIGHT_BIT_BYTE.search(data)) or _incomplete_utf8(self._tail)
 
     def _strip(self, data: bytes) -> bytes:
         out = bytearray()
