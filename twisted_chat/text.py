@@ -57,6 +57,8 @@ _EIGHT_BIT_BYTE = re.compile(rb"[\x80-\xf4]")
 
 def _incomplete_utf8(tail: bytes) -> bool:
     """Whether C{tail} (the last bytes seen) ends inside a UTF-8 sequence."""
+    if not tail or tail[-1] < 0x80:
+        return False
     for back in range(1, min(len(tail), 3) + 1):
         byte = tail[-back]
         if 0x80 <= byte < 0xC0:
@@ -183,6 +185,7 @@ class TelnetFilter:
     def _strip(self, data: bytes) -> bytes:
         out = bytearray()
         state = self._state
+        dropped_at = -1
         find = data.find
         pos, end = 0, len(data)
         while pos < end:
@@ -202,8 +205,11 @@ class TelnetFilter:
                 state = 3 if byte == _SB else 0
                 if byte == IAC:
                     out.append(IAC)
-                elif byte in _EIGHT_BIT and _incomplete_utf8(self._tail + out[-3:]):
-                    out.append(_EIGHT_BIT[byte])
+                elif byte in _EIGHT_BIT and len(out) != dropped_at:
+                    if _incomplete_utf8(out[-3:] if len(out) >= 3 else self._tail + out):
+                        out.append(_EIGHT_BIT[byte])
+                    else:  # the next special key here is dropped too, unchecked
+                        dropped_at = len(out)
             elif state & 0xFF == 2:
                 self.commands.append((state >> 8, data[pos]))
                 pos, state = pos + 1, 0
