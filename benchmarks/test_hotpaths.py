@@ -77,3 +77,19 @@ def test_login(benchmark) -> None:
 
     benchmark(one)
     assert world.server.members == {}
+
+
+def test_telnet_line(benchmark) -> None:
+    """One message line from a telnet client (its commands removed in C), to a room of two."""
+    world = World(config=CONFIG)
+    alice, _ = world.login("alice")
+    _, bob_out = world.login("bob")
+    alice.dataReceived(b"\xff\xfb\x00")  # it answered DO BINARY: the telnet path is on
+    data = b"hello there, how is everyone doing today?\xff\xf1\r\n"
+
+    def one() -> None:
+        alice.dataReceived(data)
+        bob_out.clear()
+
+    benchmark(one)
+    world.clock.advance(0)

@@ -24,13 +24,13 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.auth.cred import ChatRealm, PasscodeChecker
-from twisted_chat.domain.server import ChatServer
 from twisted_chat.config import ChatConfig
 from twisted_chat.domain.events import Event
-from twisted_chat.storage.history import MemoryHistory
+from twisted_chat.domain.server import ChatServer
+from twisted_chat.frontends.line.protocol import OFFERS, ChatLineFactory, ChatLineProtocol
 from twisted_chat.interfaces import History
-from twisted_chat.frontends.line.protocol import ChatLineFactory, ChatLineProtocol
 from twisted_chat.session.session import SessionContext
+from twisted_chat.storage.history import MemoryHistory
 
 PEER = IPv4Address("TCP", "192.0.2.7", 40000)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -109,9 +109,20 @@ class World:
         return protocol, transport
 
 
+GREETING = b"Welcome to twisted-chat."
+
+
+def without_offers(data: bytes) -> bytes:
+    """C{data} without the telnet offers at the end of the greeting line."""
+    return data.replace(GREETING + OFFERS, GREETING)
+
+
 def lines(transport: StringTransport) -> list[str]:
-    """What was written to C{transport} as lines (checking CRLF), then cleared."""
-    data = transport.value()
+    """
+    What was written to C{transport} as lines (checking CRLF), then cleared.
+    The greeting's telnet offers are left out; any other 0xFF byte fails.
+    """
+    data = without_offers(transport.value())
     transport.clear()
     if not data:
         return []
@@ -235,7 +246,7 @@ class LineClient:
             return
         self.buffer += chunk
         *complete, self.buffer = self.buffer.split(b"\r\n")
-        self.seen += [line.decode("utf-8") for line in complete]
+        self.seen += [without_offers(line).decode("utf-8") for line in complete]
 
     def read_to_close(self) -> list[str]:
         """Read until the server closes the connection; return the remaining lines."""

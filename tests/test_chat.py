@@ -9,10 +9,10 @@ import time
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.domain.server import LOBBY, ChatServer, Member
-from twisted_chat.errors import ChatError, NameTaken, NoSuchTarget, NotInRoom
 from twisted_chat.domain.events import Entry, Message, Notice, Private, TimeZone
 from twisted_chat.domain.events import History as HistoryEvent
+from twisted_chat.domain.server import LOBBY, ChatServer, Member
+from twisted_chat.errors import ChatError, NameTaken, NoSuchTarget, NotInRoom
 from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.text import clock_stamp, utc_offset, zone_name
 

@@ -36,7 +36,8 @@ from twisted_chat.client.status import Echo, Status, echo_for, is_quit, line_kin
 from twisted_chat.client.terminal import SizedScreen, usable_size
 
 SERVER = IPv4Address("TCP", "127.0.0.1", 8080)
-GREETING = b"Welcome to twisted-chat.\r\nPasscode:\r\n"
+# What the server sends first: its greeting (ending with the telnet offers) and prompt.
+GREETING = b"Welcome to twisted-chat.\xff\xfd\x00\r\nPasscode:\r\n"
 WELCOME = b"Welcome, alice! You are in #lobby. Type /help for commands.\r\n"
 
 

@@ -148,4 +148,4 @@ class FlushTests(SynchronousTestCase):
         transport = StringTransport(peerAddress=PEER)
         protocol.makeConnection(transport)
         self.assertFalse(protocol._direct)
-        self.assertEqual(transport.value(), b"Welcome to twisted-chat.\r\nPasscode:\r\n")
+        self.assertEqual(transport.value(), b"Welcome to twisted-chat.\xff\xfd\x00\r\nPasscode:\r\n")

@@ -12,8 +12,9 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.storage import history
 from twisted_chat.domain.events import Entry
+from twisted_chat.interfaces import History
+from twisted_chat.storage import history
 from twisted_chat.storage.history import (
     FLUSH_DELAY,
     GIVE_UP_AFTER,
@@ -28,7 +29,6 @@ from twisted_chat.storage.history import (
     SearchUnavailable,
     SQLiteHistory,
 )
-from twisted_chat.interfaces import History
 
 from .helpers import temp_dir
 

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
+import pytest
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
+from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from twisted_chat.config import ChatConfig
+from twisted_chat.domain.events import Prompt
 from twisted_chat.frontends.line.protocol import ChatLineProtocol
-from twisted_chat.text import clock_stamp, utc_offset, zone_name
+from twisted_chat.text import clock_stamp, strip_telnet, utc_offset, zone_name
 
-from .helpers import World, lines
+from .helpers import PEER, World, lines
 
 try:
     from twisted.internet.testing import EventLoggingObserver
@@ -73,7 +77,7 @@ class LoginTests(SynchronousTestCase):
     def test_right_after_wrong(self) -> None:
         protocol, transport = self.world.connect()
         protocol.dataReceived(b"nope\r\nx\r\nalice\r\n")
-        self.assertIn("Welcome, alice!", transport.value().decode())
+        self.assertIn("Welcome, alice!", "\n".join(lines(transport)))
 
     def test_bad_names(self) -> None:
         """A bad, reserved or taken name gets ERROR and the prompt again."""
@@ -463,3 +467,294 @@ class LoggingTests(SynchronousTestCase):
         alice.dataReceived(b"/quit {peer} {0} {name!r}\r\n")
         self.assertEqual(self.messages()[-1],
                          "alice (192.0.2.7:40000) left: quit ({peer} {0} {name!r})")
+
+
+IAC, WILL, WONT, DO, DONT = b"\xff", b"\xfb", b"\xfc", b"\xfd", b"\xfe"
+BINARY, ECHO, SGA, TM = b"\x00", b"\x01", b"\x03", b"\x06"
+HIDE, SHOW = IAC + WILL + ECHO, IAC + WONT + ECHO
+
+
+class TelnetTests(SynchronousTestCase):
+    """Option negotiation with telnet clients, and nothing for the others."""
+
+    def setUp(self) -> None:
+        self.world = World(config=ChatConfig(passcode=b"x", db=":memory:", rate=0))
+
+    def telnet(self) -> tuple[ChatLineProtocol, StringTransport]:
+        """A client that answers the greeting's DO BINARY as inetutils telnet does."""
+        protocol, transport = self.world.connect()
+        self.assertEqual(transport.value(),
+                         b"Welcome to twisted-chat." + IAC + DO + BINARY + b"\r\nPasscode:\r\n")
+        transport.clear()
+        protocol.dataReceived(IAC + WILL + BINARY)  # the answer is not answered
+        self.assertEqual(transport.value(), HIDE)  # it speaks telnet: hide the passcode
+        protocol.dataReceived(IAC + DO + ECHO)  # nor is this one
+        self.assertEqual(transport.value(), HIDE)
+        transport.clear()
+        return protocol, transport
+
+    def test_plain_client_gets_no_more_telnet(self) -> None:
+        """nc or a script: offers only inside the greeting line; prompts stay exact."""
+        protocol, transport = self.world.connect()
+        protocol.dataReceived(b"wrong\r\n")
+        protocol.dataReceived(b"x\r\nalice\r\n")
+        data = transport.value()
+        self.assertEqual(data.count(b"\xff"), 1)
+        self.assertIn(b"\r\nERROR wrong passcode\r\nPasscode:\r\nUsername:\r\nWelcome, alice!", data)
+        self.assertNotIn("send", protocol.__dict__)  # after login: the class's own send
+
+    def test_passcode_hidden(self) -> None:
+        """WILL ECHO while the passcode is typed, WONT ECHO once its line arrived."""
+        protocol, transport = self.telnet()
+        protocol.dataReceived(b"wro")
+        self.assertEqual(transport.value(), b"")
+        protocol.dataReceived(b"ng\r\n")
+        # WILL ECHO again waits for the answer to WONT ECHO (RFC 1143)
+        self.assertEqual(transport.value(),
+                         SHOW + b"ERROR wrong passcode\r\nPasscode:\r\n")
+        transport.clear()
+        protocol.dataReceived(IAC + DONT + ECHO)
+        self.assertEqual(transport.value(), HIDE)
+        protocol.dataReceived(IAC + DO + ECHO)  # the answer: not answered
+        self.assertEqual(transport.value(), HIDE)
+        transport.clear()
+        protocol.dataReceived(b"x\r\n")
+        self.assertEqual(transport.value(), SHOW + b"Username:\r\n")
+        transport.clear()
+        protocol.dataReceived(IAC + DONT + ECHO + b"alice\n")
+        self.assertEqual(lines(transport)[0],
+                         "Welcome, alice! You are in #lobby. Type /help for commands.")
+        self.assertNotIn("send", protocol.__dict__)
+
+    def test_password_prompt_hidden_too(self) -> None:
+        """The mechanism keys on the prompt: a password prompt hides input as well."""
+        protocol, transport = self.telnet()
+        protocol.dataReceived(b"x\r\n" + IAC + DONT + ECHO)
+        transport.clear()
+        protocol.send(Prompt("password"))
+        self.assertEqual(transport.value(), HIDE + b"Password:\r\n")
+
+    def test_late_answer_hides_pending_passcode(self) -> None:
+        """A client whose answer comes after the prompt gets WILL ECHO then."""
+        protocol, transport = self.world.connect()
+        transport.clear()
+        protocol.dataReceived(IAC + WONT + BINARY)  # a refusal: not answered either
+        self.assertEqual(transport.value(), HIDE)
+
+    def test_timing_mark_after_interrupt(self) -> None:
+        """
+        Ctrl-C: IAC IP then DO TIMING-MARK; telnet shows nothing until
+        WILL TIMING-MARK, which it gets, every time, so it hears the room.
+        """
+        alice, alice_out = self.world.login("alice")
+        bob, _ = self.world.login("bob")
+        alice_out.clear()
+        for command in (b"\xf4", b"\xf3", b"\xed"):  # IP, BRK, SUSP
+            alice.dataReceived(IAC + command + IAC + DO + TM)
+            self.assertEqual(alice_out.value(), IAC + WILL + TM)
+            alice_out.clear()
+            bob.dataReceived(b"still there?\r\n")
+            self.assertTrue(lines(alice_out)[0].endswith("bob: still there?"))
+
+    def test_split_sequences(self) -> None:
+        """A request cut between reads is answered once, when whole."""
+        alice, alice_out = self.world.login("alice")
+        for byte in IAC + DO + TM + IAC + IAC + b"\r\n":
+            alice.dataReceived(bytes([byte]))
+        self.assertEqual(alice_out.value(), IAC + WILL + TM)
+
+    def test_unknown_options_refused(self) -> None:
+        """Every request gets an answer: unknown ones WONT/DONT; disabling ones nothing."""
+        alice, alice_out = self.world.login("alice")
+        alice.dataReceived(IAC + DO + b"\x18" + IAC + WILL + b"\x1f" + IAC + DO + SGA
+                           + IAC + DO + ECHO + IAC + DONT + b"\x18" + IAC + WONT + b"\x1f"
+                           + IAC + WILL + TM)
+        self.assertEqual(alice_out.value(), IAC + WONT + b"\x18" + IAC + DONT + b"\x1f"
+                         + IAC + WONT + SGA + IAC + WONT + ECHO + IAC + DONT + TM)
+        alice_out.clear()
+        alice.dataReceived(IAC + DO + SGA)  # asked again: answered again, same way
+        self.assertEqual(alice_out.value(), IAC + WONT + SGA)
+
+    def test_binary_both_ways_on_request(self) -> None:
+        """DO BINARY is agreed to once; DONT BINARY turns it off, once."""
+        alice, alice_out = self.world.login("alice")
+        alice.dataReceived(IAC + DO + BINARY + IAC + DO + BINARY)
+        self.assertEqual(alice_out.value(), IAC + WILL + BINARY)
+        alice_out.clear()
+        alice.dataReceived(IAC + DONT + BINARY + IAC + DONT + BINARY)
+        self.assertEqual(alice_out.value(), IAC + WONT + BINARY)
+
+    def test_refused_binary_asked_again_later(self) -> None:
+        """The client refuses our DO BINARY, later offers it itself: agreed."""
+        protocol, transport = self.world.connect()
+        protocol.dataReceived(IAC + WONT + BINARY + b"x\r\nalice\r\n")
+        transport.clear()
+        protocol.dataReceived(IAC + WILL + BINARY)
+        self.assertEqual(transport.value(), IAC + DO + BINARY)
+
+    def test_literal_ff_in_binary_mode(self) -> None:
+        """IAC IAC is one 0xFF byte: not UTF-8, so it becomes U+FFFD."""
+        alice, _ = self.world.login("alice")
+        _, bob_out = self.world.login("bob")
+        alice.dataReceived(IAC + WILL + BINARY + b"caf\xff\xff\xc3\xa9\r\n")
+        self.assertTrue(lines(bob_out)[0].endswith("alice: caf\ufffdé"))
+
+    def test_utf8_without_binary(self) -> None:
+        """
+        A telnet that refused BINARY sends ă Ś 本 as IP/SUSP/BRK: they are
+        mapped back, and every DO TIMING-MARK is answered.
+        """
+        alice, alice_out = self.world.login("alice")
+        _, bob_out = self.world.login("bob")
+        alice_out.clear()
+        tm = IAC + DO + TM
+        alice.dataReceived(b"\xc4" + IAC + b"\xf4" + tm + b" \xc5" + IAC + b"\xed" + tm)
+        alice.dataReceived(b" \xe6" + IAC + b"\xf3")
+        alice.dataReceived(tm + b"\xac\r\n")
+        self.assertTrue(lines(bob_out)[0].endswith("alice: ă Ś 本"))
+        self.assertEqual(alice_out.value(), (IAC + WILL + TM) * 3)
+
+    def test_character_mode_line_ends(self) -> None:
+        """CR NUL and a bare CR end a line; CR LF split between reads ends one, not two."""
+        protocol, transport = self.telnet()
+        protocol.dataReceived(b"x\r")
+        protocol.dataReceived(b"\n")
+        protocol.dataReceived(b"alice\r\x00")
+        out = strip_telnet(transport.value()).decode().split("\r\n")
+        transport.clear()
+        self.assertEqual(out[:2], ["Username:",
+                                   "Welcome, alice! You are in #lobby. Type /help for commands."])
+        _, bob_out = self.world.login("bob")
+        protocol.dataReceived(b"one\rtwo\r\x00three\r\n")
+        self.assertEqual([line[11:] for line in lines(bob_out)],
+                         ["alice: one", "alice: two", "alice: three"])
+        self.assertEqual(lines(transport)[-1:], ["[%s] *** bob joined #lobby ***"
+                                                 % clock_stamp(self.world.clock.seconds())])
+
+    def test_long_line_still_refused(self) -> None:
+        """The line limit counts bytes after telnet commands are removed."""
+        alice, alice_out = self.world.login("alice")
+        limit = self.world.config.max_line
+        alice.dataReceived(IAC + b"\xf1" + b"y" * (limit + 1) + b"\r\x00")
+        self.assertEqual(lines(alice_out), ["ERROR line too long (max %d bytes)" % limit])
+
+
+class TLSHelloTests(SynchronousTestCase):
+    """A TLS client at the plain port is told so, and is not a wrong passcode."""
+
+    HELLO = bytes.fromhex("160301020001") + b"\x00" * 40 + b"\n" + b"\x00" * 40
+
+    def test_told_and_closed(self) -> None:
+        world = World()
+        for data in (self.HELLO, b"\x16", b"\x16\x03"):
+            protocol, transport = world.connect()
+            transport.clear()
+            protocol.dataReceived(data)
+            protocol.dataReceived(b"more\r\n")
+            self.assertEqual(lines(transport), [
+                ("ERROR this is a plain-text port; connect without TLS, "
+                 "or to the server's TLS port")])
+            self.assertTrue(transport.disconnecting)
+            protocol.connectionLost(Failure(ConnectionError()))
+        self.assertEqual(world.context.lockout.remaining(PEER.host), 0)
+        # a person typing next from the same address is let in
+        protocol, transport = world.connect()
+        protocol.dataReceived(b"x\r\nalice\r\n")
+        self.assertIn("Welcome, alice! You are in #lobby. Type /help for commands.",
+                      lines(transport))
+
+    def test_later_0x16_is_text(self) -> None:
+        """Only a connection's first bytes are looked at."""
+        protocol, transport = World().connect()
+        protocol.dataReceived(b"x\r\n")
+        protocol.dataReceived(b"\x16\x03\r\n")
+        self.assertFalse(transport.disconnecting)
+
+
+class FakeSocket:
+    """Records C{setsockopt} calls."""
+
+    def __init__(self, family: int = socket.AF_INET, refuse: int | None = None) -> None:
+        self.family = family
+        self.refuse = refuse
+        self.options: dict[tuple[int, int], int] = {}
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        if option == self.refuse:
+            raise OSError("not here")
+        self.options[(level, option)] = value
+
+
+class SocketTransport(StringTransport):
+    """A StringTransport over a L{FakeSocket}, with TCP's switches."""
+
+    def __init__(self, sock: FakeSocket) -> None:
+        super().__init__(peerAddress=PEER)
+        self.socket = sock
+        self.keepalive = self.nodelay = False
+
+    def setTcpKeepAlive(self, enabled: bool) -> None:
+        self.keepalive = enabled
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.nodelay = enabled
+
+
+class DeadPeerTests(SynchronousTestCase):
+    """Keep-alive timers find a vanished peer in about two minutes."""
+
+    def connect(self, sock: FakeSocket) -> SocketTransport:
+        world = World()
+        protocol = world.factory.buildProtocol(PEER)
+        transport = SocketTransport(sock)
+        protocol.makeConnection(transport)
+        return transport
+
+    def test_timers_set(self) -> None:
+        transport = self.connect(FakeSocket())
+        self.assertTrue(transport.keepalive)
+        self.assertTrue(transport.nodelay)
+        tcp = socket.IPPROTO_TCP
+        expected = {(tcp, socket.TCP_KEEPIDLE): 60, (tcp, socket.TCP_KEEPINTVL): 10,
+                    (tcp, socket.TCP_KEEPCNT): 6, (tcp, socket.TCP_USER_TIMEOUT): 120_000}
+        self.assertEqual(transport.socket.options, expected)
+        idle, interval, count = 60, 10, 6
+        self.assertLessEqual(idle + interval * count, 130)  # "about two minutes"
+
+    def test_missing_option_skipped(self) -> None:
+        """A platform without an option, or refusing one, gets the others."""
+        self.patch(socket, "TCP_USER_TIMEOUT", None)
+        del socket.TCP_USER_TIMEOUT
+        transport = self.connect(FakeSocket(refuse=socket.TCP_KEEPCNT))
+        self.assertEqual(sorted(value for value in transport.socket.options.values()), [10, 60])
+
+    def test_not_tcp(self) -> None:
+        """A UNIX socket or a transport without a socket is left alone."""
+        transport = self.connect(FakeSocket(family=socket.AF_UNIX))
+        self.assertEqual(transport.socket.options, {})
+        self.assertIn(b"Passcode:", World().connect()[1].value())
+
+    @pytest.mark.e2e
+    def test_real_socket(self) -> None:
+        """The options exist and are accepted by this platform's TCP (where Linux)."""
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = socket.create_connection(listener.getsockname())
+        self.addCleanup(client.close)
+        from twisted_chat.frontends.line.protocol import detect_dead_peers
+
+        class Transport:
+            socket = client
+
+            def setTcpKeepAlive(self, enabled: bool) -> None:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(enabled))
+
+        detect_dead_peers(Transport())
+        self.assertEqual(client.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            self.assertEqual(client.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE), 60)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):
+            self.assertEqual(client.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+                             120_000)

@@ -10,14 +10,6 @@ import json
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.storage import history
-from twisted_chat.domain.server import (
-    SEARCH_BURST,
-    SEARCH_RATE,
-    SEARCH_SHARE,
-    SEARCH_SHARE_BURST,
-    SearchGate,
-)
 from twisted_chat.commands import (
     HELP,
     MAX_HISTORY,
@@ -26,8 +18,16 @@ from twisted_chat.commands import (
     SEARCH_LIMIT,
     parse,
 )
-from twisted_chat.errors import BadUsage
 from twisted_chat.domain.events import Entry, Search
+from twisted_chat.domain.server import (
+    SEARCH_BURST,
+    SEARCH_RATE,
+    SEARCH_SHARE,
+    SEARCH_SHARE_BURST,
+    SearchGate,
+)
+from twisted_chat.errors import BadUsage
+from twisted_chat.storage import history
 from twisted_chat.storage.history import MemoryHistory, SQLiteHistory, fts_query, search_words
 
 from .helpers import World, lines

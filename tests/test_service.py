@@ -14,8 +14,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.domain.events import Entry
-from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.service import CannotListen, ChatService, Listener
+from twisted_chat.storage.history import MemoryHistory
 
 from .helpers import World, lines
 

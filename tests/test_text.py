@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.errors import BadName, BadRoom
@@ -15,6 +17,7 @@ from twisted_chat.text import (
     date_stamp,
     decode,
     room_key,
+    strip_telnet,
     visible,
     zone_name,
 )
@@ -112,25 +115,89 @@ class DecodeTests(SynchronousTestCase):
 
 
 class TelnetFilterTests(SynchronousTestCase):
-    """L{TelnetFilter} strips IAC sequences, across chunks."""
+    """L{TelnetFilter} takes IAC sequences out, across chunks, and collects requests."""
 
     def test_no_iac_is_identity(self) -> None:
-        """Data without IAC comes back as the same object."""
-        data = b"hello\r\n"
+        """Data without IAC and CR comes back as the same object."""
+        data = b"hello\n"
         self.assertIs(TelnetFilter().feed(data), data)
 
     def test_negotiation_removed(self) -> None:
-        """WILL/WONT/DO/DONT, subnegotiation and two-byte commands are removed."""
+        """
+        WILL/WONT/DO/DONT are collected, subnegotiation and two-byte commands
+        removed, and IAC IAC is a literal 0xFF.
+        """
         stream = b"a\xff\xfb\x01b\xff\xfd\x03c\xff\xfa\x18\x01\xff\xf0d\xff\xf1e\xff\xffz"
-        self.assertEqual(TelnetFilter().feed(stream), b"abcdez")
+        f = TelnetFilter()
+        self.assertEqual(f.feed(stream), b"abcde\xffz")
+        self.assertEqual(f.commands, [(0xFB, 1), (0xFD, 3)])
 
     def test_split_anywhere(self) -> None:
         """The same stream split at every point gives the same result."""
-        stream = b"hi\xff\xfb\x01there\xff\xfa\x18\x01\xff\xf0!\r\n"
+        stream = (b"hi\xff\xfb\x01there\xff\xfa\x18\x01\xff\xf0!\xff\xff\r\n"
+                  b"\xc4\xff\xf4\xff\xfd\x06x\r\x00y\r")
         for cut in range(len(stream) + 1):
             f = TelnetFilter()
-            self.assertEqual(f.feed(stream[:cut]) + f.feed(stream[cut:]), b"hithere!\r\n")
+            self.assertEqual(f.feed(stream[:cut]) + f.feed(stream[cut:]),
+                             b"hithere!\xff\r\n\xc4\x83x\r\ny\r\n", cut)
+            self.assertEqual(f.commands, [(0xFB, 1), (0xFD, 6)])
             self.assertTrue(f.idle)
+
+    def test_line_ends(self) -> None:
+        """CR LF, CR NUL and a bare CR each end one line, even split between reads."""
+        f = TelnetFilter()
+        self.assertEqual(f.feed(b"a\r\nb\r\x00c\rd\r"), b"a\r\nb\r\nc\r\nd\r\n")
+        self.assertEqual(f.feed(b"\x00e\r"), b"e\r\n")
+        self.assertEqual(f.feed(b""), b"")
+        self.assertEqual(f.feed(b"\nf\n\n"), b"f\n\n")  # LF after LF is a line end
+
+    def test_eight_bit_fallback(self) -> None:
+        """
+        Without BINARY, telnet sends the continuation bytes of ă, Ś and 本 as
+        IP, SUSP and BRK (each with DO TIMING-MARK): inside a UTF-8 sequence
+        they become those bytes again; elsewhere they are dropped.
+        """
+        f = TelnetFilter()
+        ip, susp, brk, tm = b"\xff\xf4", b"\xff\xed", b"\xff\xf3", b"\xff\xfd\x06"
+        sent = b"\xc4" + ip + tm + b" \xc5" + susp + tm + b" \xe6" + brk + tm + b"\xac"
+        self.assertEqual(f.feed(sent).decode(), "ă Ś 本")
+        self.assertEqual(f.feed(b"ok" + ip + tm + brk + b"\xe6" + brk), b"ok\xe6\x9c")
+        self.assertEqual(f.feed(b"\xac"), b"\xac")  # the sequence split across reads
+        self.assertEqual(len(f.commands), 4)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.sampled_from([
+        b"a", b"\xc4", b"\x83", b"\xe6", b"\r", b"\n", b"\x00", b"\xff", b"\xfb", b"\xfd",
+        b"\xfa", b"\xf0", b"\xf1", b"\xf4", b"\xed", b"\x06"]), max_size=40),
+        st.lists(st.integers(0, 40), max_size=4))
+    def test_fast_path_agrees_with_careful_one(self, parts: list[bytes], cuts: list[int]) -> None:
+        """
+        Whatever the bytes and however they are cut into reads, the C path
+        gives what the one-command-at-a-time path gives.
+        """
+        class Careful(TelnetFilter):
+            __slots__ = ()
+
+            def _eight_bit_special(self, data: bytes) -> bool:
+                return True  # always the careful path
+
+        data = b"".join(parts)
+        results = []
+        for kind in (TelnetFilter, Careful):
+            f = kind()
+            out = b""
+            start = 0
+            for cut in sorted(cuts) + [len(data)]:
+                out += f.feed(data[start:cut])
+                start = max(start, cut)
+            results.append((out, f.commands))
+        self.assertEqual(results[0], results[1])
+
+    def test_strip_telnet(self) -> None:
+        """L{strip_telnet} removes the commands of one piece of data."""
+        self.assertEqual(strip_telnet(b"Welcome.\xff\xfd\x00\r"), b"Welcome.\r")
+        data = b"plain"
+        self.assertIs(strip_telnet(data), data)
 
 
 class NameTests(SynchronousTestCase):

@@ -36,16 +36,16 @@ from wsproto.events import (
     Pong,
     RejectConnection,
     RejectData,
-    Request as WSRequest,
     TextMessage,
+)
+from wsproto.events import (
+    Request as WSRequest,
 )
 from wsproto.utilities import LocalProtocolError
 from zope.interface import implementer
 
-from twisted_chat.domain import events
 from twisted_chat.config import ChatConfig
-from twisted_chat.tap import Options, build, config_from_options
-from twisted_chat.text import utc_offset
+from twisted_chat.domain import events
 from twisted_chat.frontends.web.site import (
     ACCESS_LOG_LINES,
     ACCESS_LOG_WINDOW,
@@ -59,6 +59,8 @@ from twisted_chat.frontends.web.site import (
     frame_limit,
     normalize_origin,
 )
+from twisted_chat.tap import Options, build, config_from_options
+from twisted_chat.text import utc_offset
 
 from .helpers import ROOT, LineClient, ServerProcess, World, lines
 

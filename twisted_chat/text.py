@@ -7,6 +7,7 @@ Nothing here does I/O; the client imports this module too.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 
@@ -60,8 +61,38 @@ def _rare(match: re.Match[str]) -> str:
 _BLANK = str.maketrans(dict.fromkeys((0x115F, 0x1160, 0x2800, 0x3164, 0xFFA0)))
 
 IAC = 0xFF
-_SB, _SE = 0xFA, 0xF0
+_SE, _SB = 0xF0, 0xFA
 _WILL, _WONT, _DO, _DONT = 0xFB, 0xFC, 0xFD, 0xFE
+# Two-byte commands that netkit-derived telnets send for a special key
+# (IP for ^C, BRK for ^\, SUSP for ^Z, AO for ^O, EC for ^H, EL for ^U, AYT
+# for ^T) and the byte each stands for with its 8th bit set: without the
+# BINARY option such a client strips the 8th bit of each byte before looking
+# for special keys, so the UTF-8 continuation byte 0x83 of "ă" goes out as IP.
+_EIGHT_BIT = {0xF4: 0x83, 0xF3: 0x9C, 0xED: 0x9A, 0xF5: 0x8F, 0xF7: 0x88, 0xF8: 0x95,
+              0xF6: 0x94}
+_LINE_ENDS = re.compile(rb"\r[\n\x00]?")
+# For data without subnegotiations (the common case), all in C: removing the
+# commands and finding the option requests (group 1).
+_REMOVE = functools.partial(re.compile(rb"\xff(?:[\xfb-\xfe].|[^\xfa-\xff])", re.DOTALL).sub, b"")
+_REQUEST = re.compile(rb"\xff[\xfb-\xfe]")
+_REQUEST_255 = re.compile(rb"\xff[\xfb-\xfe]\xff")  # option 255 looks like an IAC
+_OPTIONS = re.compile(rb"\xff(?:([\xfb-\xfe].)|[^\xfa-\xfe])", re.DOTALL)
+_SPECIALS = tuple(bytes((IAC, command)) for command in _EIGHT_BIT)
+_EIGHT_BIT_BYTE = re.compile(rb"[\x80-\xf4]")
+
+
+def _incomplete_utf8(tail: bytes) -> bool:
+    """Whether C{tail} (the last bytes seen) ends inside a UTF-8 sequence."""
+    if not tail or tail[-1] < 0x80:
+        return False
+    for back in range(1, min(len(tail), 3) + 1):
+        byte = tail[-back]
+        if 0x80 <= byte < 0xC0:
+            continue  # a continuation byte: look further back
+        need = 2 if 0xC2 <= byte < 0xE0 else 3 if 0xE0 <= byte < 0xF0 else (
+            4 if 0xF0 <= byte < 0xF5 else 0)
+        return back < need
+    return False
 
 
 def decode(data: bytes) -> str:
@@ -98,18 +129,35 @@ def visible(text: str) -> bool:
 
 class TelnetFilter:
     """
-    Strips telnet IAC sequences from a byte stream, across chunk boundaries.
+    Takes telnet commands out of a client's byte stream, across chunk
+    boundaries, and makes its line ends plain.
 
-    C{IAC IAC} (a literal 0xFF) is dropped too: a lone 0xFF is never valid
-    UTF-8, so it could only ever become U+FFFD.
+    Option requests (C{WILL}, C{WONT}, C{DO}, C{DONT}) are collected in
+    L{commands} as C{(verb, option)} pairs for the caller to answer;
+    subnegotiations and other two-byte commands are dropped, except that a
+    special-key command arriving inside a UTF-8 sequence becomes the byte the
+    client's key check took for it (see C{_EIGHT_BIT}).  C{IAC IAC} is a
+    literal 0xFF (never valid UTF-8, so it decodes to U+FFFD).
+
+    Line ends: C{CR LF}, C{CR NUL} and a bare C{CR} all become C{CR LF}, so a
+    client in character mode ends its lines too.
+
+    Commands are removed in C (regular expressions, C{bytes.split} and
+    C{rstrip}), so bytes between them cost what plain bytes cost; only a
+    subnegotiation or a special key after an 8-bit byte takes the careful
+    path of one Python step per command (still cheaper per byte than a
+    flood of empty lines).
     """
 
-    __slots__ = ("_state",)
+    __slots__ = ("_cr", "_state", "_tail", "commands")
 
-    # states: 0 data, 1 after IAC, 2 after IAC WILL/WONT/DO/DONT,
+    # states: 0 data, 1 after IAC, 2 after IAC WILL/WONT/DO/DONT (verb kept),
     # 3 inside SB, 4 IAC inside SB
     def __init__(self) -> None:
         self._state = 0
+        self._cr = False  # the last byte given out was a CR, ending a line
+        self._tail = b""  # the last bytes given out, for _incomplete_utf8
+        self.commands: list[tuple[int, int]] = []
 
     @property
     def idle(self) -> bool:
@@ -117,33 +165,110 @@ class TelnetFilter:
         return self._state == 0
 
     def feed(self, data: bytes) -> bytes:
-        """Return C{data} without its telnet commands."""
+        """Return C{data} without its telnet commands, with plain line ends."""
         if self._state == 0 and IAC not in data:
-            return data
+            out = data
+            self._tail = data[-3:] if len(data) >= 3 else (self._tail + data)[-3:]
+        else:
+            out = self._scan(data)
+        if self._cr and out:
+            self._cr = False
+            if out[:1] in (b"\n", b"\x00"):  # the rest of a CR LF or CR NUL
+                out = out[1:]
+        if b"\r" in out:
+            self._cr = out[-1] == 13
+            out = _LINE_ENDS.sub(b"\r\n", out)
+        elif out:
+            self._cr = False
+        return out
+
+    def _scan(self, data: bytes) -> bytes:
+        """
+        C{data} without commands: in C (regular expressions) unless it holds
+        a subnegotiation, a request about option 255 or a special key after
+        an 8-bit byte, or continues one of those.
+        """
+        head = b""
+        if self._state == 1 or self._state & 0xFF == 2:  # finish a command cut by the read
+            head, data = self._strip(data[:2]), data[2:]
+            self._tail = (self._tail + head)[-3:]
+        if not data:
+            out = b""
+        elif (self._state != 0 or b"\xff\xfa" in data or _REQUEST_255.search(data)
+              or self._eight_bit_special(data)):
+            out = self._strip(data)
+        else:
+            # A command cut by the end of the read waits for the next: the
+            # last IAC of an odd run of 0xFF bytes, alone or before a verb.
+            run = len(data) - len(data.rstrip(b"\xff"))
+            if run & 1:
+                self._state, data = 1, data[:-1]
+            elif not run and data[-1] >= _WILL and data[-2:-1] == b"\xff":
+                run = len(data) - 1 - len(data[:-1].rstrip(b"\xff"))
+                if run & 1:
+                    self._state, data = 2 + (data[-1] << 8), data[:-2]
+            if _REQUEST.search(data):
+                self.commands += [(pair[0], pair[1]) for pair in _OPTIONS.findall(data) if pair]
+            if b"\xff\xff" in data:  # literal 0xFF bytes between the pieces
+                out = b"\xff".join(map(_REMOVE, data.split(b"\xff\xff")))
+            else:
+                out = _REMOVE(data)
+        if out:
+            self._tail = (self._tail + out[-3:])[-3:]
+        return head + out if head else out
+
+    def _eight_bit_special(self, data: bytes) -> bool:
+        """Whether C{data} may hold a special key that stands for an 8-bit byte."""
+        if not any(command in data for command in _SPECIALS):
+            return False
+        return bool(_EIGHT_BIT_BYTE.search(data)) or _incomplete_utf8(self._tail)
+
+    def _strip(self, data: bytes) -> bytes:
         out = bytearray()
         state = self._state
-        for byte in data:
+        dropped_at = -1
+        find = data.find
+        pos, end = 0, len(data)
+        while pos < end:
             if state == 0:
-                if byte == IAC:
-                    state = 1
-                else:
-                    out.append(byte)
+                at = find(b"\xff", pos)
+                if at < 0:
+                    out += data[pos:]
+                    break
+                out += data[pos:at]
+                pos, state = at + 1, 1
             elif state == 1:
-                if byte in (_WILL, _WONT, _DO, _DONT):
-                    state = 2
-                elif byte == _SB:
-                    state = 3
-                else:  # IAC IAC, or a two-byte command (NOP, GA, AYT, ...)
-                    state = 0
-            elif state == 2:
-                state = 0
-            elif state == 3:
+                byte = data[pos]
+                pos += 1
+                if _WILL <= byte <= _DONT:
+                    state = 2 + (byte << 8)  # remember the verb
+                    continue
+                state = 3 if byte == _SB else 0
                 if byte == IAC:
-                    state = 4
-            else:  # state 4
-                state = 0 if byte == _SE else 3
+                    out.append(IAC)
+                elif byte in _EIGHT_BIT and len(out) != dropped_at:
+                    if _incomplete_utf8(out[-3:] if len(out) >= 3 else self._tail + out):
+                        out.append(_EIGHT_BIT[byte])
+                    else:  # the next special key here is dropped too, unchecked
+                        dropped_at = len(out)
+            elif state & 0xFF == 2:
+                self.commands.append((state >> 8, data[pos]))
+                pos, state = pos + 1, 0
+            elif state == 3:
+                at = find(b"\xff", pos)
+                if at < 0:
+                    break
+                pos, state = at + 1, 4
+            else:  # state 4: IAC inside SB
+                state = 0 if data[pos] == _SE else 3
+                pos += 1
         self._state = state
         return bytes(out)
+
+
+def strip_telnet(data: bytes) -> bytes:
+    """C{data} (one whole piece, such as a line) without telnet commands."""
+    return TelnetFilter()._strip(data) if IAC in data else data
 
 
 def check_name(name: str) -> str:

@@ -20,7 +20,7 @@ from typing_extensions import override
 
 from twisted_chat.client.config import ClientConfig
 from twisted_chat.client.status import Echo, Status, echo_for, is_quit, track
-from twisted_chat.text import clean, decode
+from twisted_chat.text import clean, decode, strip_telnet
 
 QUIT_TIMEOUT = 5.0
 """Seconds to wait for the server to close after C{/quit} before hanging up."""
@@ -180,6 +180,8 @@ class ChatClientProtocol(LineReceiver):
     @override
     def lineReceived(self, line: bytes) -> None:
         """Handle one line from the server."""
+        if self._state == "login":  # the greeting ends with telnet offers
+            line = strip_telnet(line)
         text = clean(decode(line.rstrip(b"\r")))
         if self._greeting_call is not None and self._greeting_call.active():
             self._greeting_call.cancel()

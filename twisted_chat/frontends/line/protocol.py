@@ -5,6 +5,8 @@ per-connection limits (line length, slow readers) and nothing else.
 
 from __future__ import annotations
 
+import socket
+
 from twisted.internet import tcp
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory
@@ -13,16 +15,154 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from typing_extensions import override
 
-from twisted_chat.domain.events import Error, Event
+from twisted_chat.domain.events import Error, Event, Prompt, Welcome
 from twisted_chat.limits import SendQueueWatch
 from twisted_chat.session.session import ChatSession, SessionContext
 from twisted_chat.text import TelnetFilter
+
+# -- telnet -------------------------------------------------------------------
+
+IAC, WILL, WONT, DO, DONT = 0xFF, 0xFB, 0xFC, 0xFD, 0xFE
+BINARY, ECHO, SGA, TIMING_MARK = 0, 1, 3, 6
+# What the greeting offers, at the end of its line: "send me 8-bit bytes".
+# Only DO BINARY: netkit-derived telnets (inetutils 2.4 included) answer a
+# server's WILL BINARY by turning off their terminal's output processing, so
+# the local echo of Enter no longer returns to the first column.
+OFFERS = bytes((IAC, DO, BINARY))
+# Prompts whose answer the terminal should not show (WILL ECHO around them).
+HIDDEN_PROMPTS = frozenset({"passcode", "password"})
+
+# RFC 1143 states of one option on one side.
+NO, YES, WANT_NO, WANT_YES = range(4)
+
+
+class TelnetOptions:
+    """
+    The server's half of telnet option negotiation with one client: RFC
+    1143's Q method, so every request is answered once, no answer is ever
+    answered, and a change of mind while a request is out waits for its
+    answer.
+
+    The server performs BINARY (on request) and ECHO (only while a
+    L{HIDDEN_PROMPTS} prompt waits, when it echoes nothing: the input is
+    hidden), answers every C{DO TIMING-MARK} with C{WILL TIMING-MARK}, asks the
+    client for BINARY and refuses everything else: refusing SGA and ECHO keeps
+    telnet in line mode, where it edits and echoes the line itself.
+    """
+
+    __slots__ = ("_queued", "_them", "_us", "hidden")
+
+    def __init__(self) -> None:
+        self._us: dict[int, int] = {}  # options the server performs (WILL)
+        self._them: dict[int, int] = {BINARY: WANT_YES}  # the client's (DO): OFFERS
+        self._queued: set[int] = set()  # our options to flip once their answer is in
+        self.hidden = False  # whether the server wants ECHO (input hidden)
+
+    def received(self, verb: int, option: int) -> bytes:
+        """The answer to one C{IAC verb option} from the client (C{b""}: none)."""
+        if verb == DO or verb == DONT:
+            if option == TIMING_MARK:  # "tell me when you got here": no state
+                return bytes((IAC, WILL, TIMING_MARK)) if verb == DO else b""
+            table, yes, no = self._us, WILL, WONT
+            wanted = option == BINARY or (option == ECHO and self.hidden)
+        else:
+            table, yes, no = self._them, DO, DONT
+            wanted = option == BINARY
+        state = table.get(option, NO)
+        queued = table is self._us and option in self._queued
+        if queued:
+            self._queued.discard(option)
+        if verb == DO or verb == WILL:  # asks to enable, or agrees to
+            if state == NO:
+                if wanted:
+                    table[option] = YES
+                    return bytes((IAC, yes, option))
+                return bytes((IAC, no, option))
+            if state == WANT_YES and queued:  # agreed, but we no longer want it
+                table[option] = WANT_NO
+                return bytes((IAC, no, option))
+            # WANT_YES: agreed; WANT_NO: RFC 1143's error case (queued: as wanted)
+            table[option] = YES if state != WANT_NO or queued else NO
+            return b""
+        if state == YES:  # asks to disable: always agreed to
+            table[option] = NO
+            return bytes((IAC, no, option))
+        if state == WANT_NO and queued:  # our WONT was answered; now we want it again
+            table[option] = WANT_YES
+            return bytes((IAC, yes, option))
+        table[option] = NO  # the answer to our request, or a refusal of it
+        return b""
+
+    def hide(self, hidden: bool) -> bytes:
+        """Start or stop hiding the client's input; the request to send, if any."""
+        self.hidden = hidden
+        state = self._us.get(ECHO, NO)
+        if state == (NO if hidden else YES):
+            self._us[ECHO] = WANT_YES if hidden else WANT_NO
+            return bytes((IAC, WILL if hidden else WONT, ECHO))
+        if state == (WANT_NO if hidden else WANT_YES):
+            self._queued.add(ECHO)  # asked the other way: flip once answered
+        else:
+            self._queued.discard(ECHO)
+        return b""
+
+
+class _Telnet(Event):
+    """Telnet commands to write, in order with the events around them."""
+
+    __slots__ = ("wire",)
+
+    def __init__(self, wire: bytes) -> None:
+        self.wire = wire
+
+    def lines(self) -> list[str]:
+        return []
+
+
+# -- dead peers ---------------------------------------------------------------
+
+# A peer that vanished (a laptop asleep, a cable pulled) is found within about
+# two minutes: keep-alive probes after 60 s of silence, every 10 s, 6 tries;
+# and unacknowledged data gives up after 120 s.
+DEAD_PEER_OPTIONS = (
+    ("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6),
+    ("TCP_USER_TIMEOUT", 120_000),
+)
+
+
+def detect_dead_peers(transport: object) -> None:
+    """
+    Turn on TCP keep-alive with short timers on C{transport}'s socket; do
+    nothing for other transports or where the platform lacks an option.
+    """
+    try:
+        transport.setTcpKeepAlive(True)
+    except (AttributeError, OSError):
+        return  # not TCP (tests, UNIX sockets)
+    sock = getattr(transport, "socket", None)  # a TLS transport passes this on
+    if getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
+        return
+    for name, value in DEAD_PEER_OPTIONS:
+        option = getattr(socket, name, None)
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+        except OSError:
+            pass
+
+
+def _ignore(data: bytes) -> None:
+    """Drop input (a connection being closed for speaking the wrong protocol)."""
+
 
 class _Greeting(Event):
     """The first line a line-protocol client sees, encoded once."""
 
     __slots__ = ()
-    wire = b"Welcome to twisted-chat.\r\n"
+    # The offers go before the line's end, so the prompt lines stay exact
+    # for scripts; a telnet acts on them, nc and a terminal show nothing.
+    wire = b"Welcome to twisted-chat." + OFFERS + b"\r\n"
 
     def lines(self) -> list[str]:
         return ["Welcome to twisted-chat."]
@@ -104,7 +244,10 @@ class ChatLineProtocol(LineReceiver):
     log = Logger()
     factory: ChatLineFactory
     session: ChatSession
-    _telnet: TelnetFilter | None = None
+    _telnet: TelnetFilter | None = None  # from the first 0xFF byte on
+    _options: TelnetOptions | None = None  # once the client negotiated
+    _prompt: str | None = None  # the last prompt sent, during login
+    _started = False  # whether any data arrived
     _discarding = False
     stalled = False  # set by our SendQueueWatch while the socket buffer is full
     queued = 0  # bytes sent while stalled
@@ -116,24 +259,31 @@ class ChatLineProtocol(LineReceiver):
     @override
     def connectionMade(self) -> None:
         transport = self.transport
-        for option in ("setTcpNoDelay", "setTcpKeepAlive"):
-            try:
-                getattr(transport, option)(True)
-            except (AttributeError, OSError):
-                pass  # not TCP (tests, UNIX sockets)
+        try:
+            transport.setTcpNoDelay(True)
+        except (AttributeError, OSError):
+            pass  # not TCP (tests, UNIX sockets)
+        detect_dead_peers(transport)
         transport.registerProducer(SendQueueWatch(self), True)
         if _can_send_directly(transport):
             self._direct = True
+        # Until login ends, every event passes _send_during_login (an
+        # instance attribute, so chat's fan-out never pays for it).
+        self.send = self._send_during_login
         self.session = ChatSession(self.factory.context, self)
         self.send(GREETING)
         self.session.start(self.factory.needs_passcode)
 
     @override
     def dataReceived(self, data: bytes) -> None:
+        if not self._started:
+            self._started = True
+            if data[:1] == b"\x16" and data[1:2] in (b"", b"\x03"):
+                self._tls_hello()
+                return
+        # Telnet handling costs nothing until the client sends a 0xFF byte.
         if self._telnet is not None or b"\xff" in data:
-            if self._telnet is None:
-                self._telnet = TelnetFilter()
-            data = self._telnet.feed(data)
+            data = self._from_telnet(data)
         if self._buffer:
             data = self._buffer + data
             self._buffer = b""
@@ -171,12 +321,63 @@ class ChatLineProtocol(LineReceiver):
             data = b""
         self._buffer = data
 
+    def _from_telnet(self, data: bytes) -> bytes:
+        """Take telnet commands out of C{data}, answering them."""
+        telnet = self._telnet
+        if telnet is None:
+            telnet = self._telnet = TelnetFilter()
+            if self._buffer:  # what came before the first 0xFF: its line ends too
+                self._buffer = telnet.feed(self._buffer)
+        data = telnet.feed(data)
+        if telnet.commands:
+            options = self._options
+            first = b""
+            if options is None:  # it speaks telnet: hide a pending passcode now
+                options = self._options = TelnetOptions()
+                if self._prompt in HIDDEN_PROMPTS:
+                    first = options.hide(True)
+            received = options.received
+            answers = b"".join([received(verb, option) for verb, option in telnet.commands])
+            telnet.commands.clear()
+            self._write_telnet(answers + first)
+        if b"\n" in data:
+            self._prompt = None  # answered
+            if self._options is not None and self._options.hidden:
+                self._write_telnet(self._options.hide(False))
+        return data
+
+    def _write_telnet(self, commands: bytes) -> None:
+        if commands:
+            ChatLineProtocol.send(self, _Telnet(commands))
+
+    def _send_during_login(self, event: Event) -> None:
+        """L{send}, noting prompts: input is hidden at passcode prompts."""
+        kind = type(event)
+        if kind is Prompt:
+            self._prompt = event.field
+            if self._options is not None:
+                self._write_telnet(self._options.hide(event.field in HIDDEN_PROMPTS))
+        elif kind is Welcome:
+            self._prompt = None
+            del self.send  # back to the class's send
+        ChatLineProtocol.send(self, event)
+
+    def _tls_hello(self) -> None:
+        """A TLS client at a plain port: say so in plain text, without a login attempt."""
+        self.log.info("{peer} started TLS on a plain-text port", peer=self.describe_peer())
+        self.dataReceived = _ignore
+        self.send(Error("this is a plain-text port; connect without TLS, or to the "
+                        "server's TLS port"))
+        self.session.close()
+
     def _too_long(self) -> None:
         self.send(Error("line too long (max %d bytes)" % self.factory.max_line))
 
     @override
     def connectionLost(self, reason: Failure) -> None:
         self.factory.limits.release(self.host)
+        self.__dict__.pop("send", None)  # no cycle through a bound method
+        self.__dict__.pop("dataReceived", None)
         session = self.__dict__.get("session")
         if session is not None:
             session.connection_lost()
