@@ -1,0 +1,1 @@
+"""The front ends: bytes on a wire to typed session calls, events to bytes."""
