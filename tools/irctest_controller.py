@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Optional, Set, Type
 
 from irctest.basecontrollers import BaseServerController, DirectoryBasedController
 from irctest.runner import NotImplementedByController
@@ -50,7 +49,7 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
 
     software_name = "twisted-chat"
     # SASL PLAIN arrives with accounts (SPEC 7); list "PLAIN" here then.
-    supported_sasl_mechanisms: Set[str] = set()
+    supported_sasl_mechanisms: frozenset[str] = frozenset()
     supports_sts = False
     # The capabilities SPEC 6 requires.  irctest skips a test whose CAP REQ is
     # NAKed only for capabilities *not* listed here, so a regression in one of
@@ -73,12 +72,12 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
         hostname: str,
         port: int,
         *,
-        password: Optional[str],
+        password: str | None,
         ssl: bool,
         run_services: bool,
-        faketime: Optional[str],
-        websocket_hostname: Optional[str],
-        websocket_port: Optional[int],
+        faketime: str | None,
+        websocket_hostname: str | None,
+        websocket_port: int | None,
     ) -> None:
         if websocket_hostname is not None or websocket_port is not None:
             raise NotImplementedByController("Websocket")
@@ -128,6 +127,6 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
         self.proc = self.execute(command, cwd=self.directory, proc_name="twistd")
 
 
-def get_irctest_controller_class() -> Type[TwistedChatController]:
+def get_irctest_controller_class() -> type[TwistedChatController]:
     """What irctest's --controller loads."""
     return TwistedChatController
