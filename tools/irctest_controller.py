@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import ClassVar
 
 from irctest.basecontrollers import BaseServerController, DirectoryBasedController
 from irctest.runner import NotImplementedByController
@@ -62,6 +63,14 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
             Capabilities.SERVER_TIME,
         }
     )
+    # The 005 tokens SPEC 6 requires, checked by isupport.py's testValues.
+    isupport: ClassVar[dict[str, str | None]] = {
+        "CASEMAPPING": "ascii",
+        "CHANTYPES": "#",
+        "NICKLEN": "20",
+        "CHANNELLEN": "33",
+        "UTF8ONLY": None,
+    }
     # irctest's oper tests send "OPER operuser operpassword".  Unsupported
     # until accounts and operators exist (SPEC 7-8): then create that account
     # with the operator flag in create_config (chat-admin --db ... or
