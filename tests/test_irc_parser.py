@@ -283,6 +283,13 @@ class LimitTests(SynchronousTestCase):
         parse(line)
         self.assertRaises(LineTooLong, parse, line + "x")
 
+    def test_spaces_count(self) -> None:
+        """Leading and separating spaces count toward the 510 bytes."""
+        line = b"PING " + b"x" * (MAX_BODY - 5)
+        self.assertRaises(LineTooLong, parse_message, b" " + line)
+        self.assertRaises(LineTooLong, parse_message, b"@a=b  " + line)
+        self.assertRaises(LineTooLong, parse_message, b"PING  " + b"x" * (MAX_BODY - 5))
+
     def test_body_after_tags(self) -> None:
         """With tags, the 510 bytes start after the tags and their space."""
         body = b"PING " + b"x" * (MAX_BODY - 5)

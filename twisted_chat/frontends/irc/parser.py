@@ -147,18 +147,20 @@ def parse_message(
     @raise ParseError: one of the subclasses listed in the module docstring;
         nothing else, whatever C{line} holds.
     """
+    length = len(line)  # spaces count: the limits are on bytes as received
     if line[:1] == b" ":
         line = line.lstrip(b" ")
     if line[:1] == b"@":
         raw_tags, _, body = line.partition(b" ")
         if len(raw_tags) + 1 > max_tags:
             raise LineTooLong(True, max_tags)
+        length = len(body)
         if body[:1] == b" ":
             body = body.lstrip(b" ")
     else:
         raw_tags = b""
         body = line
-    if len(body) > max_body:
+    if length > max_body:
         raise LineTooLong(False, max_body)
     if b"\x00" in line or b"\r" in line or b"\n" in line:
         raise ForbiddenCharacter("forbidden character", _command_of(body))
