@@ -1,0 +1,1 @@
+"""The IRC client protocol front end (SPEC section 6)."""
