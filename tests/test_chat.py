@@ -16,7 +16,7 @@ from twisted_chat.domain.events import History as HistoryEvent
 from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.text import clock_stamp, utc_offset, zone_name
 
-from .helpers import FakeParticipant, World, lines
+from .helpers import FakeParticipant, World, fired, lines
 
 
 class ServerTests(SynchronousTestCase):
@@ -31,14 +31,15 @@ class ServerTests(SynchronousTestCase):
 
     def add(self, name: str) -> tuple[Member, FakeParticipant]:
         participant = FakeParticipant()
-        member = self.server.claim(name, participant)
+        member = self.successResultOf(self.server.claim(name, participant))
         self.server.join(member, LOBBY)
         participant.lines()
         return member, participant
 
     def test_claim_unique_case_insensitive(self) -> None:
         self.add("Alice")
-        error = self.assertRaises(NameTaken, self.server.claim, "alice", FakeParticipant())
+        error = self.failureResultOf(
+            self.server.claim("alice", FakeParticipant()), NameTaken).value
         self.assertIn("taken", str(error))
 
     def test_name_free_after_remove(self) -> None:
@@ -136,7 +137,7 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual(bob_out.lines(), ["[%s] [PRIVATE] alice: psst" % self.stamp])
         self.assertEqual(alice_out.lines(), ["[%s] [PRIVATE to bob] psst" % self.stamp])
         self.assertEqual(carol_out.lines(), [])
-        self.assertEqual(self.history.recent(LOBBY, 10), [])
+        self.assertEqual(fired(self.history.recent(LOBBY, 10)), [])
 
     def test_private_to_self(self) -> None:
         alice, _ = self.add("alice")
@@ -229,7 +230,7 @@ class ServerTests(SynchronousTestCase):
         """Room messages are kept with room, sender, text and time."""
         alice, _ = self.add("alice")
         self.server.say(alice, "kept")
-        self.assertEqual(self.history.recent(LOBBY, 5),
+        self.assertEqual(fired(self.history.recent(LOBBY, 5)),
                          [Entry(LOBBY, "alice", "kept", self.clock.seconds(), False)])
 
 
@@ -265,7 +266,7 @@ class SaidForYouTests(SynchronousTestCase):
             self.bob.dataReceived(text.encode() + b"\r\n")
             self.bob.dataReceived(b"/me " + text.encode() + b"\r\n")
         self.assertEqual(lines(self.alice_out), [])
-        self.assertEqual(self.world.history.recent("lobby", 10), [])
+        self.assertEqual(fired(self.world.history.recent("lobby", 10)), [])
         lines(self.bob_out)
         self.bob.dataReceived("/msg alice \u3164\u200b\r\n".encode())
         self.assertEqual(lines(self.bob_out), ["ERROR that message is empty"])

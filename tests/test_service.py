@@ -9,7 +9,7 @@ from twisted_chat.domain.events import Entry
 from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.service import ChatService
 
-from .helpers import World, lines
+from .helpers import World, fired, lines
 
 
 class RecordingHistory(MemoryHistory):
@@ -65,4 +65,4 @@ class ShutdownTests(SynchronousTestCase):
         """Closing the store is the last step, after clients are gone."""
         self.history.append(Entry("lobby", "a", "b", 1.0))
         self.successResultOf(self.service.stopService())
-        self.assertEqual(len(self.history.recent("lobby", 5)), 1)
+        self.assertEqual(len(fired(self.history.recent("lobby", 5))), 1)

@@ -64,11 +64,11 @@ class Visitor(Member):
         """The member this visitor became, or C{None} before a name or after logout."""
         return self if self.name else None
 
-    def claim_name(self, name: str) -> Member:
+    def claim_name(self, name: str) -> Deferred[Member]:
         """
-        Take C{name} (not yet joining any room).
-
-        @raise twisted_chat.errors.ChatError: if the name is bad or taken.
+        Take C{name} (not yet joining any room): a Deferred firing with the
+        member, or failing with a L{twisted_chat.errors.ChatError} if the
+        name is bad or taken.
         """
         return self._server.claim(name, self.participant, member=self)
 
