@@ -325,3 +325,157 @@ class SaidForYouTests(SynchronousTestCase):
             data = json.loads(event.json_text)
             data = data["messages"][0] if "messages" in data else data
             self.assertEqual(data["time"], now, event)
+
+
+class ManyRoomsTests(SynchronousTestCase):
+    """A member may be in several rooms (an IRC JOIN adds one); /join still moves."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.history = MemoryHistory()
+        self.server = ChatServer(self.history, self.clock, replay=3)
+        self.stamp = clock_stamp(self.clock.seconds())
+
+    def add(self, name: str, *rooms: str) -> tuple[Member, FakeParticipant]:
+        """A member in the lobby and then (added, not moved) C{rooms}; output cleared."""
+        participant = FakeParticipant()
+        member = self.successResultOf(self.server.claim(name, participant))
+        self.server.join(member, LOBBY)
+        for room in rooms:
+            self.server.join(member, room, move=False)
+        participant.lines()
+        return member, participant
+
+    def test_join_adds_a_room(self) -> None:
+        alice, alice_out = self.add("alice")
+        _, bob_out = self.add("bob")
+        alice_out.lines()
+        self.server.join(alice, "#Dev", move=False)
+        self.assertEqual([room.name for room in alice.rooms], [LOBBY, "dev"])
+        self.assertIs(alice.room, self.server.lobby)  # the current room stays
+        self.assertEqual(alice_out.lines(), ["You are now in #dev.", "Users in #dev (1): alice"])
+        self.assertEqual(bob_out.lines(), [])  # the lobby hears nothing: alice is still there
+        self.assertEqual(self.server.rooms["dev"].members, {alice: None})
+        error = self.assertRaises(ChatError, self.server.join, alice, "dev", move=False)
+        self.assertEqual(str(error), "you are already in #dev")
+        self.assertRaises(ChatError, self.server.join, alice, "lobby")
+
+    def test_move_leaves_only_the_current_room(self) -> None:
+        alice, _ = self.add("alice", "dev")
+        self.server.join(alice, "ops")
+        self.assertEqual([room.name for room in alice.rooms], ["dev", "ops"])
+        self.assertIs(alice.room, self.server.rooms["ops"])
+
+    def test_say_to_one_of_the_rooms(self) -> None:
+        alice, alice_out = self.add("alice", "dev")
+        _, bob_out = self.add("bob")
+        _, carol_out = self.add("carol", "dev")
+        for out in (alice_out, bob_out, carol_out):
+            out.lines()
+        self.server.say(alice, "in dev", room="dev")
+        self.assertEqual(carol_out.lines(), ["[%s] alice: in dev" % self.stamp])
+        self.assertEqual(bob_out.lines(), [])
+        self.server.message(alice, "#dev", "again")
+        self.assertEqual(carol_out.lines(), ["[%s] alice: again" % self.stamp])
+        self.assertEqual([e.text for e in fired(self.history.recent("dev", 5))],
+                         ["in dev", "again"])
+        error = self.assertRaises(NotInRoom, self.server.say, alice, "x", room="ops")
+        self.assertEqual(str(error), "you are not in #ops (/join #ops first)")
+        self.assertEqual(alice_out.lines(), [])
+
+    def test_part_one_of_several(self) -> None:
+        alice, alice_out = self.add("alice", "dev")
+        _, carol_out = self.add("carol", "dev")
+        _, bob_out = self.add("bob")
+        for out in (alice_out, carol_out, bob_out):
+            out.lines()
+        self.server.part(alice, "dev", "lunch")
+        self.assertEqual(carol_out.lines(), ["[%s] *** alice left #dev (lunch) ***" % self.stamp])
+        self.assertEqual(bob_out.lines(), [])
+        self.assertEqual(list(alice.rooms), [self.server.lobby])
+        self.assertEqual(alice_out.lines(), [])
+        error = self.assertRaises(NotInRoom, self.server.part, alice, "dev")
+        self.assertEqual(str(error), "you are not in #dev")
+        self.assertRaises(NotInRoom, self.server.part, alice, "nowhere")
+
+    def test_part_current_room_of_many(self) -> None:
+        """The current room goes to the next room joined; with none left, none."""
+        alice, _ = self.add("alice", "dev")
+        self.server.part(alice, LOBBY, to_lobby=False)
+        self.assertIs(alice.room, self.server.rooms["dev"])
+        self.server.part(alice, "dev", to_lobby=False)
+        self.assertIsNone(alice.room)
+        self.assertEqual(alice.rooms, {})
+        self.assertNotIn("dev", self.server.rooms)
+        error = self.assertRaises(NotInRoom, self.server.users, alice, False)
+        self.assertEqual(str(error), "you are in no room (/join <room> first)")
+        self.server.join(alice, "dev", move=False)
+        self.assertIs(alice.room, self.server.rooms["dev"])
+
+    def test_one_room_member_parts_to_the_lobby(self) -> None:
+        """A telnet or browser member parting its only room goes back to #lobby, like /leave."""
+        alice, alice_out = self.add("alice")
+        _, bob_out = self.add("bob")
+        self.server.join(alice, "dev")
+        alice_out.lines()
+        bob_out.lines()
+        self.server.part(alice, "dev", "bye")
+        self.assertIs(alice.room, self.server.lobby)
+        self.assertEqual(list(alice.rooms), [self.server.lobby])
+        self.assertEqual(alice_out.lines(), ["You are now in #lobby.",
+                                             "Users in #lobby (2): alice, bob"])
+        self.assertEqual(bob_out.lines(), ["[%s] *** alice joined #lobby ***" % self.stamp])
+        error = self.assertRaises(ChatError, self.server.part, alice, LOBBY)
+        self.assertEqual(str(error), "you are already in #lobby (use /join <room> to move)")
+
+    def test_quit_told_once_per_recipient(self) -> None:
+        """Someone sharing several rooms with the leaver gets one notice, not one per room."""
+        alice, _ = self.add("alice", "dev", "ops")
+        _, bob_out = self.add("bob", "dev", "ops")
+        carol, carol_out = self.add("carol")
+        self.server.join(carol, "ops")
+        carol_out.lines()
+        _, dave_out = self.add("dave")  # only in the lobby
+        for out in (bob_out, carol_out, dave_out):
+            out.lines()
+        self.server.remove(alice, "quit")
+        self.assertEqual(bob_out.lines(), ["[%s] *** alice quit ***" % self.stamp])
+        self.assertEqual(carol_out.lines(), ["[%s] *** alice quit ***" % self.stamp])
+        self.assertEqual(dave_out.lines(), ["[%s] *** alice quit ***" % self.stamp])
+        self.assertEqual(alice.rooms, {})
+        self.assertIsNone(alice.room)
+        self.assertNotIn(alice, self.server.rooms["dev"].members)
+        self.assertNotIn(alice, self.server.lobby.members)
+
+    def test_quit_notice_names_the_first_shared_room(self) -> None:
+        alice, _ = self.add("alice", "dev", "ops")
+        bob, bob_out = self.add("bob", "ops")
+        self.server.part(bob, LOBBY, to_lobby=False)
+        bob_out.events.clear()
+        self.server.remove(alice, "quit")
+        [notice] = bob_out.events
+        self.assertEqual((notice.room, notice.user, notice.change), ("ops", "alice", "offline"))
+
+    def test_users_all_lists_every_room(self) -> None:
+        alice, alice_out = self.add("alice", "dev")
+        self.add("Bob")
+        alice_out.events.clear()
+        self.server.users(alice, everyone=True)
+        [event] = alice_out.events
+        self.assertEqual(event.lines(), ["Users online (2): alice (#lobby, #dev), Bob (#lobby)"])
+        self.assertEqual(event.to_json()["users"], [
+            {"name": "alice", "room": LOBBY, "rooms": [LOBBY, "dev"]},
+            {"name": "Bob", "room": LOBBY, "rooms": [LOBBY]},
+        ])
+        alice_out.events.clear()
+        self.server.users(alice, everyone=False)  # one room's list: unchanged
+        self.assertEqual(alice_out.events[0].to_json()["users"],
+                         [{"name": "alice", "room": LOBBY}, {"name": "Bob", "room": LOBBY}])
+
+    def test_rooms_count_members_of_several(self) -> None:
+        alice, alice_out = self.add("alice", "dev")
+        self.add("bob", "dev")
+        alice_out.events.clear()
+        self.server.room_list(alice)
+        self.assertEqual(alice_out.events[0].rooms, [(LOBBY, 2), ("dev", 2)])
