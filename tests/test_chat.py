@@ -6,12 +6,19 @@ import json
 import os
 import time
 
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from twisted_chat.domain.bus import LocalBus
+from twisted_chat.domain.directory import LocalDirectory
+
 from twisted_chat.domain.server import LOBBY, ChatServer, Member
-from twisted_chat.errors import ChatError, NameTaken, NoSuchTarget, NotInRoom
-from twisted_chat.domain.events import Entry, Message, Notice, Private, TimeZone
+from twisted_chat.errors import BadName, ChatError, NameTaken, NoSuchTarget, NotInRoom
+from twisted_chat.domain.events import Entry, Error, Message, Notice, Private, TimeZone
+from twisted_chat.domain.events import Users
 from twisted_chat.domain.events import History as HistoryEvent
 from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.text import clock_stamp, utc_offset, zone_name
@@ -479,3 +486,321 @@ class ManyRoomsTests(SynchronousTestCase):
         alice_out.events.clear()
         self.server.room_list(alice)
         self.assertEqual(alice_out.events[0].rooms, [(LOBBY, 2), ("dev", 2)])
+
+
+class BusTests(SynchronousTestCase):
+    """L{LocalBus} delivers to this process's members of a room, or one member."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.server = ChatServer(MemoryHistory(), self.clock)
+        self.bus = self.server.bus
+        self.people = {}
+        for name, rooms in [("alice", ["dev", "ops"]), ("bob", ["dev"]), ("carol", ["ops"])]:
+            participant = FakeParticipant()
+            member = self.successResultOf(self.server.claim(name, participant))
+            for room in rooms:
+                self.server.join(member, room, move=False)
+            self.people[name] = (member, participant)
+        for _, participant in self.people.values():
+            participant.events.clear()
+
+    def received(self, name: str) -> list[object]:
+        events = list(self.people[name][1].events)
+        self.people[name][1].events.clear()
+        return events
+
+    def test_is_local(self) -> None:
+        self.assertIsInstance(self.bus, LocalBus)
+
+    def test_publish(self) -> None:
+        event = Notice("dev", "x", 0.0, "00:00:00")
+        self.bus.publish("dev", event, exclude=self.people["bob"][0])
+        self.assertEqual(self.received("alice"), [event])
+        self.assertEqual(self.received("bob"), [])
+        self.assertEqual(self.received("carol"), [])
+        self.bus.publish("nowhere", event)  # no such room: nobody, no error
+        self.assertEqual([self.received(n) for n in self.people], [[], [], []])
+
+    def test_publish_once_first_pair_wins(self) -> None:
+        dev = Notice("dev", "in dev", 0.0, "00:00:00")
+        ops = Notice("ops", "in ops", 0.0, "00:00:00")
+        self.bus.publish_once([("nowhere", dev), ("dev", dev), ("ops", ops)])
+        self.assertEqual(self.received("alice"), [dev])
+        self.assertEqual(self.received("bob"), [dev])
+        self.assertEqual(self.received("carol"), [ops])
+        self.bus.publish_once([("dev", dev), ("ops", ops)], exclude=self.people["alice"][0])
+        self.assertEqual(self.received("alice"), [])
+        self.assertEqual(self.received("carol"), [ops])
+
+    def test_private(self) -> None:
+        event = Private("bob", "alice", "psst", 0.0, "00:00:00")
+        self.assertTrue(self.bus.private("alice", event))
+        self.assertEqual(self.received("alice"), [event])
+        self.assertFalse(self.bus.private("nobody", event))
+
+
+class RecordingBus(LocalBus):
+    """A local bus that notes each call, as a backplane's bus would see them."""
+
+    calls: list[str]
+
+    def publish(self, room_key, event, exclude=None):  # type: ignore[no-untyped-def]
+        self.calls.append("publish %s %s" % (room_key, type(event).__name__))
+
+    def publish_once(self, pairs, exclude=None):  # type: ignore[no-untyped-def]
+        self.calls.append("publish_once %s" % ",".join(key for key, _ in pairs))
+
+    def private(self, recipient_key, event):  # type: ignore[no-untyped-def]
+        self.calls.append("private %s" % recipient_key)
+        return True
+
+
+class BusSeamTests(SynchronousTestCase):
+    """Every fan-out of the domain goes through the bus it is given, nothing around it."""
+
+    def test_everything_through_the_bus(self) -> None:
+        calls: list[str] = []
+
+        def make(rooms, members):  # type: ignore[no-untyped-def]
+            bus = RecordingBus(rooms, members)
+            bus.calls = calls
+            return bus
+
+        server = ChatServer(MemoryHistory(), Clock(), bus=make)
+        people = {}
+        for name in ("alice", "bob"):
+            participant = FakeParticipant()
+            people[name] = self.successResultOf(server.claim(name, participant)), participant
+            server.join(people[name][0], LOBBY)
+        alice, alice_out = people["alice"]
+        _, bob_out = people["bob"]
+        bob_out.events.clear()
+        server.join(alice, "dev", move=False)
+        server.say(alice, "hi", room="dev")
+        server.say(alice, "hello")
+        server.part(alice, "dev")
+        server.message(alice, "bob", "psst")
+        server.remove(alice, "quit")
+        self.assertEqual(calls, [
+            "publish lobby Notice", "publish lobby Notice",  # the two logins
+            "publish dev Notice", "publish dev Message", "publish lobby Message",
+            "publish dev Notice", "private bob", "publish_once lobby",
+        ])
+        # the recording bus delivered nothing: so nothing went around it
+        self.assertEqual(bob_out.events, [])
+        self.assertEqual([type(e).__name__ for e in alice_out.events],
+                         ["TimeZone", "Users", "History", "Joined", "Users", "History",
+                          "Private"])
+
+
+class DirectoryTests(SynchronousTestCase):
+    """L{LocalDirectory}: names, where everyone is, and the rooms."""
+
+    def setUp(self) -> None:
+        self.server = ChatServer(MemoryHistory(), Clock())
+        self.directory = self.server.directory
+
+    def member(self, name: str, *rooms: str) -> Member:
+        member = self.successResultOf(self.server.claim(name, FakeParticipant()))
+        for room in rooms:
+            self.server.join(member, room, move=False)
+        return member
+
+    def test_is_local(self) -> None:
+        self.assertIsInstance(self.directory, LocalDirectory)
+
+    def test_claim(self) -> None:
+        member = Member(FakeParticipant())
+        self.assertIs(self.successResultOf(self.directory.claim("Alice", member)), member)
+        self.assertEqual((member.name, member.key), ("Alice", "alice"))
+        self.assertIs(self.directory.find("ALICE"), member)
+        self.assertIs(self.server.members["alice"], member)
+        taken = self.failureResultOf(self.directory.claim("alice", Member(FakeParticipant())),
+                                     NameTaken)
+        self.assertEqual(str(taken.value), "the name alice is taken; pick another")
+        self.failureResultOf(self.directory.claim("no spaces", Member(FakeParticipant())),
+                             BadName)
+        self.directory.release(Member(FakeParticipant(), "alice", "alice"))  # not the holder
+        self.assertIs(self.directory.find("alice"), member)
+        self.directory.release(member)
+        self.assertIsNone(self.directory.find("alice"))
+
+    def test_queries(self) -> None:
+        self.member("bob", LOBBY)
+        self.member("Alice", "dev", LOBBY)
+        self.member("carol")  # in no room yet
+        self.assertEqual(self.directory.everyone(),
+                         [("Alice", ["dev", LOBBY]), ("bob", [LOBBY]), ("carol", [])])
+        self.assertEqual(self.directory.rooms(), [(LOBBY, 2), ("dev", 1)])
+        self.assertEqual(self.directory.members(LOBBY), ["Alice", "bob"])
+        self.assertEqual(self.directory.members("nowhere"), [])
+
+    def test_users_all_member_in_no_room(self) -> None:
+        alice = self.member("alice", LOBBY)
+        self.member("irc")
+        out = alice.participant
+        self.server.users(alice, everyone=True)
+        [event] = out.events[-1:]
+        self.assertIsInstance(event, Users)
+        self.assertEqual(event.lines(), ["Users online (2): alice (#lobby), irc"])
+        self.assertEqual(event.to_json()["users"][1], {"name": "irc", "room": "", "rooms": []})
+
+
+class PendingHistory(MemoryHistory):
+    """A store whose reads answer when the test says (a store on a thread, or shared)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[tuple[Deferred[list[Entry]], list[Entry]]] = []
+
+    def recent(self, room: str, limit: int) -> Deferred[list[Entry]]:
+        d: Deferred[list[Entry]] = Deferred()
+        self.reads.append((d, self.recent_now(room, limit)))
+        return d
+
+    def answer(self) -> None:
+        d, entries = self.reads.pop(0)
+        d.callback(entries)
+
+
+class BrokenHistory(MemoryHistory):
+    """A store whose reads fail: a fault (C{RuntimeError}) or a refusal (a ChatError)."""
+
+    def recent(self, room: str, limit: int) -> Deferred[list[Entry]]:
+        return fail(RuntimeError("disk on fire"))
+
+    def search(self, room: str, words: str, limit: int) -> Deferred[list[Entry]]:
+        return fail(ChatError("search is not available here"))
+
+
+class AsyncHistoryTests(SynchronousTestCase):
+    """History reads are Deferreds: the domain sends what they find when they fire."""
+
+    def make(self, history: MemoryHistory) -> ChatServer:
+        clock = Clock()
+        clock.advance(1_700_000_000)
+        return ChatServer(history, clock, replay=3)
+
+    def test_join_order_with_a_late_store(self) -> None:
+        history = PendingHistory()
+        server = self.make(history)
+        history.append(Entry("lobby", "old", "said before", 1.0))
+        participant = FakeParticipant()
+        alice = self.successResultOf(server.claim("alice", participant))
+        server.join(alice, LOBBY)
+        self.assertEqual([type(e).__name__ for e in participant.events], ["TimeZone", "Users"])
+        history.answer()
+        self.assertEqual([type(e).__name__ for e in participant.events],
+                         ["TimeZone", "Users", "History"])
+        self.assertEqual(participant.events[-1].entries, [Entry("lobby", "old", "said before",
+                                                               1.0)])
+
+    def test_late_answer_after_leaving(self) -> None:
+        """A read that answers after the member went is dropped quietly."""
+        history = PendingHistory()
+        server = self.make(history)
+        participant = FakeParticipant()
+        alice = self.successResultOf(server.claim("alice", participant))
+        server.join(alice, LOBBY)
+        server.remove(alice, "quit")
+        participant.events.clear()
+        history.answer()
+        self.assertEqual(participant.events, [])
+
+    def test_failed_read_is_one_error(self) -> None:
+        server = self.make(BrokenHistory())
+        participant = FakeParticipant()
+        alice = self.successResultOf(server.claim("alice", participant))
+        server.join(alice, LOBBY)
+        self.assertEqual(participant.lines(), [
+            "Times are %s (the server's time zone)."
+            % zone_name(utc_offset(server.clock.seconds())),
+            "Users in #lobby (1): alice",
+            "ERROR the server could not read the history; try again later"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        server.recall(alice, 5)
+        self.assertEqual(participant.lines(),
+                         ["ERROR the server could not read the history; try again later"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_refused_search_is_one_error_not_logged(self) -> None:
+        server = self.make(BrokenHistory())
+        participant = FakeParticipant()
+        alice = self.successResultOf(server.claim("alice", participant))
+        server.join(alice, LOBBY)
+        self.flushLoggedErrors(RuntimeError)
+        participant.events.clear()
+        logged: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        server.search(alice, "deploy")
+        self.assertEqual(participant.events, [Error("search is not available here")])
+        self.assertEqual([e for e in logged if e.get("log_failure")], [])
+
+
+class SlowDirectory(LocalDirectory):
+    """A directory whose claims answer when the test says (a cluster's would)."""
+
+    pending: list[tuple[Deferred[Member], str, Member]]
+
+    def claim(self, name: str, member: Member) -> Deferred[Member]:
+        d: Deferred[Member] = Deferred()
+        self.pending.append((d, name, member))
+        return d
+
+    def answer(self) -> None:
+        d, name, member = self.pending.pop(0)
+        super().claim(name, member).chainDeferred(d)
+
+
+class PendingClaimTests(SynchronousTestCase):
+    """A name claim that completes later holds the session's input meanwhile."""
+
+    def setUp(self) -> None:
+        self.world = World()
+        server = self.world.server
+        self.directory = SlowDirectory(server.rooms, server.members, LOBBY)
+        self.directory.pending = []
+        server.directory = self.directory
+
+    def test_input_held_until_claimed(self) -> None:
+        bob, bob_out = self.world.connect()
+        bob.dataReceived(b"x\r\nbob\r\n")
+        self.directory.answer()
+        alice, alice_out = self.world.connect()
+        alice.dataReceived(b"x\r\nalice\r\nhello\r\n")
+        self.assertTrue(alice.paused)
+        self.assertNotIn(b"Welcome, alice", alice_out.value())
+        lines(bob_out)
+        self.directory.answer()
+        self.assertFalse(alice.paused)
+        out = lines(alice_out)
+        self.assertIn("Welcome, alice! You are in #lobby. Type /help for commands.", out)
+        self.assertIn("Users in #lobby (2): alice, bob", out)
+        self.assertTrue(lines(bob_out)[-1].endswith("alice: hello"))
+
+    def test_refused_later(self) -> None:
+        bob, _ = self.world.connect()
+        bob.dataReceived(b"x\r\nbob\r\n")
+        self.directory.answer()
+        alice, alice_out = self.world.connect()
+        alice.dataReceived(b"x\r\nBOB\r\n")
+        lines(alice_out)
+        self.directory.answer()
+        self.assertEqual(lines(alice_out),
+                         ["ERROR the name BOB is taken; pick another", "Username:"])
+        self.assertFalse(alice.paused)
+        alice.dataReceived(b"alice\r\n")
+        self.directory.answer()
+        self.assertIn("Welcome, alice! You are in #lobby. Type /help for commands.",
+                      lines(alice_out))
+
+    def test_gone_before_the_answer(self) -> None:
+        """The connection closes while the claim waits: the name is freed when it comes."""
+        alice, _ = self.world.connect()
+        alice.dataReceived(b"x\r\nalice\r\n")
+        alice.connectionLost(Failure(ConnectionError()))
+        self.directory.answer()
+        self.assertEqual(self.world.server.members, {})
+        self.assertEqual(self.world.server.lobby.members, {})
