@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
+import pytest
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.domain.events import Entry
-from twisted_chat.storage.history import MemoryHistory
-from twisted_chat.service import ChatService
+from twisted_chat.storage.history import HistoryError, MemoryHistory, SQLiteHistory
+from twisted_chat.service import ChatService, HistoryService
 
-from .helpers import World, fired, lines
+from .helpers import ROOT, World, fired, lines, temp_dir, twistd_command
 
 
 class RecordingHistory(MemoryHistory):
@@ -66,3 +70,91 @@ class ShutdownTests(SynchronousTestCase):
         self.history.append(Entry("lobby", "a", "b", 1.0))
         self.successResultOf(self.service.stopService())
         self.assertEqual(len(fired(self.history.recent("lobby", 5))), 1)
+
+
+class OpeningHistory(MemoryHistory):
+    """A memory history that records being opened and closed, in order."""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def open(self) -> None:
+        self.calls.append("open")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+class HistoryServiceTests(SynchronousTestCase):
+    """The store is opened when the service starts (after twistd forks), closed last."""
+
+    def test_opened_at_start_closed_at_stop(self) -> None:
+        calls: list[str] = []
+        history = OpeningHistory(calls)
+        world = World(history=history)
+        service = ChatService(world.context, history, grace=3.0)
+        self.assertEqual(calls, [])  # building opens nothing
+        service.startService()
+        self.assertEqual(calls, ["open"])
+        alice, _ = world.login("alice")
+        d = service.stopService()
+        self.assertEqual(calls, ["open"])  # not before the clients are gone
+        alice.connectionLost(Failure(ConnectionError()))
+        self.successResultOf(d)
+        self.assertEqual(calls, ["open", "close"])
+
+    def test_sqlite_opened_by_the_service(self) -> None:
+        path = os.path.join(temp_dir(self), "chat.db")
+        world = World()
+        store = SQLiteHistory(path, world.clock, connect=False)
+        store.check()  # what build() does before twistd forks: nothing stays open
+        self.assertIsNone(store._db)
+        service = HistoryService(store)
+        service.startService()
+        self.assertIsNotNone(store._db)
+        service.stopService()
+        self.assertTrue(store._closed)
+
+    def test_open_fails_at_start(self) -> None:
+        """A file that went bad between check and start: the start fails (twistd says so)."""
+        directory = temp_dir(self)
+        path = os.path.join(directory, "chat.db")
+        world = World()
+        store = SQLiteHistory(path, world.clock, connect=False)
+        with open(path, "w") as f:
+            f.write("not a database " * 100)
+        self.assertRaises(HistoryError, HistoryService(store).startService)
+
+
+@pytest.mark.e2e  # starts twistd
+class RefusedAtStartTests(SynchronousTestCase):
+    """A database path that cannot work stops twistd before it forks: one line, exit 1."""
+
+    def start(self, db: str) -> tuple[int, str]:
+        directory = temp_dir(self)
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        result = subprocess.run(
+            twistd_command() + ["--pidfile=twistd.pid", "--logfile=twistd.log", "chat",
+                                "--db", db, "--port", "tcp:0:interface=127.0.0.1"],
+            cwd=directory, env=env, capture_output=True, timeout=60)
+        self.assertFalse(os.path.exists(os.path.join(directory, "twistd.pid")))
+        return result.returncode, (result.stdout + result.stderr).decode()
+
+    def test_missing_directory_daemon(self) -> None:
+        missing = os.path.join(temp_dir(self), "no", "such", "chat.db")
+        code, output = self.start(missing)
+        self.assertEqual(code, 1, output)
+        self.assertIn("twistd chat: cannot use history database %s: unable to open database file"
+                      % missing, output)
+        self.assertNotIn("Traceback", output)
+
+    def test_not_a_database_daemon(self) -> None:
+        path = os.path.join(temp_dir(self), "chat.db")
+        with open(path, "w") as f:
+            f.write("not a database " * 100)
+        code, output = self.start(path)
+        self.assertEqual(code, 1, output)
+        self.assertIn("twistd chat: cannot use history database %s: file is not a database"
+                      % path, output)
+        self.assertNotIn("Traceback", output)
