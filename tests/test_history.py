@@ -244,7 +244,7 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         path = self.path()
         store = SQLiteHistory(path, self.clock, connect=False)
         store.check()
-        self.assertIsNone(store._db)
+        self.assertFalse(store.opened)
         pid = os.fork()
         if pid == 0:  # the child: reports by exit status, never returns to the runner
             code = 1
@@ -265,7 +265,7 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         path = self.path()
         store = SQLiteHistory(path, self.clock, connect=False)
         store.check()
-        self.assertIsNone(store._db)
+        self.assertFalse(store.opened)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(
             self.peek(path).execute("SELECT version FROM schema_version").fetchall(),

@@ -109,10 +109,10 @@ class HistoryServiceTests(SynchronousTestCase):
         world = World()
         store = SQLiteHistory(path, world.clock, connect=False)
         store.check()  # what build() does before twistd forks: nothing stays open
-        self.assertIsNone(store._db)
+        self.assertFalse(store.opened)
         service = HistoryService(store)
         service.startService()
-        self.assertIsNotNone(store._db)
+        self.assertTrue(store.opened)
         service.stopService()
         self.assertTrue(store._closed)
 

@@ -311,6 +311,7 @@ class Users(Event):
         return [head + names]
 
     def to_json(self) -> dict[str, Any]:
+        users: list[dict[str, Any]]
         if self.rooms is None:
             users = [{"name": name, "room": room} for name, room in self.users]
         else:

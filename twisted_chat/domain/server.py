@@ -123,8 +123,8 @@ class SearchGate:
         self._stamp = timer()
 
     def run(
-        self, member: Member, search: Callable[[], Deferred[Sequence[Entry]]]
-    ) -> Deferred[Sequence[Entry]]:
+        self, member: Member, search: Callable[[], Deferred[list[Entry]]]
+    ) -> Deferred[list[Entry]]:
         """
         Run C{search} for C{member} if the allowances permit, counting the
         time it holds the reactor (a store that searches on a thread

@@ -322,8 +322,8 @@ class MemoryHistory:
             return []
         return list(entries)[-limit:]
 
-    def search(self, room: str, words: str, limit: int) -> Deferred[Matches]:
-        """L{search_now}'s answer, at once."""
+    def search(self, room: str, words: str, limit: int) -> Deferred[list[Entry]]:
+        """L{search_now}'s answer (a L{Matches}), at once."""
         return succeed(self.search_now(room, words, limit))
 
     def search_now(self, room: str, words: str, limit: int) -> Matches:
@@ -601,6 +601,7 @@ class SQLiteHistory:
     restart.
 
     @ivar searchable: whether C{/search} works (the SQLite has FTS5).
+    @ivar opened: whether it has been opened (L{open}; after L{close} too).
     """
 
     log = Logger()
@@ -641,7 +642,8 @@ class SQLiteHistory:
         self._checkpointer: Checkpointer | None = None
         self._watching: IDelayedCall | None = None
         self._busy_timeout = busy_timeout
-        self._db: sqlite3.Connection | None = None
+        self._db: sqlite3.Connection  # while opened
+        self.opened = False
         self.searchable = False
         self._stored = self._indexed = 0
         if connect:
@@ -657,8 +659,8 @@ class SQLiteHistory:
         @raise HistoryError: if it cannot be used.
         """
         self._open(self._busy_timeout)
-        db, self._db = self._db, None
-        db.close()
+        self.opened = False
+        self._db.close()
 
     def open(self) -> None:
         """
@@ -667,7 +669,7 @@ class SQLiteHistory:
         @raise HistoryError: if it cannot be opened, is not a database, or is
             read-only, full, locked or from a newer program.
         """
-        if self._db is not None or self._closed:
+        if self.opened or self._closed:
             return
         self._open(self._busy_timeout)
         if not self.searchable:
@@ -719,6 +721,7 @@ class SQLiteHistory:
             db.close()
             raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
         self._db = db
+        self.opened = True
         if found == 0:
             self.log.info("history database {path} created", path=path)
         elif found != SCHEMA_VERSION:
@@ -819,7 +822,7 @@ class SQLiteHistory:
             if self._call.active():
                 self._call.cancel()
             self._call = None
-        if self._fallback is not None or self._db is None:  # failed, or not open yet
+        if self._fallback is not None or not self.opened:  # failed, or not open yet
             return
         pending = self._pending
         index = self.searchable and self._spare_time()
@@ -1056,7 +1059,7 @@ class SQLiteHistory:
         self._watching = None
         if self._checkpointer is not None:
             self._checkpointer.stop()
-        if self._db is None:  # never opened: what was appended stays in memory
+        if not self.opened:  # never opened: what was appended stays in memory
             if self._pending:
                 self._fail(sqlite3.OperationalError("the database was never opened"),
                            self._pending)
