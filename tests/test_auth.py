@@ -12,8 +12,8 @@ from zope.interface.verify import verifyObject
 from twisted_chat.auth.cred import ChatRealm, Passcode, PasscodeChecker, Visitor
 from twisted_chat.domain.server import ChatServer
 from twisted_chat.errors import NameTaken
-from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.interfaces import IPasscode, IVisitor
+from twisted_chat.storage.history import MemoryHistory
 
 from .helpers import FakeParticipant
 

@@ -14,12 +14,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.domain.bus import LocalBus
 from twisted_chat.domain.directory import LocalDirectory
-
+from twisted_chat.domain.events import Entry, Error, Message, Notice, Private, TimeZone, Users
+from twisted_chat.domain.events import History as HistoryEvent
 from twisted_chat.domain.server import LOBBY, ChatServer, Member
 from twisted_chat.errors import BadName, ChatError, NameTaken, NoSuchTarget, NotInRoom
-from twisted_chat.domain.events import Entry, Error, Message, Notice, Private, TimeZone
-from twisted_chat.domain.events import Users
-from twisted_chat.domain.events import History as HistoryEvent
 from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.text import clock_stamp, utc_offset, zone_name
 
@@ -84,7 +82,8 @@ class ServerTests(SynchronousTestCase):
         self.server.join(alice, "DEV")
         self.assertEqual(bob_out.lines()[-1], "[%s] *** alice left #lobby ***" % self.stamp)
         self.assertEqual(carol_out.lines(), ["[%s] *** alice joined #dev ***" % self.stamp])
-        self.assertEqual(alice_out.lines(), ["You are now in #dev.", "Users in #dev (2): alice, carol"])
+        self.assertEqual(alice_out.lines(),
+                         ["You are now in #dev.", "Users in #dev (2): alice, carol"])
         self.assertIs(alice.room, self.server.rooms["dev"])
 
     def test_join_same_room(self) -> None:

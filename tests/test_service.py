@@ -10,8 +10,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.domain.events import Entry
-from twisted_chat.storage.history import HistoryError, MemoryHistory, SQLiteHistory
 from twisted_chat.service import ChatService, HistoryService
+from twisted_chat.storage.history import HistoryError, MemoryHistory, SQLiteHistory
 
 from .helpers import ROOT, World, fired, lines, temp_dir, twistd_command
 

@@ -7,7 +7,8 @@ whose L{Visitor} avatar claims a name and frees it on logout.
 from __future__ import annotations
 
 import hmac
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.cred.checkers import ANONYMOUS, ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin

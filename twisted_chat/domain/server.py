@@ -19,13 +19,11 @@ from twisted.python.failure import Failure
 from twisted_chat.commands import HELP, MAX_HISTORY, SEARCH_LIMIT
 from twisted_chat.domain.bus import Bus, LocalBus
 from twisted_chat.domain.directory import Directory, LocalDirectory
-from twisted_chat.errors import ChatError, NoSuchTarget, NotInRoom
 from twisted_chat.domain.events import (
     Entry,
     Error,
     Event,
     Help,
-    History as HistoryEvent,
     Joined,
     Message,
     Notice,
@@ -36,6 +34,10 @@ from twisted_chat.domain.events import (
     TimeZone,
     Users,
 )
+from twisted_chat.domain.events import (
+    History as HistoryEvent,
+)
+from twisted_chat.errors import ChatError, NoSuchTarget, NotInRoom
 from twisted_chat.interfaces import History, Participant
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.text import clock_stamp, room_key, utc_offset
@@ -398,7 +400,8 @@ class ChatServer:
         elif target.startswith("#"):
             raise NoSuchTarget("there is no room #%s" % key)
         else:
-            raise NoSuchTarget("nobody called %s is online and there is no room #%s" % (target, key))
+            raise NoSuchTarget(
+                "nobody called %s is online and there is no room #%s" % (target, key))
 
     def private(self, member: Member, recipient: Member, text: str) -> None:
         """Send C{text} to C{recipient} alone; the sender gets a confirmation."""

@@ -45,8 +45,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from twisted_chat.commands import MAX_HISTORY
-from twisted_chat.errors import ChatError
 from twisted_chat.domain.events import Entry
+from twisted_chat.errors import ChatError
 
 SCHEMA_VERSION = 3
 
@@ -142,7 +142,8 @@ def _search_index_complete(db: sqlite3.Connection) -> bool:
     names = {
         name
         for (name,) in db.execute(
-            "SELECT name FROM sqlite_master WHERE name = 'messages_fts' OR name LIKE 'messages_fts_%'"
+            "SELECT name FROM sqlite_master"
+            " WHERE name = 'messages_fts' OR name LIKE 'messages_fts_%'"
         )
     }
     return "messages_fts" in names and names.issuperset(_SEARCH_TRIGGERS)
