@@ -414,8 +414,11 @@ class ManyRoomsTests(SynchronousTestCase):
         self.assertIsNone(alice.room)
         self.assertEqual(alice.rooms, {})
         self.assertNotIn("dev", self.server.rooms)
-        error = self.assertRaises(NotInRoom, self.server.users, alice, False)
-        self.assertEqual(str(error), "you are in no room (/join <room> first)")
+        for call in (lambda: self.server.users(alice, False), lambda: self.server.say(alice, "x"),
+                     lambda: self.server.recall(alice, 5),
+                     lambda: self.server.search(alice, "x")):
+            error = self.assertRaises(NotInRoom, call)
+            self.assertEqual(str(error), "you are in no room (/join <room> first)")
         self.server.join(alice, "dev", move=False)
         self.assertIs(alice.room, self.server.rooms["dev"])
 

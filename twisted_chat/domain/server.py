@@ -365,6 +365,8 @@ class ChatServer:
         """
         if room is None:
             where = member.room
+            if where is None:
+                raise NotInRoom("you are in no room (/join <room> first)")
         else:
             where = self.rooms.get(room)
             if where is None or member not in where.members:
