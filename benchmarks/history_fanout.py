@@ -108,7 +108,7 @@ def writes(args: argparse.Namespace) -> None:
         for query in ("deploy", "d", "tonight lunch", "zzz", "%d" % (count - 5)):
             t0 = time.perf_counter()
             try:
-                found = len(store.search("dev", query, 20))
+                found = len(store.search_now("dev", query, 20))
             except Exception as e:  # SearchTooSlow: what the user would see
                 found = "ERROR %s" % e
             print("/search %-14s in #dev (%d messages in the file): %6.1f ms, %s"
@@ -120,7 +120,7 @@ def writes(args: argparse.Namespace) -> None:
         for attempt in (1, 2, 3):
             t0 = time.perf_counter()
             try:
-                found = len(store.search("dev", "deploy", 20))
+                found = len(store.search_now("dev", "deploy", 20))
             except Exception as e:  # SearchTooSlow: what the user would see
                 found = "ERROR %s" % e
             print("/search deploy after a flood of %d unindexed messages, attempt %d: %6.1f ms, %s"

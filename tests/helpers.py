@@ -15,12 +15,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.auth.cred import ChatRealm, PasscodeChecker
@@ -41,6 +44,20 @@ def temp_dir(case: SynchronousTestCase) -> str:
     path = tempfile.mkdtemp(prefix="twisted-chat-test-")
     case.addCleanup(shutil.rmtree, path, ignore_errors=True)
     return path
+
+
+def fired(d: Deferred[Any]) -> Any:
+    """
+    The result of C{d}, which must have fired already (a store or a
+    directory that answers at once); its failure is raised here.
+    """
+    outcome: list[Any] = []
+    d.addBoth(outcome.append)
+    if not outcome:
+        raise AssertionError("%r has not fired" % (d,))
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    return outcome[0]
 
 
 class FakeParticipant:

@@ -52,9 +52,9 @@ class RealmTests(SynchronousTestCase):
         iface, visitor, logout = self.successResultOf(
             self.portal.login(Passcode(b"x"), participant, IVisitor))
         self.assertIs(iface, IVisitor)
-        member = visitor.claim_name("alice")
+        member = self.successResultOf(visitor.claim_name("alice"))
         self.assertIs(member.participant, participant)
-        self.assertRaises(NameTaken, self.server.claim, "Alice", FakeParticipant())
+        self.failureResultOf(self.server.claim("Alice", FakeParticipant()), NameTaken)
         logout()
         self.assertEqual(self.server.members, {})
         logout()  # twice is harmless

@@ -30,7 +30,7 @@ from twisted_chat.storage.history import (
     SQLiteHistory,
 )
 
-from .helpers import temp_dir
+from .helpers import fired, temp_dir
 
 
 def flush_calls(clock: Clock, store: SQLiteHistory) -> list[IDelayedCall]:
@@ -47,31 +47,31 @@ class HistoryContract:
         raise NotImplementedError
 
     def test_empty(self) -> None:
-        self.assertEqual(self.make().recent("lobby", 10), [])
+        self.assertEqual(fired(self.make().recent("lobby", 10)), [])
 
     def test_recent_in_order(self) -> None:
         """The newest C{limit} entries of the room, oldest first."""
         store = self.make()
         for i in range(30):
             store.append(Entry("lobby" if i % 2 else "dev", "alice", "m%d" % i, 1000.0 + i))
-        recent = store.recent("lobby", 3)
+        recent = fired(store.recent("lobby", 3))
         self.assertEqual([e.text for e in recent], ["m25", "m27", "m29"])
         self.assertEqual(recent[-1], Entry("lobby", "alice", "m29", 1029.0, False))
 
     def test_action_kept(self) -> None:
         store = self.make()
         store.append(Entry("lobby", "bob", "waves", 5.0, True))
-        self.assertTrue(store.recent("lobby", 1)[0].action)
+        self.assertTrue(fired(store.recent("lobby", 1))[0].action)
 
     def test_limit_zero(self) -> None:
         store = self.make()
         store.append(Entry("lobby", "bob", "x", 5.0))
-        self.assertEqual(store.recent("lobby", 0), [])
+        self.assertEqual(fired(store.recent("lobby", 0)), [])
 
     def test_unicode_round_trip(self) -> None:
         store = self.make()
         store.append(Entry("lobby", "bob", "日本語 🎉 \ufffd", 5.0))
-        self.assertEqual(store.recent("lobby", 1)[0].text, "日本語 🎉 \ufffd")
+        self.assertEqual(fired(store.recent("lobby", 1))[0].text, "日本語 🎉 \ufffd")
 
     # -- search -------------------------------------------------------------
 
@@ -92,7 +92,7 @@ class HistoryContract:
         return store
 
     def found(self, store: History, words: str, limit: int = 20) -> list[str]:
-        return [e.text for e in store.search("lobby", words, limit)]
+        return [e.text for e in fired(store.search("lobby", words, limit))]
 
     def test_search_room_only_oldest_first(self) -> None:
         """Matches come from the room asked about, oldest first."""
@@ -145,7 +145,7 @@ class HistoryContract:
         store = self.filled()
         self.assertEqual(self.found(store, "zebra"), [])
         self.assertEqual(self.found(store, "-- ::"), [])
-        self.assertEqual(store.search("nowhere", "deploy", 20), [])
+        self.assertEqual(fired(store.search("nowhere", "deploy", 20)), [])
         self.assertEqual(self.found(store, "deploy", 0), [])
 
 
@@ -194,15 +194,15 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         for i in range(history.INSERT_ROWS * 2 + 7):
             store.append(Entry("lobby", "a", "m%d" % i, float(i)))
         self.clock.advance(FLUSH_DELAY)
-        self.assertEqual([e.text for e in store.recent("lobby", 2)], ["m406", "m405"][::-1])
+        self.assertEqual([e.text for e in fired(store.recent("lobby", 2))], ["m406", "m405"][::-1])
         self.assertEqual(store._db.execute("SELECT count(*) FROM messages").fetchone(), (407,))
 
     def test_reads_see_queued(self) -> None:
         """A read right after an append sees it (the queue is written first)."""
         store = self.make()
         store.append(Entry("lobby", "a", "just now", 1.0))
-        self.assertEqual([e.text for e in store.recent("lobby", 5)], ["just now"])
-        self.assertEqual([e.text for e in store.search("lobby", "now", 5)], ["just now"])
+        self.assertEqual([e.text for e in fired(store.recent("lobby", 5))], ["just now"])
+        self.assertEqual([e.text for e in fired(store.search("lobby", "now", 5))], ["just now"])
 
     def test_survives_reopen(self) -> None:
         """What was appended is there after closing and opening the file again."""
@@ -211,7 +211,8 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         store.append(Entry("lobby", "alice", "remember me", 7.0))
         store.close()
         again = self.make(path)
-        self.assertEqual(again.recent("lobby", 5), [Entry("lobby", "alice", "remember me", 7.0)])
+        self.assertEqual(fired(again.recent("lobby", 5)),
+                         [Entry("lobby", "alice", "remember me", 7.0)])
 
     def test_close_writes_everything(self) -> None:
         """Every message accepted before close() is in the file, none lost, none twice."""
@@ -230,31 +231,69 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
             "SELECT room, sender, text, sent, action FROM messages ORDER BY id").fetchall()
         self.assertEqual([Entry(r, s, t, w, bool(a)) for r, s, t, w, a in rows], sent)
         again = self.make(path)
-        self.assertEqual([e.text for e in again.search("room1", "message 997", 5)],
+        self.assertEqual([e.text for e in fired(again.search("room1", "message 997", 5))],
                          ["message 997"])
 
     @pytest.mark.e2e  # forks a child process
-    def test_fork_gets_own_connection(self) -> None:
+    def test_fork_then_open(self) -> None:
         """
-        After a fork (twistd daemonizing once the service is built), the
-        child writes on a connection of its own: SQLite connections must not
-        cross a fork.
+        As twistd runs it: checked (created) before the fork with no
+        connection left open, opened after it in the child, which writes:
+        SQLite connections must not cross a fork.
         """
         path = self.path()
-        store = self.make(path)
-        inherited = store._db
+        store = SQLiteHistory(path, self.clock, connect=False)
+        store.check()
+        self.assertFalse(store.opened)
         pid = os.fork()
         if pid == 0:  # the child: reports by exit status, never returns to the runner
             code = 1
             try:
+                store.open()
                 store.append(Entry("lobby", "child", "written after the fork", 1.0))
-                store.flush()
-                code = 0 if store._db is not inherited and store._fallback is None else 2
+                store.close()
+                code = 0 if store._unsaved == 0 else 2
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         self.assertEqual(os.waitstatus_to_exitcode(status), 0)
-        self.assertEqual([e.sender for e in store.recent("lobby", 5)], ["child"])
+        self.assertEqual([e.sender for e in fired(self.make(path).recent("lobby", 5))],
+                         ["child"])
+
+    def test_check_leaves_nothing_open(self) -> None:
+        """check() creates and migrates the file and closes it; open() is the one that stays."""
+        path = self.path()
+        store = SQLiteHistory(path, self.clock, connect=False)
+        store.check()
+        self.assertFalse(store.opened)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(
+            self.peek(path).execute("SELECT version FROM schema_version").fetchall(),
+            [(SCHEMA_VERSION,)])
+        store.append(Entry("lobby", "early", "before open", 1.0))
+        self.clock.advance(FLUSH_DELAY)  # not open yet: it stays queued
+        self.assertEqual(self.peek(path).execute("SELECT count(*) FROM messages").fetchone(),
+                         (0,))
+        store.open()
+        self.addCleanup(store.close)
+        self.clock.advance(FLUSH_DELAY)
+        self.assertEqual(self.peek(path).execute("SELECT sender FROM messages").fetchall(),
+                         [("early",)])
+
+    def test_check_refuses_bad_path(self) -> None:
+        """A directory that does not exist: HistoryError from check(), before any fork."""
+        store = SQLiteHistory(os.path.join(self.path(), "no", "such.db"), self.clock,
+                              connect=False)
+        error = self.assertRaises(HistoryError, store.check)
+        self.assertIn("cannot use history database", str(error))
+
+    def test_close_unopened(self) -> None:
+        """Closing a store never opened (a service built, not started) logs nothing."""
+        store = SQLiteHistory(self.path(), self.clock, connect=False)
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        store.close()
+        self.assertEqual(len(logged), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_append_after_close(self) -> None:
         """A late append is kept in memory, not an error about a closed database."""
@@ -264,7 +303,7 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         store.append(Entry("lobby", "a", "late", 1.0))
         self.clock.advance(FLUSH_DELAY)
         self.assertEqual(len(logged), 0)
-        self.assertEqual(store.recent("lobby", 1)[0].text, "late")
+        self.assertEqual(fired(store.recent("lobby", 1))[0].text, "late")
 
     def test_schema_version_and_wal(self) -> None:
         path = self.path()
@@ -289,9 +328,9 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         peek.execute("DELETE FROM messages WHERE text = 'secret password'")
         peek.execute("UPDATE messages SET text = 'fixed here' WHERE text = 'typo here'")
         peek.commit()
-        self.assertEqual(store.search("lobby", "secret", 5), [])
-        self.assertEqual(store.search("lobby", "typo", 5), [])
-        self.assertEqual([e.text for e in store.search("lobby", "fixed", 5)], ["fixed here"])
+        self.assertEqual(fired(store.search("lobby", "secret", 5)), [])
+        self.assertEqual(fired(store.search("lobby", "typo", 5)), [])
+        self.assertEqual([e.text for e in fired(store.search("lobby", "fixed", 5))], ["fixed here"])
 
     def old_database(self, version: int, *statements: str) -> str:
         """A database file as an older program left it: C{version}, then C{statements}."""
@@ -313,7 +352,7 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
             " ('lobby', 'old', 'from before search', 5.0)")
         logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         store = self.make(path)
-        self.assertEqual([e.sender for e in store.search("lobby", "before", 5)], ["old"])
+        self.assertEqual([e.sender for e in fired(store.search("lobby", "before", 5))], ["old"])
         self.assertEqual(self.peek(path).execute("SELECT version FROM schema_version").fetchall(),
                          [(3,)])
         self.assertEqual([formatEvent(e) for e in logged],
@@ -334,7 +373,8 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
             " ('lobby', 'old', 'said under version two', 5.0)")
         store = self.make(path)
         store.append(Entry("lobby", "new", "said under version three", 6.0))
-        self.assertEqual([e.sender for e in store.search("lobby", "said", 5)], ["old", "new"])
+        self.assertEqual([e.sender for e in fired(store.search("lobby", "said", 5))],
+                         ["old", "new"])
         peek = self.peek(path)
         self.assertEqual(peek.execute("SELECT version FROM schema_version").fetchall(), [(3,)])
         names = {n for (n,) in peek.execute("SELECT name FROM sqlite_master")}
@@ -344,7 +384,7 @@ class SQLiteHistoryTests(HistoryContract, SynchronousTestCase):
         peek.commit()
         self.assertEqual(peek.execute(
             "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')").fetchall(), [])
-        self.assertEqual([e.sender for e in store.search("lobby", "said", 5)], ["new"])
+        self.assertEqual([e.sender for e in fired(store.search("lobby", "said", 5))], ["new"])
 
     def test_newer_schema_refused(self) -> None:
         path = self.old_database(99)
@@ -434,7 +474,7 @@ class SpareTimeIndexTests(SynchronousTestCase):
     def test_search_catches_up(self) -> None:
         """/search indexes whatever is left first, so it finds everything."""
         self.say(10)
-        found = self.store.search("lobby", "busy 7", 5)
+        found = fired(self.store.search("lobby", "busy 7", 5))
         self.assertEqual([e.text for e in found], ["busy message 7"])
         self.assertEqual(self.indexed_through(), 10)
 
@@ -442,7 +482,7 @@ class SpareTimeIndexTests(SynchronousTestCase):
         """A backlog too long to index within a search's budget: a clear error, try later."""
         self.say(10)
         self.patch(history, "SEARCH_BUDGET", -1.0)
-        error = self.assertRaises(SearchTooSlow, self.store.search, "lobby", "busy", 5)
+        error = self.failureResultOf(self.store.search("lobby", "busy", 5), SearchTooSlow).value
         self.assertEqual(
             str(error), "search is still indexing the last 10 messages; try again in a moment")
 
@@ -453,7 +493,7 @@ class SpareTimeIndexTests(SynchronousTestCase):
         """
         self.say(10)
         self.peek.execute("BEGIN IMMEDIATE")
-        found = self.store.search("lobby", "message 3", 5)
+        found = fired(self.store.search("lobby", "message 3", 5))
         self.peek.execute("ROLLBACK")
         self.assertEqual([e.text for e in found], ["busy message 3"])
         self.assertEqual(self.indexed_through(), 0)
@@ -463,9 +503,10 @@ class SpareTimeIndexTests(SynchronousTestCase):
         self.say(3)
         self.peek.execute("DELETE FROM messages WHERE text = 'busy message 0'")
         self.peek.execute("UPDATE messages SET text = 'edited' WHERE text = 'busy message 1'")
-        self.assertEqual([e.text for e in self.store.search("lobby", "busy", 5)],
+        self.assertEqual([e.text for e in fired(self.store.search("lobby", "busy", 5))],
                          ["busy message 2"])
-        self.assertEqual([e.text for e in self.store.search("lobby", "edited", 5)], ["edited"])
+        self.assertEqual([e.text for e in fired(self.store.search("lobby", "edited", 5))],
+                         ["edited"])
         self.assertEqual(self.peek.execute(
             "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')").fetchall(), [])
 
@@ -535,8 +576,8 @@ class NoFTS5Tests(SynchronousTestCase):
         self.assertIn("/search is off: this server's SQLite", warnings[0])
         self.assertFalse(store.searchable)
         store.append(Entry("lobby", "a", "hello", 1.0))
-        self.assertEqual(store.recent("lobby", 5)[0].text, "hello")
-        error = self.assertRaises(SearchUnavailable, store.search, "lobby", "hello", 5)
+        self.assertEqual(fired(store.recent("lobby", 5))[0].text, "hello")
+        error = self.failureResultOf(store.search("lobby", "hello", 5), SearchUnavailable).value
         self.assertEqual(str(error), "search is not available: this server's SQLite has no FTS5")
 
     def test_moves_between_builds(self) -> None:
@@ -551,9 +592,10 @@ class NoFTS5Tests(SynchronousTestCase):
         store.close()
         store = self.open(fts5=True)
         self.assertTrue(store.searchable)
-        self.assertEqual([e.text for e in store.search("lobby", "written", 5)],
+        self.assertEqual([e.text for e in fired(store.search("lobby", "written", 5))],
                          ["written without the index"])
-        self.assertEqual([e.text for e in store.search("lobby", "indexed", 5)], ["indexed early"])
+        self.assertEqual([e.text for e in fired(store.search("lobby", "indexed", 5))],
+                         ["indexed early"])
 
 
 class FaultTests(SynchronousTestCase):
@@ -603,14 +645,16 @@ class FaultTests(SynchronousTestCase):
         self.clock.advance(FLUSH_DELAY)  # locked: no wait, no error
         store.append(Entry("lobby", "a", "held 2", 2.0))
         self.clock.advance(RETRY_DELAY)  # still locked
-        self.assertEqual([e.text for e in store.recent("lobby", 5)], ["held 1", "held 2"])
-        self.assertEqual([e.text for e in store.search("lobby", "held", 5)], ["held 1", "held 2"])
+        self.assertEqual([e.text for e in fired(store.recent("lobby", 5))], ["held 1", "held 2"])
+        self.assertEqual([e.text for e in fired(store.search("lobby", "held", 5))],
+                         ["held 1", "held 2"])
         self.assertEqual(len(self.messages()), 1)
         self.assertIn("is locked by another process", self.messages()[0])
         other.execute("COMMIT")
         self.clock.advance(RETRY_DELAY)
         self.assertIn("writable again; wrote 2 held messages", formatEvent(self.logged[-1]))
-        self.assertEqual([e.text for e in store.recent("lobby", 5)], ["y", "held 1", "held 2"])
+        self.assertEqual([e.text for e in fired(store.recent("lobby", 5))],
+                         ["y", "held 1", "held 2"])
         self.assertIsNone(store._fallback)
 
     def test_locked_too_long(self) -> None:
@@ -625,7 +669,7 @@ class FaultTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertIn("failed (database is locked); keeping history in memory", self.messages()[-1])
         store.append(Entry("lobby", "a", "later", 2.0))
-        self.assertEqual([e.text for e in store.recent("lobby", 5)], ["kept", "later"])
+        self.assertEqual([e.text for e in fired(store.recent("lobby", 5))], ["kept", "later"])
 
     def test_locked_at_shutdown_waits(self) -> None:
         """Closing waits briefly for a lock rather than dropping what is queued."""
@@ -663,7 +707,7 @@ class FaultTests(SynchronousTestCase):
         self.assertEqual(len(self.messages()), 1)
         self.assertIn("failed (attempt to write a readonly database); keeping history in memory",
                       self.messages()[0])
-        self.assertEqual([e.text for e in store.recent("lobby", 5)], ["not saved"])
+        self.assertEqual([e.text for e in fired(store.recent("lobby", 5))], ["not saved"])
         store.close()
         self.assertIn("1 messages said since the history database failed were not saved",
                       self.messages()[-1])
@@ -693,10 +737,10 @@ class FaultTests(SynchronousTestCase):
             f.seek((root - 1) * size)
             f.write(b"\xff" * size)
         store = self.make()
-        self.assertEqual(store.recent("lobby", 5), [])
+        self.assertEqual(fired(store.recent("lobby", 5)), [])
         self.assertIn("database disk image is malformed", self.messages()[-1])
         store.append(Entry("lobby", "a", "still chatting", 1.0))
-        self.assertEqual(store.recent("lobby", 5)[0].text, "still chatting")
+        self.assertEqual(fired(store.recent("lobby", 5))[0].text, "still chatting")
 
     def test_full_at_startup(self) -> None:
         """
@@ -723,8 +767,8 @@ class FaultTests(SynchronousTestCase):
         self.clock.advance(FLUSH_DELAY)
         self.assertEqual(len(self.messages()), 1)
         self.assertIn("failed (database or disk is full)", self.messages()[0])
-        self.assertEqual(len(store.recent("lobby", 200)), 200)
-        self.assertEqual(len(store.search("lobby", "filling", 20)), 20)
+        self.assertEqual(len(fired(store.recent("lobby", 200))), 200)
+        self.assertEqual(len(fired(store.search("lobby", "filling", 20))), 20)
 
 
 class DeletedFileTests(SynchronousTestCase):
@@ -773,7 +817,7 @@ class DeletedFileTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(self.path + ".recovered"))
         self.say("after")
         self.assertEqual(self.stored(), ["before", "meanwhile", "after"])
-        self.assertEqual([e.text for e in self.store.search("lobby", "after", 5)], ["after"])
+        self.assertEqual([e.text for e in fired(self.store.search("lobby", "after", 5))], ["after"])
         self.assertIsNone(self.store._fallback)
         self.clock.advance(WATCH_INTERVAL * 3)
         self.assertEqual(len(self.errors()), 1)  # said once
@@ -824,7 +868,7 @@ class DeletedFileTests(SynchronousTestCase):
         self.assertIsNotNone(self.store._fallback)
         self.assertIn("keeping history in memory", self.errors()[-1])
         self.say("kept")
-        self.assertEqual([e.text for e in self.store.recent("lobby", 5)], ["kept"])
+        self.assertEqual([e.text for e in fired(self.store.recent("lobby", 5))], ["kept"])
 
     def test_no_watching_after_close(self) -> None:
         self.store.close()

@@ -30,7 +30,7 @@ from twisted_chat.errors import BadUsage
 from twisted_chat.storage import history
 from twisted_chat.storage.history import MemoryHistory, SQLiteHistory, fts_query, search_words
 
-from .helpers import World, lines
+from .helpers import World, fired, lines
 
 STAMP = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\]"
 
@@ -70,10 +70,10 @@ class QueryTests(SynchronousTestCase):
         store.append(Entry("lobby", "a", "unrelated", 2.0))
         for words in ('AND', 'NOT this', 'OR', '"that', 'the-other', 'col:x', 'x*', '(this)',
                       'NEAR(this that)', '^this', '{text}: that', '+that', '"""'):
-            found = store.search("lobby", words, 20)
+            found = fired(store.search("lobby", words, 20))
             self.assertTrue(all(e.text.startswith("NOT") for e in found), (words, found))
-        self.assertEqual(len(store.search("lobby", "NOT this", 20)), 1)
-        self.assertEqual(store.search("lobby", "-unrelated", 20)[0].text, "unrelated")
+        self.assertEqual(len(fired(store.search("lobby", "NOT this", 20))), 1)
+        self.assertEqual(fired(store.search("lobby", "-unrelated", 20))[0].text, "unrelated")
 
 
 class SearchEventTests(SynchronousTestCase):
@@ -271,7 +271,7 @@ class MemoryBudgetTests(SynchronousTestCase):
         timer = FakeTimer(0.01)
         store = MemoryHistory(timer)
         self.fill(store, ["nothing here %d" % i for i in range(MAX_HISTORY)])
-        found = store.search("lobby", "deploy", SEARCH_LIMIT)
+        found = fired(store.search("lobby", "deploy", SEARCH_LIMIT))
         self.assertEqual(list(found), [])
         self.assertFalse(found.complete)
         self.assertEqual(found.scanned, 24)  # read at the start, then once per entry
@@ -281,7 +281,7 @@ class MemoryBudgetTests(SynchronousTestCase):
         """Entries are checked newest first; what was found before the deadline is kept."""
         store = MemoryHistory(FakeTimer(0.01))
         self.fill(store, ["deploy %d" % i if i % 2 else "other" for i in range(MAX_HISTORY)])
-        found = store.search("lobby", "deploy", 1000)
+        found = fired(store.search("lobby", "deploy", 1000))
         self.assertFalse(found.complete)
         self.assertEqual([e.text for e in found], ["deploy %d" % i for i in range(177, 200, 2)])
 
@@ -289,7 +289,7 @@ class MemoryBudgetTests(SynchronousTestCase):
         """A search that ends in time says so, and stops once it has the newest matches."""
         store = MemoryHistory(FakeTimer(0.0))
         self.fill(store, ["deploy %d" % i for i in range(MAX_HISTORY)])
-        found = store.search("lobby", "deploy", SEARCH_LIMIT)
+        found = fired(store.search("lobby", "deploy", SEARCH_LIMIT))
         self.assertTrue(found.complete)
         self.assertEqual(found.scanned, SEARCH_LIMIT)
         self.assertEqual(found[0].text, "deploy 180")

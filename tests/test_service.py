@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
 import traceback
 
+import pytest
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
@@ -14,10 +17,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.domain.events import Entry
-from twisted_chat.service import CannotListen, ChatService, Listener
-from twisted_chat.storage.history import MemoryHistory
+from twisted_chat.service import CannotListen, ChatService, HistoryService, Listener
+from twisted_chat.storage.history import HistoryError, MemoryHistory, SQLiteHistory
 
-from .helpers import World, lines
+from .helpers import ROOT, World, fired, lines, temp_dir, twistd_command
 
 
 class RecordingHistory(MemoryHistory):
@@ -85,7 +88,7 @@ class ShutdownTests(SynchronousTestCase):
         """Closing the store is the last step, after clients are gone."""
         self.history.append(Entry("lobby", "a", "b", 1.0))
         self.successResultOf(self.service.stopService())
-        self.assertEqual(len(self.history.recent("lobby", 5)), 1)
+        self.assertEqual(len(fired(self.history.recent("lobby", 5))), 1)
 
 
 class FailingEndpoint:
@@ -136,3 +139,91 @@ class ListenerTests(SynchronousTestCase):
                             "web", listened=seen.append)
         listener.privilegedStartService()
         self.assertEqual([a.port for a in seen], [8081])
+
+
+class OpeningHistory(MemoryHistory):
+    """A memory history that records being opened and closed, in order."""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def open(self) -> None:
+        self.calls.append("open")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+class HistoryServiceTests(SynchronousTestCase):
+    """The store is opened when the service starts (after twistd forks), closed last."""
+
+    def test_opened_at_start_closed_at_stop(self) -> None:
+        calls: list[str] = []
+        history = OpeningHistory(calls)
+        world = World(history=history)
+        service = ChatService(world.context, history, grace=3.0)
+        self.assertEqual(calls, [])  # building opens nothing
+        service.startService()
+        self.assertEqual(calls, ["open"])
+        alice, _ = world.login("alice")
+        d = service.stopService()
+        self.assertEqual(calls, ["open"])  # not before the clients are gone
+        alice.connectionLost(Failure(ConnectionError()))
+        self.successResultOf(d)
+        self.assertEqual(calls, ["open", "close"])
+
+    def test_sqlite_opened_by_the_service(self) -> None:
+        path = os.path.join(temp_dir(self), "chat.db")
+        world = World()
+        store = SQLiteHistory(path, world.clock, connect=False)
+        store.check()  # what build() does before twistd forks: nothing stays open
+        self.assertFalse(store.opened)
+        service = HistoryService(store)
+        service.startService()
+        self.assertTrue(store.opened)
+        service.stopService()
+        self.assertTrue(store._closed)
+
+    def test_open_fails_at_start(self) -> None:
+        """A file that went bad between check and start: the start fails (twistd says so)."""
+        directory = temp_dir(self)
+        path = os.path.join(directory, "chat.db")
+        world = World()
+        store = SQLiteHistory(path, world.clock, connect=False)
+        with open(path, "w") as f:
+            f.write("not a database " * 100)
+        self.assertRaises(HistoryError, HistoryService(store).startService)
+
+
+@pytest.mark.e2e  # starts twistd
+class RefusedAtStartTests(SynchronousTestCase):
+    """A database path that cannot work stops twistd before it forks: one line, exit 1."""
+
+    def start(self, db: str) -> tuple[int, str]:
+        directory = temp_dir(self)
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        result = subprocess.run(
+            twistd_command() + ["--pidfile=twistd.pid", "--logfile=twistd.log", "chat",
+                                "--db", db, "--port", "tcp:0:interface=127.0.0.1"],
+            cwd=directory, env=env, capture_output=True, timeout=60)
+        self.assertFalse(os.path.exists(os.path.join(directory, "twistd.pid")))
+        return result.returncode, (result.stdout + result.stderr).decode()
+
+    def test_missing_directory_daemon(self) -> None:
+        missing = os.path.join(temp_dir(self), "no", "such", "chat.db")
+        code, output = self.start(missing)
+        self.assertEqual(code, 1, output)
+        self.assertIn("twistd chat: cannot use history database %s: unable to open database file"
+                      % missing, output)
+        self.assertNotIn("Traceback", output)
+
+    def test_not_a_database_daemon(self) -> None:
+        path = os.path.join(temp_dir(self), "chat.db")
+        with open(path, "w") as f:
+            f.write("not a database " * 100)
+        code, output = self.start(path)
+        self.assertEqual(code, 1, output)
+        self.assertIn("twistd chat: cannot use history database %s: file is not a database"
+                      % path, output)
+        self.assertNotIn("Traceback", output)

@@ -11,6 +11,8 @@ from twisted.cred.credentials import ICredentials
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
     from twisted_chat.domain.events import Entry, Event
 
 
@@ -27,9 +29,9 @@ class IVisitor(Interface):
 
     def claim_name(name: str) -> object:
         """
-        Take C{name} for this session and return the logged-in member.
-
-        @raise twisted_chat.errors.ChatError: if the name is bad or taken.
+        Take C{name} for this session: a Deferred that fires with the
+        logged-in member, or fails with a L{twisted_chat.errors.ChatError}
+        if the name is bad or taken (it may fire later: a cluster's claim).
         """
 
     def logout() -> None:
@@ -55,16 +57,16 @@ class History(Protocol):
     def append(self, entry: Entry) -> None:
         """Keep C{entry}; never blocks the caller on I/O."""
 
-    def recent(self, room: str, limit: int) -> list[Entry]:
-        """The last C{limit} entries of C{room}, oldest first."""
+    def recent(self, room: str, limit: int) -> Deferred[list[Entry]]:
+        """The last C{limit} entries of C{room}, oldest first (it may answer later)."""
 
-    def search(self, room: str, words: str, limit: int) -> list[Entry]:
+    def search(self, room: str, words: str, limit: int) -> Deferred[list[Entry]]:
         """
         The newest C{limit} entries of C{room} whose text holds every one of
         the whitespace-separated C{words} (case-insensitive, each word as a
-        prefix), oldest first.
-
-        @raise twisted_chat.errors.ChatError: if this store cannot search.
+        prefix), oldest first (it may answer later).  It fails with a
+        L{twisted_chat.errors.ChatError} if this store cannot search (that
+        one, not others).
         """
 
     def close(self) -> None:

@@ -110,11 +110,46 @@ class Listener(Service):
         return maybeDeferred(port.stopListening)
 
 
+class HistoryService(Service):
+    """
+    Owns the history store: opens it when the server starts (after twistd
+    has forked to daemonize: an SQLite connection must not cross a fork)
+    and writes it out and closes it when the server stops.  A store
+    without C{open} (memory) has nothing to open.
+    """
+
+    log = Logger()
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+
+    @override
+    def startService(self) -> None:
+        """
+        @raise twisted_chat.storage.history.HistoryError: if the store
+            cannot be opened (twistd reports it and exits).
+        """
+        open_store = getattr(self.history, "open", None)
+        if open_store is not None:
+            open_store()
+        super().startService()
+
+    @override
+    def stopService(self) -> None:
+        super().stopService()
+        try:
+            self.history.close()
+        except Exception:
+            self.log.failure("closing the history store failed")
+
+
 class ChatService(MultiService):
     """
-    The whole server.  Its children are the listeners; stopping it stops
-    listening, tells every client the server is going, waits (briefly) for
-    them to go, and then writes out and closes the history store.
+    The whole server.  Starting it opens the history store, then listens;
+    its children are the listeners.  Stopping it stops listening, tells
+    every client the server is going, waits (briefly) for them to go, and
+    then writes out and closes the history store (L{HistoryService}, not a
+    child: it must start first and stop last).
     """
 
     log = Logger()
@@ -124,7 +159,13 @@ class ChatService(MultiService):
         self.context = context
         self.server = context.server
         self.history = history
+        self.store = HistoryService(history)
         self._grace = grace
+
+    @override
+    def startService(self) -> None:
+        self.store.startService()
+        super().startService()
 
     @override
     def stopService(self) -> Deferred[None]:
@@ -151,7 +192,4 @@ class ChatService(MultiService):
         return gone
 
     def _close_history(self) -> None:
-        try:
-            self.history.close()
-        except Exception:
-            self.log.failure("closing the history store failed")
+        self.store.stopService()

@@ -337,7 +337,11 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
     if config.db == ":memory:":
         history: History = MemoryHistory()
     else:  # indexing for search waits for spare CPU time
-        history = SQLiteHistory(config.db, reactor, cpu=time.process_time)
+        store = SQLiteHistory(config.db, reactor, cpu=time.process_time, connect=False)
+        # Refused here, before twistd forks, with one line; the service
+        # opens it for good when it starts (in the daemon).
+        store.check()
+        history = store
     server = ChatServer(history, reactor, config.history)
     realm = ChatRealm(server)
     if config.passcode is None:

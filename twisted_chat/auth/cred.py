@@ -7,7 +7,8 @@ whose L{Visitor} avatar claims a name and frees it on logout.
 from __future__ import annotations
 
 import hmac
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.cred.checkers import ANONYMOUS, ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin
@@ -64,11 +65,11 @@ class Visitor(Member):
         """The member this visitor became, or C{None} before a name or after logout."""
         return self if self.name else None
 
-    def claim_name(self, name: str) -> Member:
+    def claim_name(self, name: str) -> Deferred[Member]:
         """
-        Take C{name} (not yet joining any room).
-
-        @raise twisted_chat.errors.ChatError: if the name is bad or taken.
+        Take C{name} (not yet joining any room): a Deferred firing with the
+        member, or failing with a L{twisted_chat.errors.ChatError} if the
+        name is bad or taken.
         """
         return self._server.claim(name, self.participant, member=self)
 

@@ -279,18 +279,28 @@ class Users(Event):
     """
     Who is online: in C{room}, or everyone when C{room} is C{None}.
 
-    @ivar users: C{(name, room)} pairs.
+    @ivar users: C{(name, room)} pairs (for everyone: the first of the
+        user's rooms, C{""} if in none).
     @ivar total: how many there are; C{users} may be cut short of it.
+    @ivar rooms: for everyone, every room of each user (in join order),
+        in step with C{users}; C{None} for one room's list.
     """
 
     room: str | None
     users: Sequence[tuple[str, str]]
     total: int
+    rooms: Sequence[Sequence[str]] | None = None
     kind = "users"
 
     def lines(self) -> list[str]:
         if self.room is None:
-            names = ", ".join("%s (#%s)" % pair for pair in self.users)
+            if self.rooms is None:
+                names = ", ".join("%s (#%s)" % pair for pair in self.users)
+            else:
+                names = ", ".join(
+                    "%s (%s)" % (name, ", ".join("#" + room for room in rooms))
+                    if rooms else name
+                    for (name, _), rooms in zip(self.users, self.rooms, strict=True))
             head = "Users online (%d): " % self.total
         else:
             names = ", ".join(name for name, _ in self.users)
@@ -301,12 +311,13 @@ class Users(Event):
         return [head + names]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "room": self.room,
-            "users": [{"name": name, "room": room} for name, room in self.users],
-            "total": self.total,
-        }
+        users: list[dict[str, Any]]
+        if self.rooms is None:
+            users = [{"name": name, "room": room} for name, room in self.users]
+        else:
+            users = [{"name": name, "room": room, "rooms": list(rooms)}
+                     for (name, room), rooms in zip(self.users, self.rooms, strict=True)]
+        return {"type": self.kind, "room": self.room, "users": users, "total": self.total}
 
 
 @dataclass(frozen=True)

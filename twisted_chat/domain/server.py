@@ -1,26 +1,29 @@
 """
-The chat domain: members, rooms and what they say.  Synchronous: it returns
-values or raises L{ChatError}; it never sees bytes or sockets.  Fan-out lives
-in L{Room.broadcast}, so a later backplane can forward a room's events to
-other server processes in one place.
+The chat domain: members, rooms and what they say.  It returns values or
+raises L{ChatError}; it never sees bytes or sockets.  Every fan-out goes
+through a L{Bus} and every question about who is online through a
+L{Directory}, so a backplane for several processes plugs in there; history
+reads are Deferreds, so a store may answer later.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from twisted_chat.commands import HELP, MAX_HISTORY, SEARCH_LIMIT
-from twisted_chat.errors import ChatError, NameTaken, NoSuchTarget, NotInRoom
+from twisted_chat.domain.bus import Bus, LocalBus
+from twisted_chat.domain.directory import Directory, LocalDirectory
 from twisted_chat.domain.events import (
     Entry,
+    Error,
     Event,
     Help,
-    History as HistoryEvent,
     Joined,
     Message,
     Notice,
@@ -31,9 +34,13 @@ from twisted_chat.domain.events import (
     TimeZone,
     Users,
 )
+from twisted_chat.domain.events import (
+    History as HistoryEvent,
+)
+from twisted_chat.errors import ChatError, NoSuchTarget, NotInRoom
 from twisted_chat.interfaces import History, Participant
 from twisted_chat.ratelimit import TokenBucket
-from twisted_chat.text import check_name, clock_stamp, room_key, utc_offset
+from twisted_chat.text import clock_stamp, room_key, utc_offset
 
 LOBBY = "lobby"
 # The user list shown on joining a room is cut here; /users shows everyone.
@@ -47,16 +54,30 @@ SEARCH_BURST = 3
 SEARCH_SHARE = 0.25
 SEARCH_SHARE_BURST = 0.5
 
+# What makes a bus or a directory for a server's tables (the classes
+# LocalBus and LocalDirectory are such factories): a backplane's bus wraps
+# a LocalBus of the same tables to deliver what other processes publish.
+BusFactory = Callable[[Mapping[str, "Room"], Mapping[str, "Member"]], Bus]
+DirectoryFactory = Callable[
+    [Mapping[str, "Room"], MutableMapping[str, "Member"], str], Directory]
+
 
 class Member:
-    """A logged-in user: a unique name, one room, one participant."""
+    """
+    A logged-in user: a unique name, the rooms it is in, one participant.
 
-    __slots__ = ("name", "key", "room", "participant")
+    @ivar rooms: the rooms it is in, in join order.
+    @ivar room: its current room (the one room of telnet and browser
+        sessions, where their lines go), one of L{rooms}; C{None} in none.
+    """
+
+    __slots__ = ("name", "key", "room", "rooms", "participant")
 
     def __init__(self, participant: Participant, name: str = "", key: str = "") -> None:
         self.name = name
         self.key = key
         self.room: Room | None = None
+        self.rooms: dict[Room, None] = {}
         self.participant = participant
 
     def __repr__(self) -> str:
@@ -64,21 +85,13 @@ class Member:
 
 
 class Room:
-    """
-    A named set of members; it delivers events to its local members.
-    """
+    """A named set of this process's members (the bus delivers to them)."""
 
     __slots__ = ("name", "members")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.members: dict[Member, None] = {}
-
-    def broadcast(self, event: Event, exclude: Member | None = None) -> None:
-        """Send C{event} to every member of the room but C{exclude}."""
-        for member in self.members:
-            if member is not exclude:
-                member.participant.send(event)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -111,9 +124,13 @@ class SearchGate:
         self._owed = 0.0
         self._stamp = timer()
 
-    def run(self, member: Member, search: Callable[[], Sequence[Entry]]) -> Sequence[Entry]:
+    def run(
+        self, member: Member, search: Callable[[], Deferred[list[Entry]]]
+    ) -> Deferred[list[Entry]]:
         """
-        Run C{search} for C{member} if the allowances permit, counting its time.
+        Run C{search} for C{member} if the allowances permit, counting the
+        time it holds the reactor (a store that searches on a thread
+        returns at once: only the per-member allowance then limits it).
 
         @raise ChatError: if the server or the member has searched too much lately.
         """
@@ -142,9 +159,11 @@ class ChatServer:
     """
     Everyone online and every room, shared by all front ends.
 
-    @ivar members: online members by lower-cased name.
-    @ivar rooms: rooms by lower-cased name; a room other than the lobby
-        exists while someone is in it.
+    @ivar members: this process's members by lower-cased name.
+    @ivar rooms: this process's rooms by lower-cased name; a room other
+        than the lobby exists while someone is in it.
+    @ivar bus: how events reach members (L{LocalBus} by default).
+    @ivar directory: who is online and where (L{LocalDirectory} by default).
     """
 
     log = Logger()
@@ -152,6 +171,7 @@ class ChatServer:
     def __init__(
         self, history: History, clock: IReactorTime, replay: int = 20,
         timer: Callable[[], float] = time.monotonic,
+        bus: BusFactory = LocalBus, directory: DirectoryFactory = LocalDirectory,
     ) -> None:
         """
         @param history: where room messages are kept.
@@ -159,6 +179,9 @@ class ChatServer:
         @param replay: how many messages to show on joining a room, and the
             default of C{/history}.
         @param timer: wall-clock time, to measure how long searches take.
+        @param bus: makes the bus from this server's rooms and members.
+        @param directory: makes the directory from this server's rooms,
+            members and the lobby's name.
         """
         self.history = history
         self.clock = clock
@@ -167,6 +190,8 @@ class ChatServer:
         self.members: dict[str, Member] = {}
         self.lobby = Room(LOBBY)
         self.rooms: dict[str, Room] = {LOBBY: self.lobby}
+        self.bus = bus(self.rooms, self.members)
+        self.directory = directory(self.rooms, self.members, LOBBY)
         self._second = -1
         self._stamp = ""
         self._empty_waiters: list[Deferred[None]] = []
@@ -192,40 +217,40 @@ class ChatServer:
 
     # -- membership -------------------------------------------------------
 
-    def claim(self, name: str, participant: Participant, member: Member | None = None) -> Member:
+    def claim(
+        self, name: str, participant: Participant, member: Member | None = None
+    ) -> Deferred[Member]:
         """
-        Register C{member} (or a new member for C{participant}) as C{name};
-        it is in no room yet.
+        Register C{member} (or a new member for C{participant}) as C{name}
+        with the directory; it is in no room yet.  The local directory
+        answers at once; a cluster's may answer later.
 
-        @raise ChatError: if the name is bad or taken (case-insensitively).
+        @return: a Deferred firing with the member, or failing with a
+            L{ChatError} if the name is bad or taken (case-insensitively).
         """
-        check_name(name)
-        key = name.lower()
-        if key in self.members:
-            raise NameTaken("the name %s is taken; pick another" % name)
         if member is None:
             member = Member(participant)
-        member.name = name
-        member.key = key if key != name else name  # one string when already lower case
-        self.members[member.key] = member
-        return member
+        return self.directory.claim(name, member)
 
     def remove(self, member: Member, why: str) -> None:
         """
-        Take C{member} offline, telling its room C{why} (e.g. C{quit}).
+        Take C{member} offline, telling each of its rooms C{why} (e.g.
+        C{quit}); someone sharing several rooms with it is told once.
         Removing a member twice does nothing.
         """
         if self.members.get(member.key) is not member:
             return
-        del self.members[member.key]
+        self.directory.release(member)
+        self.members.pop(member.key, None)  # a directory that keeps its own table
         self.searches.forget(member)
-        room = member.room
-        if room is not None:
+        rooms = list(member.rooms)
+        for room in rooms:
             self._leave_room(member, room)
-            if not self._stopping:  # after the shutdown notice, departures are noise
-                room.broadcast(
-                    self.notice(room, "%s %s" % (member.name, why), member.name, "offline")
-                )
+        if rooms and not self._stopping:  # after the shutdown notice, departures are noise
+            text = "%s %s" % (member.name, why)
+            self.bus.publish_once(
+                [(room.name, self.notice(room, text, member.name, "offline")) for room in rooms],
+                exclude=member)
         member.room = None
         if not self.members and self._empty_waiters:
             waiters, self._empty_waiters = self._empty_waiters, []
@@ -234,45 +259,84 @@ class ChatServer:
 
     def _leave_room(self, member: Member, room: Room) -> None:
         del room.members[member]
+        del member.rooms[room]
+        if member.room is room:
+            member.room = next(iter(member.rooms), None)
+        self.directory.parted(member, room.name)
         if not room.members and room is not self.lobby:
             del self.rooms[room.name]
 
-    def join(self, member: Member, name: str) -> None:
+    def _depart(self, member: Member, room: Room, reason: str = "") -> None:
+        """C{member} leaves C{room}, which is told (with C{reason}, if any)."""
+        self._leave_room(member, room)
+        text = "%s left #%s" % (member.name, room.name)
+        if reason:
+            text += " (%s)" % reason
+        self.bus.publish(room.name, self.notice(room, text, member.name, "left"))
+
+    def join(self, member: Member, name: str, move: bool = True) -> None:
         """
-        Move C{member} into the room called C{name}, creating it if new.
+        Put C{member} in the room called C{name}, creating it if new.
 
-        The old room sees the member leave, the new one sees it join, and
-        the member is told who is there and what was said recently.  A
-        member in no room yet has just logged in: it is told the server's
-        time zone first, once.
+        With C{move} (telnet and browser C{/join}) the member leaves its
+        current room; without (an IRC C{JOIN}) it adds a room and keeps the
+        others.  The old room sees the member leave, the new one sees it
+        join, and the member is told who is there and what was said
+        recently.  A member in no room yet has just logged in: it is told
+        the server's time zone first, once.
 
-        @raise ChatError: for a bad room name, or the room the member is in.
+        @raise ChatError: for a bad room name, or a room the member is in.
         """
         key = room_key(name)
-        old = member.room
-        if old is not None and old.name == key:
-            raise ChatError("you are already in #%s" % key)
-        if old is not None:
-            self._leave_room(member, old)
-            old.broadcast(
-                self.notice(old, "%s left #%s" % (member.name, old.name), member.name, "left")
-            )
+        for room in member.rooms:
+            if room.name == key:
+                raise ChatError("you are already in #%s" % key)
+        first = member.room is None
+        if move and member.room is not None:
+            self._depart(member, member.room)
+        self._enter(member, key, current=move, first=first)
+
+    def _enter(self, member: Member, key: str, current: bool, first: bool) -> None:
         room = self.rooms.get(key)
         if room is None:
             room = self.rooms[key] = Room(key)
             self.log.info("room #{room} created by {name}", room=key, name=member.name)
-        room.broadcast(
-            self.notice(room, "%s joined #%s" % (member.name, key), member.name, "joined")
-        )
+        self.bus.publish(
+            key, self.notice(room, "%s joined #%s" % (member.name, key), member.name, "joined"))
         room.members[member] = None
-        member.room = room
+        member.rooms[room] = None
+        if current or member.room is None:
+            member.room = room
+        self.directory.joined(member, key)
         send = member.participant.send
-        if old is not None:
-            send(Joined(key))
-        else:
+        if first:
             send(TimeZone(utc_offset(self.clock.seconds())))
-        send(self._users_in(room, JOIN_LIST_LIMIT))
-        send(HistoryEvent(key, self.history.recent(key, self.replay), replay=True))
+        else:
+            send(Joined(key))
+        send(self._users_in(key, JOIN_LIST_LIMIT))
+        self._replay(member, key, self.replay, replay=True)
+
+    def part(self, member: Member, name: str, reason: str = "", to_lobby: bool = True) -> None:
+        """
+        C{member} leaves the room called C{name}; the room is told (with
+        C{reason}).  With C{to_lobby} a member that would be in no room
+        goes back to the lobby, like L{leave} (telnet and browser members
+        always have a room); an IRC member may be in none.
+
+        @raise ChatError: for a bad room name, a room the member is not in,
+            or the lobby when it is the member's only room and C{to_lobby}.
+        """
+        key = room_key(name)
+        room = self.rooms.get(key)
+        if room is None or member not in room.members:
+            raise NotInRoom("you are not in #%s" % key)
+        if to_lobby and len(member.rooms) == 1:
+            if room is self.lobby:
+                raise ChatError("you are already in #%s (use /join <room> to move)" % LOBBY)
+            self._depart(member, room, reason)
+            self._enter(member, LOBBY, current=True, first=False)
+            return
+        self._depart(member, room, reason)
 
     def leave(self, member: Member) -> None:
         """
@@ -284,27 +348,45 @@ class ChatServer:
             raise ChatError("you are already in #%s (use /join <room> to move)" % LOBBY)
         self.join(member, LOBBY)
 
+    def _current(self, member: Member) -> Room:
+        room = member.room
+        if room is None:
+            raise NotInRoom("you are in no room (/join <room> first)")
+        return room
+
     # -- talking ----------------------------------------------------------
 
-    def say(self, member: Member, text: str, action: bool = False) -> None:
-        """C{member} says C{text} (or acts it, C{/me}) to its room."""
-        room = member.room
+    def say(self, member: Member, text: str, action: bool = False, room: str | None = None) -> None:
+        """
+        C{member} says C{text} (or acts it, C{/me}) to its current room,
+        or to C{room} (a room key), one of its rooms.
+
+        @raise NotInRoom: if C{room} is not one of the member's rooms.
+        """
+        if room is None:
+            where = member.room
+            if where is None:
+                raise NotInRoom("you are in no room (/join <room> first)")
+        else:
+            where = self.rooms.get(room)
+            if where is None or member not in where.members:
+                raise NotInRoom("you are not in #%s (/join #%s first)" % (room, room))
         when, stamp = self.now()
-        entry = Entry(room.name, member.name, text, when, action)
-        room.broadcast(Message(entry, stamp), exclude=member)
+        entry = Entry(where.name, member.name, text, when, action)
+        self.bus.publish(where.name, Message(entry, stamp), member)
         self.history.append(entry)
 
     def message(self, member: Member, target: str, text: str) -> None:
         """
         C{/msg target text}: a private message when C{target} is someone
-        online, else a message to C{target} if it is the member's room.
-        A target written with C{#} is always a room.
+        online, else a message to C{target} if it is one of the member's
+        rooms.  A target written with C{#} is always a room.
 
         @raise ChatError: if there is no such user or room, or the member is
             not in that room.
         """
         if not target.startswith("#"):
-            recipient = self.members.get(target.lower())
+            recipient = self.directory.find(target)
             if recipient is not None:
                 self.private(member, recipient, text)
                 return
@@ -312,67 +394,93 @@ class ChatServer:
             key = room_key(target)
         except ChatError:
             raise NoSuchTarget("nobody called %s is online" % target) from None
-        if member.room.name == key:
-            self.say(member, text)
+        room = self.rooms.get(key)
+        if room is not None and member in room.members:
+            self.say(member, text, room=key)
         elif key in self.rooms:
             raise NotInRoom("you are not in #%s (/join #%s first)" % (key, key))
         elif target.startswith("#"):
             raise NoSuchTarget("there is no room #%s" % key)
         else:
-            raise NoSuchTarget("nobody called %s is online and there is no room #%s" % (target, key))
+            raise NoSuchTarget(
+                "nobody called %s is online and there is no room #%s" % (target, key))
 
     def private(self, member: Member, recipient: Member, text: str) -> None:
         """Send C{text} to C{recipient} alone; the sender gets a confirmation."""
         if recipient is member:
             raise ChatError("that is you; /msg someone else")
         when, stamp = self.now()
-        recipient.participant.send(Private(member.name, recipient.name, text, when, stamp))
+        if not self.bus.private(
+                recipient.key, Private(member.name, recipient.name, text, when, stamp)):
+            raise NoSuchTarget("nobody called %s is online" % recipient.name)
         member.participant.send(
             Private(member.name, recipient.name, text, when, stamp, outgoing=True)
         )
 
     # -- looking around ---------------------------------------------------
 
-    def _users_in(self, room: Room, limit: int | None = None) -> Users:
-        names = sorted((m.name for m in room.members), key=str.lower)
+    def _users_in(self, key: str, limit: int | None = None) -> Users:
+        names = self.directory.members(key)
         shown = names if limit is None else names[:limit]
-        return Users(room.name, [(name, room.name) for name in shown], len(names))
+        return Users(key, [(name, key) for name in shown], len(names))
 
     def users(self, member: Member, everyone: bool) -> None:
-        """Tell C{member} who is in its room, or (C{everyone}) online."""
+        """Tell C{member} who is in its room, or (C{everyone}) online and where."""
         if not everyone:
-            member.participant.send(self._users_in(member.room))
+            member.participant.send(self._users_in(self._current(member).name))
             return
-        pairs = sorted(
-            ((m.name, m.room.name if m.room else LOBBY) for m in self.members.values()),
-            key=lambda pair: pair[0].lower(),
-        )
-        member.participant.send(Users(None, pairs, len(pairs)))
+        people = self.directory.everyone()
+        member.participant.send(Users(
+            None, [(name, rooms[0] if rooms else "") for name, rooms in people], len(people),
+            rooms=[tuple(rooms) for _, rooms in people]))
 
     def room_list(self, member: Member) -> None:
         """Tell C{member} every room with its member count, lobby first."""
-        rooms = sorted(self.rooms.values(), key=lambda r: (r is not self.lobby, r.name))
-        member.participant.send(Rooms([(room.name, len(room)) for room in rooms]))
+        member.participant.send(Rooms(self.directory.rooms()))
 
     def recall(self, member: Member, count: int) -> None:
         """Tell C{member} the last C{count} (0: the default) messages of its room."""
         count = min(count or self.replay, MAX_HISTORY)
-        room = member.room.name
-        member.participant.send(HistoryEvent(room, self.history.recent(room, count), replay=False))
+        self._replay(member, self._current(member).name, count, replay=False)
+
+    def _replay(self, member: Member, key: str, count: int, replay: bool) -> None:
+        """Tell C{member} the last C{count} messages of the room C{key} once read."""
+        d = self.history.recent(key, count)
+        d.addCallback(lambda entries: self._tell(member, HistoryEvent(key, entries, replay)))
+        d.addErrback(self._read_failed, member, "history")
 
     def search(self, member: Member, words: str) -> None:
         """
         Tell C{member} the newest L{SEARCH_LIMIT} messages of its room that
-        hold every one of C{words}, if L{SearchGate} lets it search now.
+        hold every one of C{words}, if L{SearchGate} lets it search now.  A
+        store that cannot search answers with an error event.
 
-        @raise ChatError: if the history store cannot search, or the member
-            or the server has searched too much lately.
+        @raise ChatError: if the member or the server has searched too much lately.
         """
-        room = member.room.name
-        found = self.searches.run(
-            member, lambda: self.history.search(room, words, SEARCH_LIMIT))
-        complete = getattr(found, "complete", True)
-        member.participant.send(Search(room, words, found, complete))
+        room = self._current(member).name
+        d = self.searches.run(member, lambda: self.history.search(room, words, SEARCH_LIMIT))
+
+        def found(entries: Sequence[Entry]) -> None:
+            complete = getattr(entries, "complete", True)
+            self._tell(member, Search(room, words, entries, complete))
+
+        d.addCallback(found)
+        d.addErrback(self._read_failed, member, "search")
+
+    def _tell(self, member: Member, event: Event) -> None:
+        """Send C{event} to C{member} if it is still online (a read may answer late)."""
+        if self.members.get(member.key) is member:
+            member.participant.send(event)
+
+    def _read_failed(self, failure: Failure, member: Member, what: str) -> None:
+        """A history read failed: one error event for C{member}, a log line for a fault."""
+        if failure.check(ChatError):
+            text = str(failure.value)
+        else:
+            self.log.failure("reading {what} for {name} failed", failure,
+                             what=what, name=member.name)
+            text = "the server could not read the %s; try again later" % what
+        self._tell(member, Error(text))
 
     def help(self, member: Member) -> None:
         """Tell C{member} every command."""
@@ -389,7 +497,11 @@ class ChatServer:
         return waiter
 
     def shutdown(self) -> int:
-        """Tell everyone the server is stopping and close them; return how many."""
+        """
+        Tell this process's members the server is stopping and close them;
+        return how many.  (Not a fan-out for the bus: it closes this
+        process's own connections, and other processes' members stay.)
+        """
         self._stopping = True
         event = Shutdown()
         count = 0

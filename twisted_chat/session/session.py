@@ -245,18 +245,34 @@ class ChatSession:
     def _name_received(self, text: str) -> None:
         if not self._ctx.needs_passcode and not self._not_http(text):
             return
-        name = text.strip()
-        try:
-            member = self._visitor.claim_name(name)
-        except ChatError as e:
-            self._attempts += 1
-            if self._attempts >= MAX_BAD_NAMES:
-                self._front.send(Error("too many bad names"))
-                self.close()
-                return
-            self._front.send(Error(str(e)))
-            self._front.send(Prompt("username"))
+        # The directory may answer later: hold the lines meanwhile, as for
+        # the passcode check.
+        self._state = CHECKING
+        d = self._visitor.claim_name(text.strip())
+        d.addCallbacks(self._claimed, self._name_refused)
+        d.addErrback(self._bug, "login")
+        if self._state == CHECKING:
+            self._state = PAUSED
+            self._front.pause_input()
+
+    def _name_refused(self, failure: Failure) -> None:
+        failure.trap(ChatError)
+        if self._state == CLOSED:
             return
+        self._attempts += 1
+        if self._attempts >= MAX_BAD_NAMES:
+            self._front.send(Error("too many bad names"))
+            self.close()
+            return
+        self._front.send(Error(str(failure.value)))
+        self._front.send(Prompt("username"))
+        self._resume_after(NAME)
+
+    def _claimed(self, member: Member) -> None:
+        if self._state == CLOSED:  # the connection went while we waited
+            self._do_logout("disconnected")
+            return
+        was_paused = self._state == PAUSED
         self._state = CHAT
         self._ctx.deadlines.discard(self)
         if self._ctx.idle is not None:
@@ -266,6 +282,8 @@ class ChatSession:
         )
         self._front.send(Welcome(member.name, LOBBY))
         self._ctx.server.join(member, LOBBY)
+        if was_paused:  # held lines are answered after the welcome
+            self._front.resume_input()
 
     def timed_out(self) -> None:
         """The login deadline passed."""

@@ -36,17 +36,17 @@ import threading
 import time
 import unicodedata
 import urllib.parse
-import weakref
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from twisted_chat.commands import MAX_HISTORY
-from twisted_chat.errors import ChatError
 from twisted_chat.domain.events import Entry
+from twisted_chat.errors import ChatError
 
 SCHEMA_VERSION = 3
 
@@ -142,7 +142,8 @@ def _search_index_complete(db: sqlite3.Connection) -> bool:
     names = {
         name
         for (name,) in db.execute(
-            "SELECT name FROM sqlite_master WHERE name = 'messages_fts' OR name LIKE 'messages_fts_%'"
+            "SELECT name FROM sqlite_master"
+            " WHERE name = 'messages_fts' OR name LIKE 'messages_fts_%'"
         )
     }
     return "messages_fts" in names and names.issuperset(_SEARCH_TRIGGERS)
@@ -311,14 +312,22 @@ class MemoryHistory:
         """Keep C{entry}."""
         self._rooms[entry.room].append(entry)
 
-    def recent(self, room: str, limit: int) -> list[Entry]:
-        """The last C{limit} entries of C{room}, oldest first."""
+    def recent(self, room: str, limit: int) -> Deferred[list[Entry]]:
+        """The last C{limit} entries of C{room}, oldest first (at once)."""
+        return succeed(self.recent_now(room, limit))
+
+    def recent_now(self, room: str, limit: int) -> list[Entry]:
+        """L{recent}'s answer itself."""
         entries = self._rooms.get(room)
         if not entries or limit <= 0:
             return []
         return list(entries)[-limit:]
 
-    def search(self, room: str, words: str, limit: int) -> Matches:
+    def search(self, room: str, words: str, limit: int) -> Deferred[list[Entry]]:
+        """L{search_now}'s answer (a L{Matches}), at once."""
+        return succeed(self.search_now(room, words, limit))
+
+    def search_now(self, room: str, words: str, limit: int) -> Matches:
         """
         The newest C{limit} kept entries of C{room} with every word, oldest
         first.  Entries are checked newest first, and the search stops after
@@ -574,12 +583,6 @@ def _companions(path: str) -> dict[str, tuple[int, int]]:
     return found
 
 
-def _reopen(ref: weakref.ReferenceType[SQLiteHistory]) -> None:
-    store = ref()
-    if store is not None:
-        store._reopen()
-
-
 def _is_busy(error: sqlite3.Error) -> bool:
     """Whether C{error} means another connection holds a lock (worth retrying)."""
     code = getattr(error, "sqlite_errorcode", None)
@@ -599,6 +602,7 @@ class SQLiteHistory:
     restart.
 
     @ivar searchable: whether C{/search} works (the SQLite has FTS5).
+    @ivar opened: whether it has been opened (L{open}; after L{close} too).
     """
 
     log = Logger()
@@ -610,9 +614,11 @@ class SQLiteHistory:
         busy_timeout: float = STARTUP_BUSY_TIMEOUT,
         cpu: Callable[[], float] | None = None,
         timer: Callable[[], float] = time.monotonic,
+        connect: bool = True,
     ) -> None:
         """
-        Open (creating or migrating) the database at C{path}.
+        Open (creating or migrating) the database at C{path}, now or (not
+        C{connect}) when L{open} is called.
 
         @param busy_timeout: how long to wait for a database another process
             has locked before giving up.
@@ -620,8 +626,8 @@ class SQLiteHistory:
             with it, indexing for search waits for spare time.  Without it,
             every flush indexes what it wrote.
         @param timer: the clock a search's L{SEARCH_BUDGET} is measured on.
-        @raise HistoryError: if it cannot be opened, is not a database, or is
-            read-only, full, locked or from a newer program.
+        @param connect: open it now (else L{open} does).
+        @raise HistoryError: (with C{connect}) see L{open}.
         """
         self.path = path
         self._clock = clock
@@ -636,28 +642,48 @@ class SQLiteHistory:
         self._measured = (clock.seconds(), cpu() if cpu else 0.0)
         self._checkpointer: Checkpointer | None = None
         self._watching: IDelayedCall | None = None
-        found = self._open(busy_timeout)
-        if found == 0:
-            self.log.info("history database {path} created", path=path)
-        elif found != SCHEMA_VERSION:
-            self.log.info(
-                "history database {path} migrated from schema version {found} to {version}",
-                path=path, found=found, version=SCHEMA_VERSION,
-            )
+        self._busy_timeout = busy_timeout
+        self._db: sqlite3.Connection  # while opened
+        self.opened = False
+        self.searchable = False
+        self._stored = self._indexed = 0
+        if connect:
+            self.open()
+
+    def check(self) -> None:
+        """
+        Open, create or migrate the database and close it again: whether
+        L{open} will work, asked before twistd forks to daemonize (an
+        SQLite connection must not cross a fork: the child would not
+        inherit its locks).
+
+        @raise HistoryError: if it cannot be used.
+        """
+        self._open(self._busy_timeout)
+        self.opened = False
+        self._db.close()
+
+    def open(self) -> None:
+        """
+        Open the database (the service does, when it starts).
+
+        @raise HistoryError: if it cannot be opened, is not a database, or is
+            read-only, full, locked or from a newer program.
+        """
+        if self.opened or self._closed:
+            return
+        self._open(self._busy_timeout)
         if not self.searchable:
             self.log.warn(
                 "/search is off: this server's SQLite {version} has no FTS5",
                 version=sqlite3.sqlite_version,
             )
-        if path != ":memory:":
-            self._checkpointer = Checkpointer(path)
-            # twistd forks to daemonize after building the service, and an
-            # SQLite connection must not cross a fork: the child does not
-            # inherit its POSIX locks.
-            self._inherited: list[sqlite3.Connection] = []
-            os.register_at_fork(after_in_child=functools.partial(_reopen, weakref.ref(self)))
-            self._watching = clock.callLater(WATCH_INTERVAL, self._watch)
+        if self.path != ":memory:":
+            self._checkpointer = Checkpointer(self.path)
+            self._watching = self._clock.callLater(WATCH_INTERVAL, self._watch)
         self._index_later()  # what the last run left unindexed
+        if self._pending and self._call is None:  # appended before opening
+            self._call = self._clock.callLater(FLUSH_DELAY, self.flush)
 
     def _open(self, busy_timeout: float) -> int:
         """
@@ -696,6 +722,14 @@ class SQLiteHistory:
             db.close()
             raise HistoryError("cannot use history database %s: %s" % (path, e)) from e
         self._db = db
+        self.opened = True
+        if found == 0:
+            self.log.info("history database {path} created", path=path)
+        elif found != SCHEMA_VERSION:
+            self.log.info(
+                "history database {path} migrated from schema version {found} to {version}",
+                path=path, found=found, version=SCHEMA_VERSION,
+            )
         return found
 
     # -- the file going away ----------------------------------------------
@@ -768,21 +802,6 @@ class SQLiteHistory:
         self.log.info("history database {path} is in use again, with {count} messages",
                       path=self.path, count=self._stored)
 
-    def _reopen(self) -> None:
-        """In a forked child: a connection of the child's own."""
-        if self._closed or self._fallback is not None:
-            return
-        try:
-            db = _connect(self.path)
-            _run_with(db, _RUNNING)
-        except sqlite3.Error as e:
-            self._fail(e, self._pending)
-            self._pending = []
-            return
-        # Never closed: closing a copy of the parent's could drop locks.
-        self._inherited.append(self._db)
-        self._db = db
-
     # -- writing ----------------------------------------------------------
 
     def append(self, entry: Entry) -> None:
@@ -804,7 +823,7 @@ class SQLiteHistory:
             if self._call.active():
                 self._call.cancel()
             self._call = None
-        if self._fallback is not None:
+        if self._fallback is not None or not self.opened:  # failed, or not open yet
             return
         pending = self._pending
         index = self.searchable and self._spare_time()
@@ -919,17 +938,40 @@ class SQLiteHistory:
             self._pending = []
             return None
 
-    def recent(self, room: str, limit: int) -> list[Entry]:
-        """The last C{limit} entries of C{room}, oldest first."""
+    def recent(self, room: str, limit: int) -> Deferred[list[Entry]]:
+        """
+        The last C{limit} entries of C{room}, oldest first, at once (an
+        indexed read of at most L{MAX_HISTORY} rows: cheaper than a hop to
+        a thread and back).
+        """
+        try:
+            return succeed(self.recent_now(room, limit))
+        except Exception:
+            return fail()
+
+    def recent_now(self, room: str, limit: int) -> list[Entry]:
+        """L{recent}'s answer itself."""
         if limit <= 0:
             return []
         stored = self._read(lambda: _recent_txn(self._db, room, limit))
         if stored is None:
-            return self._fallback.recent(room, limit)
+            return self._fallback.recent_now(room, limit)
         # While the file is locked, the newest messages are still queued.
         return _newest(stored + [e for e in self._pending if e.room == room], limit)
 
-    def search(self, room: str, words: str, limit: int) -> list[Entry]:
+    def search(self, room: str, words: str, limit: int) -> Deferred[list[Entry]]:
+        """
+        L{search_now}'s answer, at once: it runs on the reactor, bounded by
+        L{SEARCH_BUDGET} and the server's search allowances
+        (docs/HISTORY.md says why not on a thread).  Its errors
+        (L{SearchUnavailable}, L{SearchTooSlow}) are the Deferred's.
+        """
+        try:
+            return succeed(self.search_now(room, words, limit))
+        except Exception:
+            return fail()
+
+    def search_now(self, room: str, words: str, limit: int) -> list[Entry]:
         """
         The newest C{limit} entries of C{room} holding every one of C{words}
         (each as a prefix), oldest first.
@@ -945,7 +987,7 @@ class SQLiteHistory:
         match = matcher(terms)
         stored = self._read(lambda: self._search(room, terms, match, limit))
         if stored is None:
-            return self._fallback.search(room, words, limit)
+            return self._fallback.search_now(room, words, limit)
         return _newest(stored + [e for e in self._pending if e.room == room and match(e)], limit)
 
     def _catch_up(self, deadline: float) -> bool:
@@ -1018,6 +1060,22 @@ class SQLiteHistory:
         self._watching = None
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        if not self.opened:  # never opened: what was appended stays in memory
+            if self._pending:
+                self._fail(sqlite3.OperationalError("the database was never opened"),
+                           self._pending)
+                self._pending = []
+        else:
+            self._close_db()
+        if self._unsaved:
+            self.log.error(
+                "{count} messages said since the history database failed were not saved",
+                count=self._unsaved,
+            )
+        if self._fallback is None:  # anything appended after closing stays in memory
+            self._fallback = MemoryHistory(self._timer)
+
+    def _close_db(self) -> None:
         try:
             if self._pending and self._locked_since is not None:
                 # Stopping: now it is worth waiting a little for the lock.
@@ -1029,10 +1087,3 @@ class SQLiteHistory:
             self._db.close()
         except sqlite3.Error as e:
             self.log.error("closing {path} failed: {error}", path=self.path, error=str(e))
-        if self._unsaved:
-            self.log.error(
-                "{count} messages said since the history database failed were not saved",
-                count=self._unsaved,
-            )
-        if self._fallback is None:  # anything appended after closing stays in memory
-            self._fallback = MemoryHistory(self._timer)
