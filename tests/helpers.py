@@ -32,6 +32,7 @@ from twisted_chat.domain.events import Event
 from twisted_chat.domain.server import ChatServer
 from twisted_chat.frontends.line.protocol import OFFERS, ChatLineFactory, ChatLineProtocol
 from twisted_chat.interfaces import History
+from twisted_chat.metrics.observer import NULL_OBSERVER, ChatObserver
 from twisted_chat.session.session import SessionContext
 from twisted_chat.storage.history import MemoryHistory
 
@@ -92,12 +93,14 @@ class World:
         config: ChatConfig | None = None,
         history: History | None = None,
         checker: object | None = None,
+        observer: ChatObserver = NULL_OBSERVER,
     ) -> None:
         self.clock = Clock()
         self.clock.advance(1_700_000_000)  # a plausible "now"
         self.config = config or ChatConfig(passcode=passcode, db=":memory:")
         self.history = history if history is not None else MemoryHistory()
-        self.server = ChatServer(self.history, self.clock, self.config.history)
+        self.server = ChatServer(self.history, self.clock, self.config.history,
+                                 observer=observer)
         realm = ChatRealm(self.server)
         if checker is not None:
             self.portal = Portal(realm, [checker])
