@@ -169,14 +169,15 @@ class ServerProcess:
     """
 
     def __init__(self, case: SynchronousTestCase, *args: str, cwd: str | None = None,
-                 passcode: str | None = "x", timeout: float = 20.0) -> None:
+                 passcode: str | None = "x", timeout: float = 20.0,
+                 twistd_args: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
         self.cwd = cwd or temp_dir(case)
-        command = twistd_command() + ["-n", "--pidfile=", "chat",
+        command = twistd_command() + ["-n", "--pidfile=", *twistd_args, "chat",
                                       "--port", "tcp:0:interface=127.0.0.1"]
         if passcode is not None:
             command += ["--passcode", passcode]
         command += list(args)
-        env = dict(os.environ)
+        env = {**os.environ, **(env or {})}
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         self.log_path = os.path.join(self.cwd, "twistd.out")
         self._log = open(self.log_path, "wb")

@@ -323,8 +323,8 @@ class Options(usage.Options):
         if given["passcode"] is not None or given["passcode-file"] is not None:
             skip |= self._EXCLUSIVE
         args = [arg for key, arg in config_arguments(self, table, path) if key not in skip]
-        try:  # the file alone: its mistakes named as the file's
-            self._probe(args)
+        try:  # the file alone, checked in full: its mistakes named as the file's
+            type(self)().parseOptions(args)
         except usage.UsageError as e:
             raise usage.UsageError("config file %s: %s" % (path, e)) from None
         return args
@@ -398,7 +398,8 @@ def config_arguments(
         or value.
     """
     keys = config_keys(options)
-    coerce = {row[0]: row[4] for row in options.optParameters if len(row) > 4}
+    rows: list[Any] = options.optParameters
+    coerce = {row[0]: row[4] for row in rows if len(row) > 4}
     out = []
     for key, value in table.items():
         where = "config file %s" % path
