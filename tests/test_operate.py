@@ -168,14 +168,33 @@ class ContribTests(SynchronousTestCase):
         with open(os.path.join(CONTRIB, "chat.toml")) as f:
             self.assertIn("/run/credentials/twisted-chat.service/passcode", f.read())
 
-    def test_dashboard_uses_exported_metrics(self) -> None:
-        """Every query of the Grafana dashboard names a metric a server with --metrics exports."""
+    def test_readme(self) -> None:
+        """The README shows contrib/chat.toml as it is, and its alerts use exported metrics."""
+        with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        with open(os.path.join(CONTRIB, "chat.toml"), encoding="utf-8") as f:
+            self.assertIn("```toml\n%s```" % f.read(), readme)
+        alerts = re.search(r"```yaml\n(.*?)```", readme, re.S)
+        assert alerts is not None
+        exprs = re.findall(r"expr: (.*)", alerts.group(1))
+        self.assertEqual(len(exprs), 3)
+        exported = self.exported()
+        for expr in exprs:
+            found = set(re.findall(r"\b((?:chat|process|python)_[a-z_]+)", expr))
+            self.assertEqual(found - exported, set(), expr)
+
+    def exported(self) -> set[str]:
+        """The sample names of a server built with --metrics."""
         from twisted_chat.config import ChatConfig
 
         service = build(ChatConfig(db=":memory:", metrics="tcp:0:interface=127.0.0.1"),
                         MemoryReactorClock())
-        exported = {sample.name for family in service.registry.collect()
-                    for sample in family.samples}
+        return {sample.name for family in service.registry.collect()
+                for sample in family.samples}
+
+    def test_dashboard_uses_exported_metrics(self) -> None:
+        """Every query of the Grafana dashboard names a metric a server with --metrics exports."""
+        exported = self.exported()
         self.assertIn("python_twisted_reactor_tick_time_seconds_bucket", exported)
         with open(os.path.join(CONTRIB, "grafana-dashboard.json")) as f:
             dashboard = json.load(f)
