@@ -518,7 +518,8 @@ def _serve_metrics(service: ChatService, counts: Any, context: SessionContext,
     registry = build_registry(counts, context.server, history, context.limits,
                               context.deadlines, ticks.ticks)
     service.registry = registry
-    Listener(_endpoint(reactor, "--metrics", description), build_metrics_site(registry),
+    site: Any = build_metrics_site(registry)  # a Site is a Factory; mypy's stubs disagree
+    Listener(_endpoint(reactor, "--metrics", description), site,
              "metrics", where="--metrics " + _place(description)).setServiceParent(service)
 
 

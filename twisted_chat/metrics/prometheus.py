@@ -89,13 +89,18 @@ class TickTimer(Service):
 class _TimedPoller:
     """A poller that times what happens between two of its polls."""
 
-    __slots__ = ("_poller", "_ticks", "_timer", "_returned")
+    __slots__ = ("_poller", "_ticks", "_timer", "_returned", "register", "modify", "unregister")
 
     def __init__(self, poller: Any, ticks: Buckets, timer: Callable[[], float]) -> None:
         self._poller = poller
         self._ticks = ticks
         self._timer = timer
         self._returned: float | None = None
+        # called for each reader and writer added or removed: bound here, not
+        # looked up through __getattr__ each time
+        self.register = getattr(poller, "register", None)
+        self.modify = getattr(poller, "modify", None)
+        self.unregister = getattr(poller, "unregister", None)
 
     def poll(self, *args: Any) -> Any:
         returned = self._returned
@@ -106,7 +111,7 @@ class _TimedPoller:
         finally:
             self._returned = self._timer()
 
-    def __getattr__(self, name: str) -> Any:  # register, modify, unregister, close, fileno
+    def __getattr__(self, name: str) -> Any:  # close, fileno, ...
         return getattr(self._poller, name)
 
 
