@@ -13,18 +13,25 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tomllib
 import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from tests.helpers import ROOT, LineClient, ServerProcess, log_in, temp_dir, twistd_command
-from twisted_chat.logs import event_as_json, json_file_observer
+from twisted_chat.logs import (
+    JSON_LOG_ENV,
+    event_as_json,
+    json_file_observer,
+    text_and_json_observer,
+)
 from twisted_chat.tap import Options, build, config_arguments, config_from_options, config_keys
 
 CONTRIB = os.path.join(ROOT, "contrib")
@@ -125,7 +132,7 @@ class ConfigFileTests(SynchronousTestCase):
         options = Options()
         options.parent = object()  # type: ignore[assignment]
         stderr = io.StringIO()
-        self.patch(__import__("sys"), "stderr", stderr)
+        self.patch(sys, "stderr", stderr)
         with self.assertRaises(SystemExit) as caught:
             options.parseOptions(["--config", path])
         self.assertEqual(caught.exception.code, 1)
@@ -265,6 +272,27 @@ class JSONLogTests(SynchronousTestCase):
         self.assertEqual(login["namespace"], "twisted_chat.session")
         self.assertEqual(error["level"], "critical")
         self.assertIn("ZeroDivisionError", error["traceback"])
+
+    def test_text_and_json(self) -> None:
+        """The text-and-JSON observer writes both; a JSON log it cannot open is one line."""
+        directory = temp_dir(self)
+        path = os.path.join(directory, "chat.json")
+        self.patch(os, "environ", {**os.environ, JSON_LOG_ENV: path})
+        stdout = io.StringIO()
+        self.patch(sys, "stdout", stdout)
+        observer = text_and_json_observer()
+        verifyObject(ILogObserver, observer)
+        Logger(namespace="t", observer=observer).warn("refused {host}", host="192.0.2.9")
+        self.assertIn("[t#warn] refused 192.0.2.9", stdout.getvalue())
+        with open(path, encoding="utf-8") as f:
+            self.assertEqual(json.loads(f.read())["host"], "192.0.2.9")
+        self.patch(os, "environ", {**os.environ, JSON_LOG_ENV: directory + "/no/such/dir"})
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        with self.assertRaises(SystemExit):
+            text_and_json_observer()
+        self.assertEqual(stderr.getvalue(), "twistd chat: cannot write the JSON log %s/no/such/dir:"
+                         " No such file or directory\n" % directory)
 
     def test_odd_values(self) -> None:
         """Values that are not JSON types become strings; a field called 'text' is kept."""
