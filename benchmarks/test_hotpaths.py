@@ -15,6 +15,7 @@ from twisted.internet.testing import StringTransport
 from tests.helpers import PEER, World
 from twisted_chat.commands import parse
 from twisted_chat.config import ChatConfig
+from twisted_chat.metrics.observer import NULL_OBSERVER, ChatObserver, Counts
 
 CONFIG = ChatConfig(passcode=b"x", db=":memory:", rate=0, max_per_ip=1_000_000,
                     max_clients=1_000_000)
@@ -41,9 +42,9 @@ def test_dispatch_line(benchmark) -> None:
     world.clock.advance(0)
 
 
-def test_fanout_100(benchmark) -> None:
+def test_fanout_100(benchmark, observer: ChatObserver = NULL_OBSERVER) -> None:
     """Fan one message out to a room of 100 StringTransports."""
-    world = World(config=CONFIG)
+    world = World(config=CONFIG, observer=observer)
     sender, _ = world.login("sender")
     outs = [world.login("u%d" % i)[1] for i in range(99)]
     data = b"bm 1 2 3 a typical chat message of moderate length\r\n"
@@ -60,6 +61,26 @@ def test_fanout_100(benchmark) -> None:
     benchmark(one)
     assert outs[0].value().endswith(b"sender: bm 1 2 3 a typical chat message of moderate length\r\n") \
         or rounds[0] % 200 == 0
+
+
+def test_fanout_100_metrics(benchmark) -> None:
+    """The same with --metrics on: counting costs once per event, not per recipient."""
+    test_fanout_100(benchmark, Counts())
+
+
+def test_dispatch_line_metrics(benchmark) -> None:
+    """One message line to a room of two with --metrics on."""
+    world = World(config=CONFIG, observer=Counts())
+    alice, _ = world.login("alice")
+    _, bob_out = world.login("bob")
+    data = b"hello there, how is everyone doing today?\r\n"
+
+    def one() -> None:
+        alice.dataReceived(data)
+        bob_out.clear()
+
+    benchmark(one)
+    world.clock.advance(0)
 
 
 def test_login(benchmark) -> None:

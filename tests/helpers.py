@@ -32,6 +32,7 @@ from twisted_chat.domain.events import Event
 from twisted_chat.domain.server import ChatServer
 from twisted_chat.frontends.line.protocol import OFFERS, ChatLineFactory, ChatLineProtocol
 from twisted_chat.interfaces import History
+from twisted_chat.metrics.observer import NULL_OBSERVER, ChatObserver
 from twisted_chat.session.session import SessionContext
 from twisted_chat.storage.history import MemoryHistory
 
@@ -92,12 +93,14 @@ class World:
         config: ChatConfig | None = None,
         history: History | None = None,
         checker: object | None = None,
+        observer: ChatObserver = NULL_OBSERVER,
     ) -> None:
         self.clock = Clock()
         self.clock.advance(1_700_000_000)  # a plausible "now"
         self.config = config or ChatConfig(passcode=passcode, db=":memory:")
         self.history = history if history is not None else MemoryHistory()
-        self.server = ChatServer(self.history, self.clock, self.config.history)
+        self.server = ChatServer(self.history, self.clock, self.config.history,
+                                 observer=observer)
         realm = ChatRealm(self.server)
         if checker is not None:
             self.portal = Portal(realm, [checker])
@@ -166,14 +169,15 @@ class ServerProcess:
     """
 
     def __init__(self, case: SynchronousTestCase, *args: str, cwd: str | None = None,
-                 passcode: str | None = "x", timeout: float = 20.0) -> None:
+                 passcode: str | None = "x", timeout: float = 20.0,
+                 twistd_args: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
         self.cwd = cwd or temp_dir(case)
-        command = twistd_command() + ["-n", "--pidfile=", "chat",
+        command = twistd_command() + ["-n", "--pidfile=", *twistd_args, "chat",
                                       "--port", "tcp:0:interface=127.0.0.1"]
         if passcode is not None:
             command += ["--passcode", passcode]
         command += list(args)
-        env = dict(os.environ)
+        env = {**os.environ, **(env or {})}
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         self.log_path = os.path.join(self.cwd, "twistd.out")
         self._log = open(self.log_path, "wb")

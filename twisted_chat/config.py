@@ -22,6 +22,7 @@ class ChatConfig:
         open the WebSocket (C{--web-origin}).
     @ivar idle_timeout: seconds without a line after which a logged-in
         session is closed (0: never).
+    @ivar metrics: where Prometheus metrics are served (C{--metrics}), or C{None}.
     """
 
     ports: tuple[str, ...] = (DEFAULT_PORT,)
@@ -40,3 +41,4 @@ class ChatConfig:
     max_per_ip: int = 16
     limit_exempt: tuple[str, ...] = ()
     idle_timeout: float = 0.0
+    metrics: str | None = None

@@ -214,6 +214,8 @@ class ConnectionLimits:
         self._exempt = exempt
         self._per_ip: dict[str, int] = {}
         self.total = 0
+        # refused connections, by why (read by the metrics)
+        self.refused = {"full": 0, "per_ip": 0}
         self.refusals = RefusalLog(
             clock, "refused a connection from {host}: {why}",
             "refused {count} connections from {addresses} in the last {every:.0f} s"
@@ -225,10 +227,12 @@ class ConnectionLimits:
         and return why it is refused.
         """
         if self.total >= self.max_clients:
+            self.refused["full"] += 1
             self.refusals.note(host, "the server is full (%d connections)" % self.total)
             return "the server is full; try again later"
         count = self._per_ip.get(host, 0)
         if count >= self.max_per_ip and host not in self._exempt:
+            self.refused["per_ip"] += 1
             self.refusals.note(host, "%d connections from it already" % count)
             return "too many connections from your address (at most %d)" % self.max_per_ip
         self._per_ip[host] = count + 1

@@ -161,6 +161,7 @@ class ChatService(MultiService):
         self.history = history
         self.store = HistoryService(history)
         self._grace = grace
+        self.registry: Any = None  # the Prometheus registry, with --metrics
 
     @override
     def startService(self) -> None:

@@ -6,8 +6,10 @@ that reads options and wires the object graph together.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
 import time
+import tomllib
 from typing import Any, Callable, NoReturn
 
 from twisted.application.service import IService
@@ -25,6 +27,7 @@ from twisted_chat.commands import MAX_HISTORY
 from twisted_chat.config import DEFAULT_PORT, ChatConfig
 from twisted_chat.storage.history import HistoryError, MemoryHistory, SQLiteHistory
 from twisted_chat.interfaces import History
+from twisted_chat.metrics.observer import NULL_OBSERVER
 from twisted_chat.frontends.line.protocol import ChatLineFactory
 from twisted_chat.service import ChatService, Listener
 from twisted_chat.session.session import SessionContext
@@ -205,7 +208,24 @@ class Options(usage.Options):
         ["idle-timeout", None, 0.0,
          "Seconds without a line after which a logged-in session is closed; 0: never.",
          _bounded(float, 0)],
+        ["metrics", None, None,
+         ("Serve Prometheus metrics at /metrics and 'ok' at /health here: a port number or "
+          "an endpoint description (tcp:9100:interface=127.0.0.1). [default: off]"),
+         endpoint_description],
+        ["config", None, None,
+         ("Read options from this TOML file: keys are the long option names "
+          "(port = [\"tcp:8080\"], max-line = 2048), lists for options given more than once; "
+          "the command line overrides it.")],
     ]
+
+    # Options given more than once; in a config file, lists.  A command line
+    # that gives one replaces the file's whole list.
+    REPEATABLE = frozenset({"port", "limit-exempt", "web-origin"})
+    # What the command line's option of each repeatable one fills.
+    _LISTS = {"port": "ports", "limit-exempt": "limit-exempt", "web-origin": "web-origins"}
+    # A command line giving either replaces both of the file's.
+    _EXCLUSIVE = frozenset({"passcode", "passcode-file"})
+    _probing = False  # a parse only to see what the command line gives
 
     def __init__(self) -> None:
         super().__init__()
@@ -242,11 +262,17 @@ class Options(usage.Options):
 
     def parseOptions(self, options: list[str] | None = None) -> None:
         """
-        Under twistd, a usage error is one line and a hint, not all of
-        C{--help} (twistd prints the whole usage before the message).
+        Read the C{--config} file, if any, then the command line, which
+        overrides it.  Under twistd, a usage error is one line and a hint,
+        not all of C{--help} (twistd prints the whole usage before the
+        message).
         """
+        argv = sys.argv[1:] if options is None else list(options)
         try:
-            super().parseOptions(options)
+            if self._probing:
+                super().parseOptions(argv)
+                return
+            super().parseOptions(self._from_config_file(argv) + argv)
         except usage.UsageError as e:
             if self.parent is None:  # not under twistd: the caller reports it
                 raise
@@ -267,7 +293,45 @@ class Options(usage.Options):
         "may be given more than once. [default: none]"
     )
 
+    def _probe(self, argv: list[str]) -> Options:
+        """C{argv} parsed without the checks of L{postOptions}."""
+        probe = type(self)()
+        probe._probing = True
+        probe.parseOptions(argv)
+        return probe
+
+    def _from_config_file(self, argv: list[str]) -> list[str]:
+        """
+        The options of the C{--config} file named in C{argv} (none without
+        one), as arguments to put before C{argv}: the file's repeatable
+        options that C{argv} also gives are left out.
+
+        @raise usage.UsageError: naming the file and the bad key or value.
+        """
+        given = self._probe(argv)
+        path = given["config"]
+        if path is None:
+            return []
+        try:
+            with open(path, "rb") as f:
+                table = tomllib.load(f)
+        except OSError as e:
+            raise usage.UsageError("config file %s: %s" % (path, e.strerror)) from None
+        except tomllib.TOMLDecodeError as e:
+            raise usage.UsageError("config file %s: %s" % (path, e)) from None
+        skip = {key for key, field in self._LISTS.items() if given[field]}
+        if given["passcode"] is not None or given["passcode-file"] is not None:
+            skip |= self._EXCLUSIVE
+        args = [arg for key, arg in config_arguments(self, table, path) if key not in skip]
+        try:  # the file alone, checked in full: its mistakes named as the file's
+            type(self)().parseOptions(args)
+        except usage.UsageError as e:
+            raise usage.UsageError("config file %s: %s" % (path, e)) from None
+        return args
+
     def postOptions(self) -> None:
+        if self._probing:
+            return
         if self["passcode"] is not None and self["passcode-file"] is not None:
             raise usage.UsageError("use --passcode or --passcode-file, not both")
         if self["passcode"] == "":
@@ -294,6 +358,8 @@ class Options(usage.Options):
         places = [("--port", port) for port in self["ports"]]
         if self["web"] is not None:
             places.append(("--web", self["web"]))
+        if self["metrics"] is not None:
+            places.append(("--metrics", self["metrics"]))
         for option, description in places:
             try:
                 tcp_address(description)  # the rest is checked when the server is built
@@ -305,6 +371,65 @@ class Options(usage.Options):
         self["max-clients-given"] = self["max-clients"] is not None
         if self["max-clients"] is None:
             self["max-clients"] = ChatConfig.max_clients
+
+
+# Options that are not settings: no config file key.
+_NOT_KEYS = frozenset({"help", "version", "config"})
+
+
+def config_keys(options: usage.Options) -> dict[str, bool]:
+    """Every key a config file may hold, and whether it takes a value (else a flag)."""
+    keys = {}
+    for name in options.longOpt:
+        key = name.rstrip("=")
+        if key not in _NOT_KEYS:
+            keys[key] = name.endswith("=")
+    return keys
+
+
+def config_arguments(
+    options: Options, table: dict[str, Any], path: str
+) -> list[tuple[str, str]]:
+    """
+    The command-line arguments a config file's C{table} stands for, each
+    with its key.
+
+    @raise usage.UsageError: one line naming C{path} and the first bad key
+        or value.
+    """
+    keys = config_keys(options)
+    rows: list[Any] = options.optParameters
+    coerce = {row[0]: row[4] for row in rows if len(row) > 4}
+    out = []
+    for key, value in table.items():
+        where = "config file %s" % path
+        if key not in keys:
+            close = difflib.get_close_matches(key, list(keys), n=1)
+            hint = " (did you mean %r?)" % close[0] if close else ""
+            raise usage.UsageError("%s: unknown key %r%s" % (where, key, hint))
+        if not keys[key]:  # a flag
+            if not isinstance(value, bool):
+                raise usage.UsageError("%s: %r must be true or false" % (where, key))
+            if value:
+                out.append((key, "--" + key))
+            continue
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and key not in options.REPEATABLE:
+            raise usage.UsageError("%s: %r takes one value, not a list" % (where, key))
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                raise usage.UsageError(
+                    "%s: %r must be %s" % (where, key, "a list of strings"
+                                           if key in options.REPEATABLE
+                                           else "a string or a number"))
+            text = str(item)
+            if key in coerce:
+                try:
+                    coerce[key](text)
+                except ValueError as e:
+                    raise usage.UsageError("%s: %s = %s: %s" % (where, key, text, e)) from None
+            out.append((key, "--%s=%s" % (key, text)))
+    return out
 
 
 def config_from_options(options: Options) -> ChatConfig:
@@ -324,6 +449,7 @@ def config_from_options(options: Options) -> ChatConfig:
         idle_timeout=options["idle-timeout"],
         web=options["web"],
         web_origins=tuple(options["web-origins"]),
+        metrics=options["metrics"],
     )
 
 
@@ -342,7 +468,15 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
         # opens it for good when it starts (in the daemon).
         store.check()
         history = store
-    server = ChatServer(history, reactor, config.history)
+    counts = None
+    if config.metrics is not None:
+        from twisted_chat.metrics.observer import Counts
+
+        counts = Counts()
+        if isinstance(history, SQLiteHistory):
+            history.observer = counts
+    server = ChatServer(history, reactor, config.history,
+                        observer=counts if counts is not None else NULL_OBSERVER)
     realm = ChatRealm(server)
     if config.passcode is None:
         portal = Portal(realm, [AllowAnonymousAccess()])
@@ -369,7 +503,24 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
         Listener(_endpoint(reactor, "--web", config.web), site, "web",
                  where="--web " + _place(config.web), listened=web_listened
                  ).setServiceParent(service)
+    if counts is not None and config.metrics is not None:
+        _serve_metrics(service, counts, context, history, config.metrics, reactor)
     return service
+
+
+def _serve_metrics(service: ChatService, counts: Any, context: SessionContext,
+                   history: History, description: str, reactor: Any) -> None:
+    """Listen on C{--metrics} and time the reactor's ticks while running."""
+    from twisted_chat.metrics.prometheus import TickTimer, build_metrics_site, build_registry
+
+    ticks = TickTimer(reactor)
+    ticks.setServiceParent(service)
+    registry = build_registry(counts, context.server, history, context.limits,
+                              context.deadlines, ticks.ticks)
+    service.registry = registry
+    site: Any = build_metrics_site(registry)  # a Site is a Factory; mypy's stubs disagree
+    Listener(_endpoint(reactor, "--metrics", description), site,
+             "metrics", where="--metrics " + _place(description)).setServiceParent(service)
 
 
 def _endpoint(reactor: Any, option: str, description: str) -> Any:

@@ -12,13 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from twisted_chat.metrics.observer import NULL_OBSERVER, ChatObserver
+
 if TYPE_CHECKING:
     from twisted_chat.domain.events import Event
     from twisted_chat.domain.server import Member, Room
 
 
 class Bus(Protocol):
-    """Delivers room and private events."""
+    """
+    Delivers room and private events.
+
+    @ivar observer: told how many members each event reached (once per
+        event, never per recipient); the server sets it.
+    """
+
+    observer: ChatObserver
 
     def publish(self, room_key: str, event: Event, exclude: Member | None = None) -> None:
         """Send C{event} to every member of the room C{room_key} but C{exclude}."""
@@ -44,20 +53,23 @@ class LocalBus:
     @param members: the server's members by key (read, never changed here).
     """
 
-    __slots__ = ("_rooms", "_members")
+    __slots__ = ("_rooms", "_members", "observer")
 
     def __init__(self, rooms: Mapping[str, Room], members: Mapping[str, Member]) -> None:
         self._rooms = rooms
         self._members = members
+        self.observer: ChatObserver = NULL_OBSERVER
 
     def publish(self, room_key: str, event: Event, exclude: Member | None = None) -> None:
         room = self._rooms.get(room_key)
         if room is None:
             return
         # The fan-out hot path: a plain loop, nothing per recipient but the call.
-        for member in room.members:
+        members = room.members
+        for member in members:
             if member is not exclude:
                 member.participant.send(event)
+        self.observer.delivered(event, len(members) - (exclude in members))
 
     def publish_once(
         self, pairs: Iterable[tuple[str, Event]], exclude: Member | None = None
@@ -69,14 +81,17 @@ class LocalBus:
             room = self._rooms.get(room_key)
             if room is None:
                 continue
+            before = len(told)
             for member in room.members:
                 if member not in told:
                     told.add(member)
                     member.participant.send(event)
+            self.observer.delivered(event, len(told) - before)
 
     def private(self, recipient_key: str, event: Event) -> bool:
         member = self._members.get(recipient_key)
         if member is None:
             return False
         member.participant.send(event)
+        self.observer.delivered(event, 1)
         return True

@@ -37,8 +37,9 @@ from twisted_chat.domain.events import (
 from twisted_chat.domain.events import (
     History as HistoryEvent,
 )
-from twisted_chat.errors import ChatError, NoSuchTarget, NotInRoom
+from twisted_chat.errors import ChatError, NameTaken, NoSuchTarget, NotInRoom
 from twisted_chat.interfaces import History, Participant
+from twisted_chat.metrics.observer import NULL_OBSERVER, ChatObserver
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.text import clock_stamp, room_key, utc_offset
 
@@ -60,6 +61,18 @@ SEARCH_SHARE_BURST = 0.5
 BusFactory = Callable[[Mapping[str, "Room"], Mapping[str, "Member"]], Bus]
 DirectoryFactory = Callable[
     [Mapping[str, "Room"], MutableMapping[str, "Member"], str], Directory]
+
+
+def departure(why: str) -> str:
+    """
+    The metrics' reason (a fixed word) for a member leaving with C{why}
+    (C{quit}, C{quit (bye)}, C{timed out (idle)}, C{disconnected}).
+    """
+    if why == "quit" or why.startswith("quit ("):
+        return "quit"
+    if why.startswith("timed out"):
+        return "idle_timeout"
+    return "closed"
 
 
 class Member:
@@ -172,6 +185,7 @@ class ChatServer:
         self, history: History, clock: IReactorTime, replay: int = 20,
         timer: Callable[[], float] = time.monotonic,
         bus: BusFactory = LocalBus, directory: DirectoryFactory = LocalDirectory,
+        observer: ChatObserver = NULL_OBSERVER,
     ) -> None:
         """
         @param history: where room messages are kept.
@@ -182,6 +196,8 @@ class ChatServer:
         @param bus: makes the bus from this server's rooms and members.
         @param directory: makes the directory from this server's rooms,
             members and the lobby's name.
+        @param observer: told what happens, for metrics (sessions, front
+            ends and the bus reach it here too).
         """
         self.history = history
         self.clock = clock
@@ -190,7 +206,9 @@ class ChatServer:
         self.members: dict[str, Member] = {}
         self.lobby = Room(LOBBY)
         self.rooms: dict[str, Room] = {LOBBY: self.lobby}
+        self.observer = observer
         self.bus = bus(self.rooms, self.members)
+        self.bus.observer = observer  # deliveries are counted where they happen
         self.directory = directory(self.rooms, self.members, LOBBY)
         self._second = -1
         self._stamp = ""
@@ -230,7 +248,17 @@ class ChatServer:
         """
         if member is None:
             member = Member(participant)
-        return self.directory.claim(name, member)
+        d = self.directory.claim(name, member)
+        d.addCallbacks(self._claimed, self._claim_refused)
+        return d
+
+    def _claimed(self, member: Member) -> Member:
+        self.observer.login("ok")
+        return member
+
+    def _claim_refused(self, failure: Failure) -> Failure:
+        self.observer.login("name_taken" if failure.check(NameTaken) else "bad_name")
+        return failure
 
     def remove(self, member: Member, why: str) -> None:
         """
@@ -240,6 +268,7 @@ class ChatServer:
         """
         if self.members.get(member.key) is not member:
             return
+        self.observer.disconnected("shutdown" if self._stopping else departure(why))
         self.directory.release(member)
         self.members.pop(member.key, None)  # a directory that keeps its own table
         self.searches.forget(member)
@@ -373,6 +402,7 @@ class ChatServer:
                 raise NotInRoom("you are not in #%s (/join #%s first)" % (room, room))
         when, stamp = self.now()
         entry = Entry(where.name, member.name, text, when, action)
+        self.observer.message("action" if action else "message")
         self.bus.publish(where.name, Message(entry, stamp), member)
         self.history.append(entry)
 
@@ -413,6 +443,7 @@ class ChatServer:
         if not self.bus.private(
                 recipient.key, Private(member.name, recipient.name, text, when, stamp)):
             raise NoSuchTarget("nobody called %s is online" % recipient.name)
+        self.observer.message("private")
         member.participant.send(
             Private(member.name, recipient.name, text, when, stamp, outgoing=True)
         )

@@ -157,6 +157,7 @@ class ChatSession:
         left = self._ctx.lockout.remaining(self._front.peer_host())
         if not left:
             return False
+        self._ctx.server.observer.login("locked_out")
         self._front.send(Error(
             "too many wrong passcodes from your address; try again in %d s" % (left + 0.999)))
         self.close()
@@ -224,6 +225,7 @@ class ChatSession:
         if self._state == CLOSED:
             return
         self._attempts += 1
+        self._ctx.server.observer.login("wrong_passcode")
         if self._attempts == 1:
             # One wrong passcode per connection counts towards the address's
             # lockout: a client that sends several lines at once (curl, a
@@ -287,6 +289,7 @@ class ChatSession:
 
     def timed_out(self) -> None:
         """The login deadline passed."""
+        self._ctx.server.observer.login("timed_out")
         self.log.info("login timed out for {peer}", peer=self._front.describe_peer())
         self._front.send(Error("login timed out"))
         self.close()
@@ -352,6 +355,7 @@ class ChatSession:
         if bucket.take():
             return False
         self.dropped += 1
+        self._ctx.server.observer.line_dropped()
         if not bucket.warned:  # log once per flood, not once per line
             bucket.warned = True
             self.log.warn("{name} is flooding; dropping lines", name=self.member.name)

@@ -47,6 +47,7 @@ from twisted.logger import Logger
 from twisted_chat.commands import MAX_HISTORY
 from twisted_chat.domain.events import Entry
 from twisted_chat.errors import ChatError
+from twisted_chat.metrics.observer import NULL_OBSERVER, ChatObserver
 
 SCHEMA_VERSION = 3
 
@@ -647,8 +648,19 @@ class SQLiteHistory:
         self.opened = False
         self.searchable = False
         self._stored = self._indexed = 0
+        self.observer: ChatObserver = NULL_OBSERVER  # told each flush's time
         if connect:
             self.open()
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting to be written (held in memory while the file is locked)."""
+        return len(self._pending)
+
+    @property
+    def unsaved(self) -> int:
+        """Messages kept only in memory since the database failed (lost at restart)."""
+        return self._unsaved
 
     def check(self) -> None:
         """
@@ -832,6 +844,7 @@ class SQLiteHistory:
             return
         # Both change only once the transaction has committed.
         stored, indexed = self._stored, self._indexed
+        started = self._timer()
         try:
             with _transaction(self._db):
                 if pending:
@@ -846,6 +859,7 @@ class SQLiteHistory:
             return
         self._pending = []
         self._stored, self._indexed = stored, indexed
+        self.observer.history_flushed(self._timer() - started, len(pending))
         self._checkpoint()
         self._index_later(index)
         if self._locked_since is not None:

@@ -376,6 +376,7 @@ class ChatLineProtocol(LineReceiver):
     @override
     def connectionLost(self, reason: Failure) -> None:
         self.factory.limits.release(self.host)
+        self.factory.context.server.observer.connection_closed("line")
         self.__dict__.pop("send", None)  # no cycle through a bound method
         self.__dict__.pop("dataReceived", None)
         session = self.__dict__.get("session")
@@ -424,6 +425,7 @@ class ChatLineProtocol(LineReceiver):
         self.queued += len(data)
         if self.queued > self.factory.sendq:
             self._aborted = True
+            self.factory.context.server.observer.send_queue_overflowed("line")
             self.log.warn(
                 "{peer} stopped reading ({queued} bytes waiting); disconnecting",
                 peer=self.describe_peer(),
@@ -486,6 +488,7 @@ class ChatLineFactory(ServerFactory):
         refusal = self.limits.admit(host)
         if refusal is not None:
             return _Refusal(refusal)
+        self.context.server.observer.connection_opened("line")
         protocol = ChatLineProtocol()
         protocol.factory = self
         protocol.host = host

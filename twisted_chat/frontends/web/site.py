@@ -411,6 +411,7 @@ class ChatWebSocket:
                     "{peer} stopped reading ({queued} bytes waiting); disconnecting",
                     peer=self._peer, queued=self.queued,
                 )
+                self._factory.context.server.observer.send_queue_overflowed("web")
                 self._drop()
                 return
         try:
@@ -461,6 +462,7 @@ class ChatWebSocket:
                     "{peer} stopped reading ({queued} bytes waiting); disconnecting",
                     peer=self._peer, queued=self.queued,
                 )
+                self._factory.context.server.observer.send_queue_overflowed("web")
                 self._drop()
                 return False
         return self._state != CLOSED
@@ -853,6 +855,7 @@ class _ChatChannel(HTTPChannel):
         if self.admitted is not None:
             host, self.admitted = self.admitted, None
             self.site.limits.release(host)
+            self.site.observer.connection_closed("web")
 
     def _protocolUpgradeForWebsockets(self, protocol: Any) -> None:
         super()._protocolUpgradeForWebsockets(protocol)
@@ -900,6 +903,7 @@ class ChatSite(Site):
     def __init__(self, root: Resource, context: SessionContext) -> None:
         super().__init__(root, reactor=context.clock)
         self.limits = context.limits
+        self.observer = context.server.observer
         self._clock = context.clock
         self.header_deadlines: Deadlines[_ChatChannel] = Deadlines(
             context.clock, HEADER_TIMEOUT, _ChatChannel.headers_expired
@@ -922,6 +926,7 @@ class ChatSite(Site):
             return _Refused(why)
         wrapper = super().buildProtocol(addr)
         wrapper._channel.admitted = host
+        self.observer.connection_opened("web")
         return wrapper
 
     @override

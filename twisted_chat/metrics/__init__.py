@@ -1,0 +1,1 @@
+"""What the server counts (L{observer}) and how Prometheus reads it (L{prometheus})."""
