@@ -183,7 +183,7 @@ class WebLoginTests(WebCase):
         browser.transport.take()
         sent = browser.login("alice", passcode="nope")
         self.assertEqual(sent, [
-            {"type": "error", "text": "wrong passcode"},
+            {"type": "error", "text": "wrong passcode", "code": "wrong_passcode"},
             {"type": "prompt", "field": "passcode"},
         ])
         sent = browser.login("alice")
@@ -200,7 +200,8 @@ class WebLoginTests(WebCase):
         browser.login("alice", passcode="b")
         self.assertIsNone(browser.transport.close_code)
         sent = browser.login("alice", passcode="c")
-        self.assertEqual(sent, [{"type": "error", "text": "too many attempts"}])
+        self.assertEqual(sent, [{"type": "error", "text": "too many attempts",
+                                 "code": "too_many_attempts"}])
         self.assertEqual(browser.transport.close_code, 1000)
 
     def test_bad_and_taken_names(self) -> None:
@@ -213,7 +214,8 @@ class WebLoginTests(WebCase):
         self.assertEqual(sent[0], {"type": "prompt", "field": "username"})
         self.assertEqual(sent[2], {"type": "prompt", "field": "username"})
         sent = browser.login("BOB", passcode="ignored now")
-        self.assertEqual(sent[0], {"type": "error", "text": "the name BOB is taken; pick another"})
+        self.assertEqual(sent[0], {"type": "error", "text": "the name BOB is taken; pick another",
+                                   "code": "name_taken"})
         self.assertEqual(sent[1], {"type": "prompt", "field": "username"})
         sent = browser.login("alice", passcode="ignored now")
         self.assertEqual(sent[0]["type"], "welcome")
@@ -268,7 +270,8 @@ class WebLoginTests(WebCase):
         """A second login is an error and changes nothing."""
         browser = self.logged_in("alice")
         sent = browser.login("mallory")
-        self.assertEqual(sent, [{"type": "error", "text": "you are logged in already"}])
+        self.assertEqual(sent, [{"type": "error", "text": "you are logged in already",
+                                 "code": "already_logged_in"}])
         self.assertIn("alice", self.world.server.members)
         self.assertNotIn("mallory", self.world.server.members)
 
@@ -277,7 +280,8 @@ class WebLoginTests(WebCase):
         browser = self.browser()
         browser.transport.take()
         self.world.clock.advance(30)
-        self.assertEqual(browser.transport.take(), [{"type": "error", "text": "login timed out"}])
+        self.assertEqual(browser.transport.take(),
+                         [{"type": "error", "text": "login timed out", "code": "timed_out"}])
         self.assertEqual(browser.transport.close_code, 1000)
 
 
@@ -319,7 +323,8 @@ class WebChatTests(WebCase):
         sent = alice.send({"type": "command", "text": ":)"})
         self.assertEqual(sent, [{"type": "info", "text": "You said: [feeling happy]"}])
         sent = alice.send({"type": "command", "text": "/nope"})
-        self.assertEqual(sent, [{"type": "error", "text": "unknown command /nope (try /help)"}])
+        self.assertEqual(sent, [{"type": "error", "text": "unknown command /nope (try /help)",
+                                 "code": "unknown_command"}])
 
     def test_notices_name_the_user(self) -> None:
         """Join, leave and disconnect notices carry who and what, for the user list."""
@@ -421,10 +426,11 @@ class WebMessageTests(WebCase):
         self.alice = self.logged_in("alice")
         lines(self.bob_out)
 
-    def assert_error(self, message: Any, contains: str) -> None:
+    def assert_error(self, message: Any, contains: str, code: str = "bad_message") -> None:
         sent = self.alice.send(message)
         self.assertEqual(kinds(sent), ["error"], sent)
-        self.assertEqual(set(sent[0]), {"type", "text"})
+        self.assertEqual(set(sent[0]), {"type", "text", "code"})
+        self.assertEqual(sent[0]["code"], code)
         self.assertIn(contains, sent[0]["text"])
         self.assertIsNone(self.alice.transport.close_code)
 
@@ -467,7 +473,7 @@ class WebMessageTests(WebCase):
     def test_binary_frame(self) -> None:
         self.alice.protocol.bytesMessageReceived(b"\x00\x01")
         sent = self.alice.transport.take()
-        self.assertEqual(sent, [{"type": "error",
+        self.assertEqual(sent, [{"type": "error", "code": "bad_message",
                                  "text": "binary messages are not accepted; send JSON text"}])
         self.assert_still_chatting()
 
@@ -475,8 +481,9 @@ class WebMessageTests(WebCase):
         """Text over --max-line bytes is refused like a long telnet line; the limit is kept."""
         limit = self.world.config.max_line
         self.assert_error({"type": "say", "text": "x" * (limit + 1)},
-                          "line too long (max %d bytes)" % limit)
-        self.assert_error({"type": "say", "text": "é" * (limit // 2 + 1)}, "line too long")
+                          "line too long (max %d bytes)" % limit, "line_too_long")
+        self.assert_error({"type": "say", "text": "é" * (limit // 2 + 1)}, "line too long",
+                          "line_too_long")
         self.assertEqual(lines(self.bob_out), [])
         self.assertEqual(self.alice.send({"type": "say", "text": "y" * limit}), [])
         self.assertEqual(len(lines(self.bob_out)[0]), 11 + len("alice: ") + limit)
@@ -485,7 +492,7 @@ class WebMessageTests(WebCase):
         """A frame too long to hold a line is refused without being parsed."""
         limit = self.world.config.max_line
         frame = '{"type": "say", "text": "%s"}' % ("z" * frame_limit(limit))
-        self.assert_error(frame, "line too long (max %d bytes)" % limit)
+        self.assert_error(frame, "line too long (max %d bytes)" % limit, "line_too_long")
         self.assertEqual(lines(self.bob_out), [])
         self.assert_still_chatting()
 
@@ -886,7 +893,8 @@ class WebSocketBoundTests(SynchronousTestCase):
         pongs = [e for e in events if isinstance(e, Pong)]
         self.assertEqual(len(pongs), CONTROL_BURST)
         texts = [json.loads(e.data) for e in events if isinstance(e, TextMessage)]
-        self.assertEqual(texts[-1], {"type": "error", "text": "too many pings; closing"})
+        self.assertEqual(texts[-1], {"type": "error", "text": "too many pings; closing",
+                                     "code": "flood"})
         self.assertEqual([e.code for e in events if isinstance(e, CloseConnection)], [1008])
         self.assertTrue(socket.http.transport.disconnecting)
 
