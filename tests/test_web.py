@@ -44,6 +44,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError
 from zope.interface import implementer
 
+from twisted_chat.commands import Command
 from twisted_chat.config import ChatConfig
 from twisted_chat.domain import events
 from twisted_chat.frontends.web.site import (
@@ -256,6 +257,34 @@ class WebLoginTests(WebCase):
         sent = browser.transport.take()
         self.assertEqual(kinds(sent), ["prompt", "welcome", "info", "users", "history"])
 
+    def test_login_while_checking_waits(self) -> None:
+        """A second login sent while the first is being checked is held, then tried."""
+        pending: list[Deferred[Any]] = []
+
+        @implementer(ICredentialsChecker)
+        class Slow:
+            from twisted_chat.interfaces import IPasscode
+            credentialInterfaces = (IPasscode,)
+
+            def requestAvatarId(self, credentials: Any) -> Deferred[Any]:  # noqa: N802
+                d: Deferred[Any] = Deferred()
+                pending.append(d)
+                return d
+
+        self.world = World(checker=Slow())
+        self.factory = ChatWebFactory(self.world.context)
+        browser = self.browser()
+        browser.transport.take()
+        self.assertEqual(browser.login("alice", passcode="wrong"), [])
+        self.assertEqual(browser.login("alice"), [])
+        self.assertEqual(len(pending), 1)
+        pending.pop().errback(UnauthorizedLogin())
+        self.assertEqual(kinds(browser.transport.take()), ["error", "prompt"])
+        self.assertEqual(len(pending), 1)  # the held login, checked now
+        pending.pop().callback(object())
+        self.assertEqual(kinds(browser.transport.take()),
+                         ["prompt", "welcome", "info", "users", "history"])
+
     def test_chat_before_login(self) -> None:
         """Say and command before login get an error; the login still works."""
         browser = self.browser()
@@ -310,6 +339,45 @@ class WebChatTests(WebCase):
             self.assertEqual(alice.send({"type": "say", "text": text}), [])
             self.assertEqual(lines(bob_out)[0][11:], "alice: " + text)
         self.assertEqual(self.world.server.members["alice"].room.name, "lobby")
+
+    def test_say_is_a_say_command(self) -> None:
+        """
+        The browser hands the session typed calls: a say is a say Command
+        with the text as sent (never a line to parse), a command is a typed
+        line, and a login is log_in.
+        """
+        browser = self.browser()
+        calls: list[tuple[str, Any]] = []
+
+        class Spy:
+            """The session, recording the calls the browser makes."""
+
+            def __init__(self, session: Any) -> None:
+                self._session = session
+
+            def __getattr__(self, name: str) -> Any:
+                real = getattr(self._session, name)
+                if name not in ("text", "command", "log_in"):
+                    return real
+
+                def spy(*args: Any, **kw: Any) -> Any:
+                    calls.append((name, args[:2] if name == "log_in" else args[0]))
+                    return real(*args, **kw)
+
+                return spy
+
+        browser.protocol._session = Spy(browser.protocol._session)
+        browser.login("alice")
+        for text in ("/join x", ":)", "\\o/"):
+            browser.send({"type": "say", "text": text})
+        browser.send({"type": "command", "text": "/rooms"})
+        self.assertEqual(calls, [
+            ("log_in", (b"x", "alice")),
+            ("command", Command("say", "/join x")),
+            ("command", Command("say", ":)")),
+            ("command", Command("say", "\\o/")),
+            ("text", "/rooms"),
+        ])
 
     def test_command(self) -> None:
         """A command message is parsed as typed: /join moves, the old room sees it."""

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from twisted_chat.commands.parse import SHORTCUT_HELP, split
-from twisted_chat.commands.registry import Command, CommandRegistry, CommandSpec
+from twisted_chat.commands.registry import Command, CommandRegistry, CommandSpec, Parser
 from twisted_chat.domain.events import Goodbye, Help
 from twisted_chat.errors import BadUsage, ChatError
 from twisted_chat.text import visible
@@ -32,11 +32,15 @@ MAX_SEARCH_WORD = 64
 
 # -- argument parsers: (the words after /name, the name as typed) -> Command ----
 
-def no_args(rest: str, typed: str) -> Command:
-    """A command without arguments."""
-    if rest:
-        raise BadUsage("%s takes no arguments" % typed)
-    return Command(typed[1:])
+def no_args(name: str) -> Parser:
+    """The parser of the command C{name}, which takes no arguments."""
+
+    def parse(rest: str, typed: str) -> Command:
+        if rest:
+            raise BadUsage("%s takes no arguments" % typed)
+        return Command(name)
+
+    return parse
 
 
 def _msg(rest: str, typed: str) -> Command:
@@ -153,10 +157,11 @@ def quit_(session: ChatSession, command: Command) -> None:
 # -- the declarations, in /help order -------------------------------------------
 
 BUILTIN = (
-    CommandSpec("help", (), "/help", "show this list", no_args, help_),
+    CommandSpec("help", (), "/help", "show this list", no_args("help"), help_),
     CommandSpec("join", (), "/join <room>", "move to a room (created if new)", _join, join),
-    CommandSpec("leave", (), "/leave", "go back to #lobby", no_args, leave),
-    CommandSpec("rooms", (), "/rooms", "list rooms with their member counts", no_args, rooms),
+    CommandSpec("leave", (), "/leave", "go back to #lobby", no_args("leave"), leave),
+    CommandSpec("rooms", (), "/rooms", "list rooms with their member counts", no_args("rooms"),
+                rooms),
     CommandSpec("users", (), "/users [all]", "users in your room, or everyone online",
                 _users, users),
     CommandSpec("msg", ("pm",), "/msg <user> <text>", "private message (also /pm)", _msg, msg,
