@@ -116,33 +116,33 @@ def say_time(session: ChatSession, command: Command) -> None:
 
 
 def join(session: ChatSession, command: Command) -> None:
-    session.server.join(session.member, command.arg)
+    session.server.join(session.user, command.arg)
 
 
 def leave(session: ChatSession, command: Command) -> None:
-    session.server.leave(session.member)
+    session.server.leave(session.user)
 
 
 def rooms(session: ChatSession, command: Command) -> None:
-    session.server.room_list(session.member)
+    session.server.room_list(session.user)
 
 
 def users(session: ChatSession, command: Command) -> None:
-    session.server.users(session.member, everyone=bool(command.number))
+    session.server.users(session.user, everyone=bool(command.number))
 
 
 def msg(session: ChatSession, command: Command) -> None:
     if not visible(command.text):
         raise ChatError("that message is empty")
-    session.server.message(session.member, command.arg, command.text)
+    session.server.message(session.user, command.arg, command.text)
 
 
 def history(session: ChatSession, command: Command) -> None:
-    session.server.recall(session.member, command.number)
+    session.server.recall(session.user, command.number)
 
 
 def search(session: ChatSession, command: Command) -> None:
-    session.server.search(session.member, command.arg.strip())
+    session.server.search(session.user, command.arg.strip())
 
 
 def help_(session: ChatSession, command: Command) -> None:

@@ -8,7 +8,7 @@ session directly.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -102,7 +102,7 @@ class LineDialogue:
         failure.trap(ChatError)
         if self._session.closed:
             self._state = CLOSED
-        elif failure.value.field == "passcode":
+        elif cast(ChatError, failure.value).field == "passcode":
             self._ask(PASSCODE, "passcode")
         else:
             self._ask(NAME, "username")

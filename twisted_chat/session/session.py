@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from twisted.cred.credentials import Anonymous
+from twisted.cred.credentials import Anonymous, ICredentials
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, fail, succeed
@@ -177,6 +177,11 @@ class ChatSession:
         return self._visitor.member if self._visitor is not None else None
 
     @property
+    def user(self) -> Member:
+        """The logged-in member (for command handlers, which run only while logged in)."""
+        return cast(Member, self._visitor)
+
+    @property
     def front(self) -> Frontend:
         """The front end (the member's participant)."""
         return self._front
@@ -257,7 +262,7 @@ class ChatSession:
         if self.needs_passcode:
             if self._locked_out():
                 return fail(LockedOut("too many wrong passcodes from your address"))
-            credentials: object = Passcode(passcode or b"")
+            credentials: ICredentials = Passcode(passcode or b"")
         else:
             credentials = Anonymous()
         d = self._ctx.portal.login(credentials, self._front, IVisitor)
@@ -398,7 +403,7 @@ class ChatSession:
         self._bad_names += 1
         if self._bad_names >= MAX_BAD_NAMES:
             return self._end_login(TooManyBadNames("too many bad names"))
-        self._tell(failure.value)
+        self._tell(cast(ChatError, failure.value))
         return self._answer(failure)
 
     def _claimed(self, member: Member, room: str | None) -> Any:
@@ -504,7 +509,7 @@ class ChatSession:
         commands.dispatch(self, spec, command)
 
     def _failed(self) -> None:
-        self.log.failure("line from {name} failed", name=self.member.name)
+        self.log.failure("line from {name} failed", name=self.user.name)
         self._tell(ServerFailure("the server failed to handle that line; it was dropped"))
 
     def _tell(self, error: ChatError) -> None:
@@ -524,7 +529,7 @@ class ChatSession:
         self.dropped += 1
         if not bucket.warned:  # log once per flood, not once per line
             bucket.warned = True
-            self.log.warn("{name} is flooding; dropping lines", name=self.member.name)
+            self.log.warn("{name} is flooding; dropping lines", name=self.user.name)
         # Tell the client at most once a second: an answer per dropped line
         # would let a flooder make the server write more than it reads.
         now = self._ctx.clock.seconds()
@@ -542,7 +547,7 @@ class ChatSession:
         """
         # Cleaning can leave nothing, or nothing anyone could see.
         if visible(text):
-            self._ctx.server.say(self.member, text, action)
+            self._ctx.server.say(self.user, text, action)
             if echo:  # said on the user's behalf: show them what (no echo otherwise)
                 self._front.send(Info("You said: " + text))
 

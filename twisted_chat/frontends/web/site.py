@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from importlib.resources import files
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
@@ -338,7 +338,7 @@ class ChatWebSocket:
         with the id in L{send}) or, for a flood past its once-a-second
         warning, by dropping it (counted in C{dropped}).
         """
-        session = self._session
+        session = cast(ChatSession, self._session)  # set before any message is read
         if line_id is None:
             self._take(session, kind, text)
             return
@@ -371,13 +371,14 @@ class ChatWebSocket:
         if self._paused:
             self._hold("login", (passcode, name), None)
             return
-        d = self._session.log_in(passcode.encode("utf-8", "surrogateescape"), name,
-                                 authenticated=self._authenticated)
+        session = cast(ChatSession, self._session)
+        d = session.log_in(passcode.encode("utf-8", "surrogateescape"), name,
+                           authenticated=self._authenticated)
         d.addCallbacks(self._logged_in, self._refused)
 
     def _authenticated(self) -> None:
         """The passcode passed: the page hears the name is wanted, as it did."""
-        if self._session.needs_passcode:
+        if cast(ChatSession, self._session).needs_passcode:
             self._write(Prompt("username"))
 
     def _logged_in(self, member: Member) -> None:
@@ -387,9 +388,9 @@ class ChatWebSocket:
     def _refused(self, failure: Failure) -> None:
         """The session told the page why; ask again for what was refused."""
         failure.trap(ChatError)
-        if self._state != LOGIN or self._session.closed:
+        if self._state != LOGIN or cast(ChatSession, self._session).closed:
             return
-        field = failure.value.field
+        field = cast(ChatError, failure.value).field
         if field:
             self._write(Prompt("passcode" if field == "passcode" else "username"))
 
