@@ -30,6 +30,7 @@ from twisted_chat.errors import (
     TooManyAttempts,
     TooManyBadNames,
     WrongPasscode,
+    numeric,
 )
 from twisted_chat.interfaces import IPasscode
 from twisted_chat.session.dialogue import LineDialogue
@@ -344,6 +345,29 @@ class CommandTests(SessionCase):
         alice.command(Command("say", "   "))  # nothing: no line
         alice.command(Command("msg", "bob", "\x1b[31mpsst"))
         self.assertEqual(said(bob), ["red", "psst"])
+
+    def test_irc_calls(self) -> None:
+        """What IRC will send: JOIN adds a room, PRIVMSG/ACTION to a room, PART leaves one."""
+        alice, front = self.logged_in("alice")
+        _, bob = self.logged_in("bob")
+        alice.command(Command("join", "#dev", number=1))
+        member = self.world.server.members["alice"]
+        self.assertEqual([room.name for room in member.rooms], [LOBBY, "dev"])
+        bob.take()
+        alice.command(Command("say", "in the lobby", "#lobby"))
+        alice.command(Command("me", "waves", "lobby"))
+        alice.command(Command("say", "to dev", "dev"))
+        self.assertEqual(said(bob), ["in the lobby", "waves"])
+        alice.command(Command("part", "#lobby", "bye"))
+        self.assertEqual([room.name for room in member.rooms], ["dev"])
+        self.assertEqual(bob.events[-1].to_json()["text"], "alice left #lobby (bye)")
+        alice.command(Command("part", "#dev"))
+        self.assertEqual(list(member.rooms), [])
+        front.take()
+        alice.command(Command("say", "nowhere", "#lobby"))
+        alice.command(Command("say", "bad", "#a b"))
+        self.assertEqual([(e.code, numeric(e.code)) for e in front.take()],
+                         [("not_in_room", "442"), ("bad_room", "403")])
 
     def test_text(self) -> None:
         alice, front = self.logged_in("alice")

@@ -167,3 +167,20 @@ class LoginFailed(LoginRefused):
     """The server failed to check the login (a bug, logged); the session is closed."""
 
     code = "server_error"
+
+
+def numeric(code: str) -> str:
+    """The IRC numeric of the error kind with C{code} (an L{Error} event's); C{400} if none."""
+    global _NUMERICS
+    if _NUMERICS is None:
+        kinds: list[type[ChatError]] = [ChatError]
+        table: dict[str, str] = {}
+        while kinds:
+            kind = kinds.pop()
+            table.setdefault(kind.code, kind.numeric)
+            kinds.extend(kind.__subclasses__())
+        _NUMERICS = table
+    return _NUMERICS.get(code, "400")
+
+
+_NUMERICS: dict[str, str] | None = None

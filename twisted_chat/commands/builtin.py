@@ -16,7 +16,7 @@ from twisted_chat.commands.parse import SHORTCUT_HELP, split
 from twisted_chat.commands.registry import Command, CommandRegistry, CommandSpec, Parser
 from twisted_chat.domain.events import Goodbye, Help
 from twisted_chat.errors import BadUsage, ChatError
-from twisted_chat.text import visible
+from twisted_chat.text import room_key, visible
 
 if TYPE_CHECKING:
     from twisted_chat.session.session import ChatSession
@@ -102,13 +102,21 @@ def _quit(rest: str, typed: str) -> Command:
 
 # -- handlers -------------------------------------------------------------------
 
+def _room(command: Command) -> str | None:
+    """The room key C{command.text} names (a say or me to a room: IRC), or C{None}."""
+    return room_key(command.text) if command.text else None
+
+
 def say(session: ChatSession, command: Command) -> None:
-    """Say C{arg} to the current room (echoed back when a shortcut chose it)."""
-    session.say(command.arg, echo=command.echo)
+    """
+    Say C{arg} to the current room, or to the room C{text} names (IRC's
+    C{PRIVMSG #room}); echoed back when a shortcut chose it.
+    """
+    session.say(command.arg, echo=command.echo, room=_room(command))
 
 
 def me(session: ChatSession, command: Command) -> None:
-    session.say(command.arg, action=True)
+    session.say(command.arg, action=True, room=_room(command))
 
 
 def say_time(session: ChatSession, command: Command) -> None:
@@ -116,7 +124,13 @@ def say_time(session: ChatSession, command: Command) -> None:
 
 
 def join(session: ChatSession, command: Command) -> None:
-    session.server.join(session.user, command.arg)
+    """Move to the room C{arg}; with C{number} 1 add it and stay in the others (IRC)."""
+    session.server.join(session.user, command.arg, move=not command.number)
+
+
+def part(session: ChatSession, command: Command) -> None:
+    """Leave the room C{arg} (telling it the reason C{text}), staying in no room if last (IRC)."""
+    session.server.part(session.user, command.arg, command.text, to_lobby=False)
 
 
 def leave(session: ChatSession, command: Command) -> None:
@@ -176,6 +190,7 @@ BUILTIN = (
     # Reached by plain text, the "\" escape and the shortcuts, not by a /word.
     CommandSpec("say", (), "", "", None, say),
     CommandSpec("time", (), "", "", None, say_time),
+    CommandSpec("part", (), "", "", None, part),  # IRC's PART (telnet has /leave)
 )
 
 REGISTRY = CommandRegistry(BUILTIN, SHORTCUT_HELP)

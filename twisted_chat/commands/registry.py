@@ -24,13 +24,15 @@ class Command:
     One parsed line, or one typed call from a front end.
 
     @ivar name: what to do: C{say}, C{me}, C{join}, C{leave}, C{rooms},
-        C{users}, C{msg}, C{history}, C{search}, C{quit}, C{help} or C{time}
-        (the names in the registry).
-    @ivar arg: the target (C{join}, C{msg}), the text (C{say}, C{me},
-        C{quit}) or the words (C{search}); C{""} when there is none.
-    @ivar text: the message of C{msg}.
+        C{users}, C{msg}, C{history}, C{search}, C{quit}, C{help}, C{time}
+        or C{part} (the names in the registry).
+    @ivar arg: the target (C{join}, C{msg}, C{part}), the text (C{say},
+        C{me}, C{quit}) or the words (C{search}); C{""} when there is none.
+    @ivar text: the message of C{msg}, the reason of C{part}, and for
+        C{say} and C{me} the room to say it in (C{""}: the current room).
     @ivar number: C{history}'s count (0 means the server default), C{time}'s
-        offset in seconds, and 1 for C{users all}.
+        offset in seconds, 1 for C{users all}, and 1 for a C{join} that
+        adds a room instead of moving (IRC's C{JOIN}).
     @ivar echo: the text said is not what the user typed (the C{:)} and
         C{:(} shortcuts), so the sender is shown it.
     """

@@ -540,14 +540,16 @@ class ChatSession:
                 % self._ctx.config.rate))
         return True
 
-    def say(self, text: str, action: bool = False, echo: bool = False) -> None:
+    def say(self, text: str, action: bool = False, echo: bool = False,
+            room: str | None = None) -> None:
         """
-        Say cleaned C{text} to the current room (an action with C{action});
-        with C{echo} (said on the user's behalf) show the user what.
+        Say cleaned C{text} to the current room, or to C{room} (a room key),
+        as an action with C{action}; with C{echo} (said on the user's
+        behalf) show the user what.
         """
         # Cleaning can leave nothing, or nothing anyone could see.
         if visible(text):
-            self._ctx.server.say(self.user, text, action)
+            self._ctx.server.say(self.user, text, action, room)
             if echo:  # said on the user's behalf: show them what (no echo otherwise)
                 self._front.send(Info("You said: " + text))
 
