@@ -232,18 +232,19 @@ class ChatSession:
         """
         self._ctx.deadlines.touch(self)
         if self.needs_passcode:
-            return not self._locked_out()
+            return self._locked_out() is None
         return True
 
-    def _locked_out(self) -> bool:
-        """Refuse and close if this address guessed wrong too often lately."""
+    def _locked_out(self) -> LockedOut | None:
+        """Refuse (told, closed) if this address guessed wrong too often lately."""
         left = self._ctx.lockout.remaining(self._front.peer_host())
         if not left:
-            return False
-        self._tell(LockedOut(
-            "too many wrong passcodes from your address; try again in %d s" % (left + 0.999)))
+            return None
+        error = LockedOut(
+            "too many wrong passcodes from your address; try again in %d s" % (left + 0.999))
+        self._tell(error)
         self.close()
-        return True
+        return error
 
     def authenticate(self, passcode: bytes | None) -> Deferred[None]:
         """
@@ -260,8 +261,9 @@ class ChatSession:
         if refused is not None:
             return refused
         if self.needs_passcode:
-            if self._locked_out():
-                return fail(LockedOut("too many wrong passcodes from your address"))
+            locked = self._locked_out()
+            if locked is not None:
+                return fail(locked)
             credentials: ICredentials = Passcode(passcode or b"")
         else:
             credentials = Anonymous()
