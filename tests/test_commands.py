@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_chat.commands import HELP, MAX_HISTORY, Command, parse
+from twisted_chat.commands import (
+    HELP,
+    MAX_HISTORY,
+    REGISTRY,
+    Command,
+    CommandRegistry,
+    CommandSpec,
+    parse,
+)
+from twisted_chat.commands.builtin import BUILTIN, no_args
 from twisted_chat.errors import BadUsage, UnknownCommand
 
 
@@ -92,3 +101,39 @@ class ParseTests(SynchronousTestCase):
                      "/me", "/history", "/quit", ":)", ":(", ":mytime", ":+1hr", ":Users",
                      ":Msg", ":Exit"):
             self.assertIn(name, usages + " ".join(text for _, text in HELP))
+
+
+class RegistryTests(SynchronousTestCase):
+    """L{CommandRegistry}: one declaration per command, read by the parser and /help."""
+
+    def test_help_is_the_registry(self) -> None:
+        self.assertEqual(HELP, REGISTRY.help_lines())
+        self.assertEqual(HELP[0], ("/help", "show this list"))
+        self.assertEqual(HELP[-1], ("\\text", "send text literally, e.g. \\/join or \\:)"))
+        self.assertEqual(len(HELP), 14)
+
+    def test_every_typed_command_parses(self) -> None:
+        """Each /name and alias of the registry is a command; say and time are not typed."""
+        for word, (spec, typed) in REGISTRY.typed.items():
+            self.assertEqual(typed, "/" + word)
+            self.assertIsNotNone(spec.parse)
+        self.assertNotIn("say", REGISTRY.typed)
+        self.assertNotIn("time", REGISTRY.typed)
+        self.assertEqual(REGISTRY.typed["pm"][0].name, "msg")
+
+    def test_new_command(self) -> None:
+        """One spec more: parsed (any case, its alias too), listed in /help before the shortcuts."""
+        registry = CommandRegistry(BUILTIN + (
+            CommandSpec("away", ("afk",), "/away", "say you are away", no_args("away"), print),))
+        self.assertEqual(parse("/AWAY", registry), Command("away"))
+        self.assertEqual(parse("/afk", registry), Command("away"))
+        error = self.assertRaises(BadUsage, parse, "/afk now", registry)
+        self.assertEqual(str(error), "/afk takes no arguments")
+        self.assertEqual(registry.help_lines()[-1], ("/away", "say you are away"))
+        self.assertRaises(UnknownCommand, parse, "/away")  # not in the built-in registry
+
+    def test_declared_twice(self) -> None:
+        registry = CommandRegistry(BUILTIN)
+        self.assertRaises(ValueError, registry.add, BUILTIN[0])
+        self.assertRaises(ValueError, registry.add, CommandSpec(
+            "private", ("pm",), "/private", "", no_args("private"), print))

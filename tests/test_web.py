@@ -44,6 +44,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError
 from zope.interface import implementer
 
+from twisted_chat.commands import Command
 from twisted_chat.config import ChatConfig
 from twisted_chat.domain import events
 from twisted_chat.frontends.web.site import (
@@ -183,7 +184,7 @@ class WebLoginTests(WebCase):
         browser.transport.take()
         sent = browser.login("alice", passcode="nope")
         self.assertEqual(sent, [
-            {"type": "error", "text": "wrong passcode"},
+            {"type": "error", "text": "wrong passcode", "code": "wrong_passcode"},
             {"type": "prompt", "field": "passcode"},
         ])
         sent = browser.login("alice")
@@ -200,7 +201,8 @@ class WebLoginTests(WebCase):
         browser.login("alice", passcode="b")
         self.assertIsNone(browser.transport.close_code)
         sent = browser.login("alice", passcode="c")
-        self.assertEqual(sent, [{"type": "error", "text": "too many attempts"}])
+        self.assertEqual(sent, [{"type": "error", "text": "too many attempts",
+                                 "code": "too_many_attempts"}])
         self.assertEqual(browser.transport.close_code, 1000)
 
     def test_bad_and_taken_names(self) -> None:
@@ -213,7 +215,8 @@ class WebLoginTests(WebCase):
         self.assertEqual(sent[0], {"type": "prompt", "field": "username"})
         self.assertEqual(sent[2], {"type": "prompt", "field": "username"})
         sent = browser.login("BOB", passcode="ignored now")
-        self.assertEqual(sent[0], {"type": "error", "text": "the name BOB is taken; pick another"})
+        self.assertEqual(sent[0], {"type": "error", "text": "the name BOB is taken; pick another",
+                                   "code": "name_taken"})
         self.assertEqual(sent[1], {"type": "prompt", "field": "username"})
         sent = browser.login("alice", passcode="ignored now")
         self.assertEqual(sent[0]["type"], "welcome")
@@ -254,6 +257,34 @@ class WebLoginTests(WebCase):
         sent = browser.transport.take()
         self.assertEqual(kinds(sent), ["prompt", "welcome", "info", "users", "history"])
 
+    def test_login_while_checking_waits(self) -> None:
+        """A second login sent while the first is being checked is held, then tried."""
+        pending: list[Deferred[Any]] = []
+
+        @implementer(ICredentialsChecker)
+        class Slow:
+            from twisted_chat.interfaces import IPasscode
+            credentialInterfaces = (IPasscode,)
+
+            def requestAvatarId(self, credentials: Any) -> Deferred[Any]:  # noqa: N802
+                d: Deferred[Any] = Deferred()
+                pending.append(d)
+                return d
+
+        self.world = World(checker=Slow())
+        self.factory = ChatWebFactory(self.world.context)
+        browser = self.browser()
+        browser.transport.take()
+        self.assertEqual(browser.login("alice", passcode="wrong"), [])
+        self.assertEqual(browser.login("alice"), [])
+        self.assertEqual(len(pending), 1)
+        pending.pop().errback(UnauthorizedLogin())
+        self.assertEqual(kinds(browser.transport.take()), ["error", "prompt"])
+        self.assertEqual(len(pending), 1)  # the held login, checked now
+        pending.pop().callback(object())
+        self.assertEqual(kinds(browser.transport.take()),
+                         ["prompt", "welcome", "info", "users", "history"])
+
     def test_chat_before_login(self) -> None:
         """Say and command before login get an error; the login still works."""
         browser = self.browser()
@@ -268,7 +299,8 @@ class WebLoginTests(WebCase):
         """A second login is an error and changes nothing."""
         browser = self.logged_in("alice")
         sent = browser.login("mallory")
-        self.assertEqual(sent, [{"type": "error", "text": "you are logged in already"}])
+        self.assertEqual(sent, [{"type": "error", "text": "you are logged in already",
+                                 "code": "already_logged_in"}])
         self.assertIn("alice", self.world.server.members)
         self.assertNotIn("mallory", self.world.server.members)
 
@@ -277,7 +309,8 @@ class WebLoginTests(WebCase):
         browser = self.browser()
         browser.transport.take()
         self.world.clock.advance(30)
-        self.assertEqual(browser.transport.take(), [{"type": "error", "text": "login timed out"}])
+        self.assertEqual(browser.transport.take(),
+                         [{"type": "error", "text": "login timed out", "code": "timed_out"}])
         self.assertEqual(browser.transport.close_code, 1000)
 
 
@@ -307,6 +340,45 @@ class WebChatTests(WebCase):
             self.assertEqual(lines(bob_out)[0][11:], "alice: " + text)
         self.assertEqual(self.world.server.members["alice"].room.name, "lobby")
 
+    def test_say_is_a_say_command(self) -> None:
+        """
+        The browser hands the session typed calls: a say is a say Command
+        with the text as sent (never a line to parse), a command is a typed
+        line, and a login is log_in.
+        """
+        browser = self.browser()
+        calls: list[tuple[str, Any]] = []
+
+        class Spy:
+            """The session, recording the calls the browser makes."""
+
+            def __init__(self, session: Any) -> None:
+                self._session = session
+
+            def __getattr__(self, name: str) -> Any:
+                real = getattr(self._session, name)
+                if name not in ("text", "command", "log_in"):
+                    return real
+
+                def spy(*args: Any, **kw: Any) -> Any:
+                    calls.append((name, args[:2] if name == "log_in" else args[0]))
+                    return real(*args, **kw)
+
+                return spy
+
+        browser.protocol._session = Spy(browser.protocol._session)
+        browser.login("alice")
+        for text in ("/join x", ":)", "\\o/"):
+            browser.send({"type": "say", "text": text})
+        browser.send({"type": "command", "text": "/rooms"})
+        self.assertEqual(calls, [
+            ("log_in", (b"x", "alice")),
+            ("command", Command("say", "/join x")),
+            ("command", Command("say", ":)")),
+            ("command", Command("say", "\\o/")),
+            ("text", "/rooms"),
+        ])
+
     def test_command(self) -> None:
         """A command message is parsed as typed: /join moves, the old room sees it."""
         _, bob_out = self.world.login("bob")
@@ -319,7 +391,8 @@ class WebChatTests(WebCase):
         sent = alice.send({"type": "command", "text": ":)"})
         self.assertEqual(sent, [{"type": "info", "text": "You said: [feeling happy]"}])
         sent = alice.send({"type": "command", "text": "/nope"})
-        self.assertEqual(sent, [{"type": "error", "text": "unknown command /nope (try /help)"}])
+        self.assertEqual(sent, [{"type": "error", "text": "unknown command /nope (try /help)",
+                                 "code": "unknown_command"}])
 
     def test_notices_name_the_user(self) -> None:
         """Join, leave and disconnect notices carry who and what, for the user list."""
@@ -421,10 +494,11 @@ class WebMessageTests(WebCase):
         self.alice = self.logged_in("alice")
         lines(self.bob_out)
 
-    def assert_error(self, message: Any, contains: str) -> None:
+    def assert_error(self, message: Any, contains: str, code: str = "bad_message") -> None:
         sent = self.alice.send(message)
         self.assertEqual(kinds(sent), ["error"], sent)
-        self.assertEqual(set(sent[0]), {"type", "text"})
+        self.assertEqual(set(sent[0]), {"type", "text", "code"})
+        self.assertEqual(sent[0]["code"], code)
         self.assertIn(contains, sent[0]["text"])
         self.assertIsNone(self.alice.transport.close_code)
 
@@ -467,7 +541,7 @@ class WebMessageTests(WebCase):
     def test_binary_frame(self) -> None:
         self.alice.protocol.bytesMessageReceived(b"\x00\x01")
         sent = self.alice.transport.take()
-        self.assertEqual(sent, [{"type": "error",
+        self.assertEqual(sent, [{"type": "error", "code": "bad_message",
                                  "text": "binary messages are not accepted; send JSON text"}])
         self.assert_still_chatting()
 
@@ -475,8 +549,9 @@ class WebMessageTests(WebCase):
         """Text over --max-line bytes is refused like a long telnet line; the limit is kept."""
         limit = self.world.config.max_line
         self.assert_error({"type": "say", "text": "x" * (limit + 1)},
-                          "line too long (max %d bytes)" % limit)
-        self.assert_error({"type": "say", "text": "é" * (limit // 2 + 1)}, "line too long")
+                          "line too long (max %d bytes)" % limit, "line_too_long")
+        self.assert_error({"type": "say", "text": "é" * (limit // 2 + 1)}, "line too long",
+                          "line_too_long")
         self.assertEqual(lines(self.bob_out), [])
         self.assertEqual(self.alice.send({"type": "say", "text": "y" * limit}), [])
         self.assertEqual(len(lines(self.bob_out)[0]), 11 + len("alice: ") + limit)
@@ -485,7 +560,7 @@ class WebMessageTests(WebCase):
         """A frame too long to hold a line is refused without being parsed."""
         limit = self.world.config.max_line
         frame = '{"type": "say", "text": "%s"}' % ("z" * frame_limit(limit))
-        self.assert_error(frame, "line too long (max %d bytes)" % limit)
+        self.assert_error(frame, "line too long (max %d bytes)" % limit, "line_too_long")
         self.assertEqual(lines(self.bob_out), [])
         self.assert_still_chatting()
 
@@ -886,7 +961,8 @@ class WebSocketBoundTests(SynchronousTestCase):
         pongs = [e for e in events if isinstance(e, Pong)]
         self.assertEqual(len(pongs), CONTROL_BURST)
         texts = [json.loads(e.data) for e in events if isinstance(e, TextMessage)]
-        self.assertEqual(texts[-1], {"type": "error", "text": "too many pings; closing"})
+        self.assertEqual(texts[-1], {"type": "error", "text": "too many pings; closing",
+                                     "code": "flood"})
         self.assertEqual([e.code for e in events if isinstance(e, CloseConnection)], [1008])
         self.assertTrue(socket.http.transport.disconnecting)
 

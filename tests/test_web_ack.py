@@ -40,7 +40,8 @@ class AckTests(WebCase):
         alice = self.logged_in("alice")
         self.assertEqual(alice.send({"type": "say", "text": "hi"}), [])
         sent = alice.send({"type": "command", "text": "/dance"})
-        self.assertEqual(sent, [{"type": "error", "text": "unknown command /dance (try /help)"}])
+        self.assertEqual(sent, [{"type": "error", "text": "unknown command /dance (try /help)",
+                                 "code": "unknown_command"}])
         self.assertEqual(alice.send({"type": "say", "text": "hi", "id": None}), [])
 
     def test_bad_command_error_carries_the_id(self) -> None:
@@ -48,7 +49,8 @@ class AckTests(WebCase):
         alice = self.logged_in("alice")
         sent = alice.send({"type": "command", "text": "/dance", "id": 5})
         self.assertEqual(sent, [
-            {"type": "error", "text": "unknown command /dance (try /help)", "id": 5},
+            {"type": "error", "text": "unknown command /dance (try /help)",
+             "code": "unknown_command", "id": 5},
         ])
         sent = alice.send({"type": "command", "text": "/msg ghost boo", "id": 6})
         self.assertEqual(kinds(sent), ["error"])
@@ -63,7 +65,8 @@ class AckTests(WebCase):
         lines(bob_out)
         for kind in ("say", "command"):
             sent = alice.send({"type": kind, "text": "x" * 21, "id": 9})
-            self.assertEqual(sent, [{"type": "error", "text": "line too long (max 20 bytes)", "id": 9}])
+            self.assertEqual(sent, [{"type": "error", "text": "line too long (max 20 bytes)",
+                                     "code": "line_too_long", "id": 9}])
         self.assertEqual(lines(bob_out), [])
         self.assertEqual(alice.send({"type": "say", "text": "x" * 20, "id": 10}),
                          [{"type": "ack", "id": 10}])
@@ -107,7 +110,8 @@ class AckTests(WebCase):
         for line_id in (4, 5):
             sent = alice.send({"type": "say", "text": "dropped", "id": line_id})
             self.assertEqual(sent, [
-                {"type": "error", "text": "slow down; this line was dropped", "id": line_id},
+                {"type": "error", "text": "slow down; this line was dropped", "code": "flood",
+                 "id": line_id},
             ])
         self.assertEqual(len(lines(bob_out)), 2)
         self.world.clock.advance(1)
@@ -160,4 +164,5 @@ class AckTests(WebCase):
             {"type": "command", "text": "/join #bad room", "id": 12}))
         sent = alice.transport.take()
         self.assertEqual(kinds(sent), ["error"])
-        self.assertEqual(set(sent[0]), {"type", "text", "id"})
+        self.assertEqual(set(sent[0]), {"type", "text", "code", "id"})
+        self.assertEqual(sent[0]["code"], "bad_usage")

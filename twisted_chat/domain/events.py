@@ -217,15 +217,22 @@ class TimeZone(Event):
 
 @dataclass(frozen=True)
 class Error(Event):
-    """A mistake reported to one participant; C{text} follows C{ERROR }."""
+    """
+    A mistake reported to one participant; C{text} follows C{ERROR }.
+    C{code} is its L{twisted_chat.errors.ChatError} code (C{""}: none), in
+    JSON as C{"code"}.
+    """
 
     text: str
+    code: str = ""
     kind = "error"
 
     def lines(self) -> list[str]:
         return ["ERROR " + self.text]
 
     def to_json(self) -> dict[str, Any]:
+        if self.code:
+            return {"type": self.kind, "text": self.text, "code": self.code}
         return {"type": self.kind, "text": self.text}
 
 

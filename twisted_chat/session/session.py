@@ -1,29 +1,49 @@
 """
-One user's session, whatever the front end: the login dialogue through the
-twisted.cred portal, then each line parsed and dispatched to the domain.
-ChatError becomes one C{ERROR} event here and nowhere else.
+One user's session, whatever the front end, driven by typed calls: the
+login (L{ChatSession.authenticate}, L{ChatSession.claim},
+L{ChatSession.log_in}) through the twisted.cred portal, then commands
+(L{ChatSession.command}) and typed text lines (L{ChatSession.text})
+dispatched through the command registry to the domain.  No prompts and no
+line sniffing here: the telnet dialogue is L{twisted_chat.session.dialogue}.
+ChatError becomes one C{ERROR} event (with its code) here and nowhere else.
 """
 
 from __future__ import annotations
 
-import re
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from twisted.cred.credentials import Anonymous
+from twisted.cred.credentials import Anonymous, ICredentials
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_chat.auth.cred import Passcode, Visitor
-from twisted_chat.domain.server import LOBBY, ChatServer, Member
-from twisted_chat.commands import Command, parse
+from twisted_chat.commands import REGISTRY, Command, CommandRegistry
+from twisted_chat.commands.parse import parse
 from twisted_chat.config import ChatConfig
-from twisted_chat.errors import ChatError
-from twisted_chat.domain.events import Error, Goodbye, Info, Prompt, Welcome
+from twisted_chat.domain.events import Error, Info, Welcome
+from twisted_chat.domain.server import LOBBY, ChatServer, Member
+from twisted_chat.errors import (
+    AlreadyLoggedIn,
+    ChatError,
+    Flooding,
+    LockedOut,
+    LoginClosed,
+    LoginFailed,
+    LoginRefused,
+    NotLoggedIn,
+    ServerFailure,
+    TimedOut,
+    TooManyAttempts,
+    TooManyBadNames,
+    UnknownCommand,
+    WrongPasscode,
+)
 from twisted_chat.interfaces import IPasscode, IVisitor, Participant
 from twisted_chat.limits import ConnectionLimits, Deadlines, PasscodeLockout
 from twisted_chat.ratelimit import TokenBucket
@@ -66,6 +86,7 @@ class SessionContext:
     limits: ConnectionLimits
     idle: Deadlines[ChatSession] | None = None
     listening: dict[str, str] = field(default_factory=dict)
+    commands: CommandRegistry = REGISTRY
 
     @classmethod
     def create(
@@ -93,6 +114,8 @@ class SessionContext:
         return IPasscode in self.portal.listCredentialsInterfaces()
 
 
+
+
 class _LoggedOut:
     """Stands in for the visitor once its member has left."""
 
@@ -103,130 +126,255 @@ class _LoggedOut:
 _LOGGED_OUT = _LoggedOut()
 
 # Session states.
-PASSCODE, CHECKING, PAUSED, NAME, CHAT, CLOSED = range(6)
+LOGIN, CHAT, CLOSED = range(3)
 
 # Bad names one connection may try before it is closed: each draws a reply,
 # so without a bound a pipelined list of names makes the server write more
 # than it reads.
 MAX_BAD_NAMES = 10
 
-# A first line that is an HTTP request line (a browser, curl or a health
-# check pointed at the telnet port).
-_HTTP_REQUEST = re.compile(
-    r"(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PRI) \S+ HTTP/\d(?:\.\d)?\Z")
-
 
 class ChatSession:
     """
-    The dialogue with one user.  A front end hands it decoded lines with
-    L{line_received} and calls L{connection_lost} at the end.
+    One user's session.  A front end logs it in with L{authenticate} and
+    L{claim} (or L{log_in}), then hands it L{command}s and typed L{text}
+    lines, and calls L{connection_lost} at the end.
+
+    A login call answers with a Deferred.  When the answer comes later (a
+    slow checker, a cluster's name claim) the session holds the front end's
+    input meanwhile (C{pause_input}) and releases it (C{resume_input}) after
+    the Deferred fired, so a front end answers the outcome (a prompt again)
+    before any held input is handled.  A refusal has been told to the user
+    already (an L{Error} event); the Deferred fails with a L{ChatError}
+    whose C{field} says what to ask for again (usually a
+    L{LoginRefused}); if the session is over meanwhile, C{closed} is true.
 
     @ivar dropped: how many lines the flood limit dropped (a front end that
-        answers each line compares it before and after L{line_received}).
+        answers each line compares it before and after L{text} or L{command}).
     """
 
-    # _attempts counts wrong passcodes, then (from the Username: prompt) bad names.
-    __slots__ = ("_ctx", "_front", "_state", "_visitor", "_attempts", "_bucket", "dropped")
+    __slots__ = ("_ctx", "_front", "_state", "_visitor", "_bad_passcodes", "_bad_names",
+                 "_bucket", "_waiting", "_paused", "dropped")
     log = Logger()
 
     def __init__(self, context: SessionContext, front: Frontend) -> None:
         self._ctx = context
         self._front = front
-        self._state = PASSCODE
-        self._visitor: Visitor | None = None
-        self._attempts = 0
+        self._state = LOGIN
+        self._visitor: Visitor | _LoggedOut | None = None
+        self._bad_passcodes = 0
+        self._bad_names = 0
         self._bucket: TokenBucket | None = None
+        self._waiting: Deferred[Any] | None = None  # the caller's, while a check runs
+        self._paused = False  # whether we hold the front end's input
         self.dropped = 0
+
+    # -- what handlers and front ends read ----------------------------------
 
     @property
     def member(self) -> Member | None:
         """The logged-in member, or C{None} before login and after logout."""
         return self._visitor.member if self._visitor is not None else None
 
-    def start(self, needs_passcode: bool) -> None:
-        """Begin the dialogue (the front end has sent its greeting)."""
-        self._ctx.deadlines.touch(self)
-        if needs_passcode:
-            if not self._locked_out():
-                self._front.send(Prompt("passcode"))
-        else:
-            self._login(Anonymous())
+    @property
+    def user(self) -> Member:
+        """The logged-in member (for command handlers, which run only while logged in)."""
+        return cast(Member, self._visitor)
 
-    def _locked_out(self) -> bool:
-        """Refuse and close if this address guessed wrong too often lately."""
-        left = self._ctx.lockout.remaining(self._front.peer_host())
-        if not left:
-            return False
-        self._ctx.server.observer.login("locked_out")
-        self._front.send(Error(
-            "too many wrong passcodes from your address; try again in %d s" % (left + 0.999)))
-        self.close()
+    @property
+    def front(self) -> Frontend:
+        """The front end (the member's participant)."""
+        return self._front
+
+    @property
+    def server(self) -> ChatServer:
+        return self._ctx.server
+
+    @property
+    def clock(self) -> IReactorTime:
+        return self._ctx.clock
+
+    @property
+    def commands(self) -> CommandRegistry:
+        """The commands this session runs."""
+        return self._ctx.commands
+
+    @property
+    def needs_passcode(self) -> bool:
+        """Whether L{authenticate} checks a passcode (else anyone gets in)."""
+        return self._ctx.needs_passcode
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether L{authenticate} succeeded (so L{claim} may be called)."""
+        return self._visitor is not None
+
+    @property
+    def logged_in(self) -> bool:
+        """Whether the login finished (L{claim} succeeded) and the session is open."""
+        return self._state == CHAT
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session is over."""
+        return self._state == CLOSED
+
+    def may(self, who: str) -> bool:
+        """Whether the user is among C{who} (a L{CommandSpec}'s C{who})."""
+        return who == "everyone"
+
+    # -- login ----------------------------------------------------------------
+
+    def start(self) -> bool:
+        """
+        Begin: the login deadline starts.  An address locked out for wrong
+        passcodes is refused (told, and closed): C{False}.
+        """
+        self._ctx.deadlines.touch(self)
+        if self.needs_passcode:
+            return self._locked_out() is None
         return True
 
-    def _not_http(self, text: str) -> bool:
-        """
-        Answer a first line that is an HTTP request with where the page is,
-        and close; such a line is not a wrong passcode or a bad name.
-        """
-        if self._attempts or not _HTTP_REQUEST.match(text):
-            return True
-        web = self._ctx.listening.get("web")
-        if web is None:
-            self._front.send(Error(
-                "this is the chat's telnet port, not HTTP; connect with telnet or chat-client"))
-        else:
-            if "//0.0.0.0:" in web or "//[::]:" in web:  # every interface: the one used
-                local = getattr(getattr(self._front, "transport", None), "getHost", None)
-                host = getattr(local(), "host", None) if local is not None else None
-                if host:
-                    host = "[%s]" % host if ":" in host else host
-                    web = re.sub(r"//(0\.0\.0\.0|\[::\]):", "//%s:" % host, web)
-            self._front.send(Error(
-                "this is the chat's telnet port, not HTTP; open %s in a browser" % web))
-        self.log.info("{peer} sent HTTP to the telnet port; told it where the page is",
-                      peer=self._front.describe_peer())
+    def _locked_out(self) -> LockedOut | None:
+        """Refuse (told, closed) if this address guessed wrong too often lately."""
+        left = self._ctx.lockout.remaining(self._front.peer_host())
+        if not left:
+            return None
+        self._ctx.server.observer.login("locked_out")
+        error = LockedOut(
+            "too many wrong passcodes from your address; try again in %d s" % (left + 0.999))
+        self._tell(error)
         self.close()
-        return False
+        return error
 
-    def _passcode_received(self, text: str) -> None:
-        if not self._locked_out() and self._not_http(text):
-            self._login(Passcode(text.encode("utf-8", "surrogateescape")))
-
-    # -- login ------------------------------------------------------------
-
-    def _login(self, credentials: object) -> None:
-        self._state = CHECKING
+    def authenticate(self, passcode: bytes | None) -> Deferred[None]:
+        """
+        Pass the gate: check C{passcode} (C{None}: none given) through the
+        portal; an open server lets anyone in.  Succeeds at once if done
+        already.  A wrong passcode is told (C{ERROR wrong passcode}) and
+        fails with L{WrongPasscode}; the connection's first counts toward its
+        address's lockout; the last allowed fails with L{TooManyAttempts}
+        and closes, as does a locked-out address (L{LockedOut}).
+        """
+        if self._visitor is not None and self._state == LOGIN:
+            return succeed(None)
+        refused = self._refusal()
+        if refused is not None:
+            return refused
+        if self.needs_passcode:
+            locked = self._locked_out()
+            if locked is not None:
+                return fail(locked)
+            credentials: ICredentials = Passcode(passcode or b"")
+        else:
+            credentials = Anonymous()
         d = self._ctx.portal.login(credentials, self._front, IVisitor)
         d.addCallbacks(self._logged_in, self._refused)
-        d.addErrback(self._bug, "login")
-        if self._state == CHECKING:  # the checker answers later: hold the lines
-            self._state = PAUSED
+        d.addErrback(self._bug)
+        return self._wait(d)
+
+    def claim(self, name: str, room: str | None = LOBBY) -> Deferred[Member]:
+        """
+        Take C{name} (trimmed of surrounding spaces) through the realm's
+        avatar, after L{authenticate}.  A bad or taken name is told and
+        fails (L{BadName}, L{NameTaken}: C{field} C{"name"}); the
+        L{MAX_BAD_NAMES}th closes (L{TooManyBadNames}).  On success the
+        user is welcomed and joins C{room} (C{None}: none, for IRC).
+        """
+        refused = self._refusal()
+        if refused is not None:
+            return refused
+        visitor = self._visitor
+        if not isinstance(visitor, Visitor):
+            return fail(LoginRefused("authenticate before claiming a name"))
+        d = visitor.claim_name(name.strip())
+        d.addCallbacks(self._claimed, self._name_refused, callbackArgs=(room,))
+        d.addErrback(self._bug)
+        return self._wait(d)
+
+    def log_in(self, passcode: bytes | None, name: str, room: str | None = LOBBY,
+               authenticated: Callable[[], object] | None = None) -> Deferred[Member]:
+        """
+        L{authenticate} (unless done), then L{claim}: the browser's and
+        IRC's login.  C{authenticated} is called once the passcode passed,
+        before the claim (the browser sends its C{username} prompt there).
+        """
+        if self._visitor is not None and self._state == LOGIN:
+            return self.claim(name, room)
+
+        def then(_: None) -> Deferred[Member]:
+            if authenticated is not None:
+                authenticated()
+            return self.claim(name, room)
+
+        return self.authenticate(passcode).addCallback(then)
+
+    def _refusal(self) -> Deferred[Any] | None:
+        """A failed Deferred if no login call may run now, else C{None}."""
+        if self._state == CLOSED:
+            return fail(LoginClosed("the session is closed"))
+        if self._state == CHAT:
+            error = AlreadyLoggedIn("you are logged in already")
+            self._tell(error)
+            return fail(error)
+        if self._waiting is not None:
+            return fail(LoginRefused("wait for the answer to the last login first"))
+        return None
+
+    def _wait(self, d: Deferred[Any]) -> Deferred[Any]:
+        """
+        The caller's Deferred for the check C{d} (whose callbacks call
+        L{_answer}); if C{d} has not fired, hold the front end's input.
+        """
+        caller: Deferred[Any] = Deferred()
+        self._waiting = caller
+        outcome: list[Any] = []
+        d.addBoth(outcome.append)
+        if outcome:  # answered at once: the common case
+            self._waiting = None
+            result = outcome[0]
+            if isinstance(result, Failure):
+                return fail(result)
+            return succeed(result)
+        if not self._paused:
+            self._paused = True
             self._front.pause_input()
+        return caller
 
-    def _resume_after(self, state: int) -> None:
-        was_paused = self._state == PAUSED
-        self._state = state
-        if was_paused:
+    def _answer(self, result: Any) -> Any:
+        """
+        Give the waiting caller C{result} (a value or a L{Failure}), then
+        release held input unless a new check is waiting or the session is
+        over.  Returns C{result} for a check that answered at once.
+        """
+        caller, self._waiting = self._waiting, None
+        if caller is None:
+            return result
+        if isinstance(result, Failure):
+            caller.errback(result)
+        else:
+            caller.callback(result)
+        if self._paused and self._waiting is None and self._state != CLOSED:
+            self._paused = False
             self._front.resume_input()
+        return None
 
-    def _logged_in(self, result: tuple[Any, Visitor, Any]) -> None:
+    def _logged_in(self, result: tuple[Any, Visitor, Any]) -> Any:
         # The realm's logout callable is the visitor's logout; calling it on
         # the visitor lets the room hear why (quit or disconnected).
         _, self._visitor, _ = result
-        self._attempts = 0  # from now on: bad names
         if self._state == CLOSED:  # the connection went while we waited
             self._do_logout("disconnected")
-            return
-        self._front.send(Prompt("username"))  # before any held line is answered
-        self._resume_after(NAME)
+            return None
+        return self._answer(None)
 
-    def _refused(self, failure: Failure) -> None:
+    def _refused(self, failure: Failure) -> Any:
         failure.trap(UnauthorizedLogin)
         if self._state == CLOSED:
-            return
-        self._attempts += 1
+            return None
+        self._bad_passcodes += 1
         self._ctx.server.observer.login("wrong_passcode")
-        if self._attempts == 1:
+        if self._bad_passcodes == 1:
             # One wrong passcode per connection counts towards the address's
             # lockout: a client that sends several lines at once (curl, a
             # TLS client at the plain port) is one mistake, not three.
@@ -234,47 +382,38 @@ class ChatSession:
         self.log.warn(
             "wrong passcode from {peer} (attempt {attempt})",
             peer=self._front.describe_peer(),
-            attempt=self._attempts,
+            attempt=self._bad_passcodes,
         )
-        if self._attempts >= self._ctx.config.login_attempts:
-            self._front.send(Error("too many attempts"))
-            self.close()
-            return
-        self._front.send(Error("wrong passcode"))
-        self._front.send(Prompt("passcode"))
-        self._resume_after(PASSCODE)
+        if self._bad_passcodes >= self._ctx.config.login_attempts:
+            return self._end_login(TooManyAttempts("too many attempts"))
+        error = WrongPasscode("wrong passcode")
+        self._tell(error)
+        return self._answer(Failure(error))
 
-    def _name_received(self, text: str) -> None:
-        if not self._ctx.needs_passcode and not self._not_http(text):
-            return
-        # The directory may answer later: hold the lines meanwhile, as for
-        # the passcode check.
-        self._state = CHECKING
-        d = self._visitor.claim_name(text.strip())
-        d.addCallbacks(self._claimed, self._name_refused)
-        d.addErrback(self._bug, "login")
-        if self._state == CHECKING:
-            self._state = PAUSED
-            self._front.pause_input()
+    def _end_login(self, error: LoginRefused) -> Any:
+        """Tell C{error}, close, then fail the caller with it."""
+        caller, self._waiting = self._waiting, None
+        self._tell(error)
+        self.close()
+        if caller is None:
+            return Failure(error)
+        caller.errback(error)
+        return None
 
-    def _name_refused(self, failure: Failure) -> None:
+    def _name_refused(self, failure: Failure) -> Any:
         failure.trap(ChatError)
         if self._state == CLOSED:
-            return
-        self._attempts += 1
-        if self._attempts >= MAX_BAD_NAMES:
-            self._front.send(Error("too many bad names"))
-            self.close()
-            return
-        self._front.send(Error(str(failure.value)))
-        self._front.send(Prompt("username"))
-        self._resume_after(NAME)
+            return None
+        self._bad_names += 1
+        if self._bad_names >= MAX_BAD_NAMES:
+            return self._end_login(TooManyBadNames("too many bad names"))
+        self._tell(cast(ChatError, failure.value))
+        return self._answer(failure)
 
-    def _claimed(self, member: Member) -> None:
+    def _claimed(self, member: Member, room: str | None) -> Any:
         if self._state == CLOSED:  # the connection went while we waited
             self._do_logout("disconnected")
-            return
-        was_paused = self._state == PAUSED
+            return None
         self._state = CHAT
         self._ctx.deadlines.discard(self)
         if self._ctx.idle is not None:
@@ -282,41 +421,37 @@ class ChatSession:
         self.log.info(
             "{name} logged in from {peer}", name=member.name, peer=self._front.describe_peer()
         )
-        self._front.send(Welcome(member.name, LOBBY))
-        self._ctx.server.join(member, LOBBY)
-        if was_paused:  # held lines are answered after the welcome
-            self._front.resume_input()
+        self._front.send(Welcome(member.name, room or LOBBY))
+        if room is not None:
+            self._ctx.server.join(member, room)
+        return self._answer(member)
 
     def timed_out(self) -> None:
         """The login deadline passed."""
         self._ctx.server.observer.login("timed_out")
         self.log.info("login timed out for {peer}", peer=self._front.describe_peer())
-        self._front.send(Error("login timed out"))
+        self._tell(TimedOut("login timed out"))
         self.close()
 
     def idle_timed_out(self) -> None:
         """Nothing was sent for the idle timeout."""
         timeout = self._ctx.config.idle_timeout
-        self._front.send(Error("disconnected after %g s without a line" % timeout))
+        self._tell(TimedOut("disconnected after %g s without a line" % timeout))
         self._do_logout("timed out (idle)")
         self.close()
 
-    # -- lines ------------------------------------------------------------
+    # -- chat -------------------------------------------------------------------
 
-    def line_received(self, text: str) -> None:
-        """Handle one line the user sent (decoded, without its terminator)."""
-        state = self._state
-        if state == CHAT:
-            self._chat_line(text)
-        elif state == PASSCODE:
-            self._passcode_received(text)
-        elif state == NAME:
-            self._name_received(text)
-        # CHECKING/PAUSED cannot get here (input is held); CLOSED drops lines.
-
-    def _chat_line(self, text: str) -> None:
-        first = text[:1]
-        if not first:
+    def text(self, line: str) -> None:
+        """
+        Handle one line the user typed (decoded, without its terminator):
+        a message to the room, a C{/} command, a shortcut or a C{\\}
+        escape.  A line that does not parse counts toward the flood limit.
+        """
+        first = line[:1]
+        if not first or self._state != CHAT:
+            if first and self._state == LOGIN:
+                self._tell(NotLoggedIn("log in first"))
             return
         if self._ctx.idle is not None:
             self._ctx.idle.touch(self)
@@ -325,24 +460,66 @@ class ChatSession:
             # message and no error can carry a control character.
             if first not in "/:\\ \t":  # the common case: a plain message
                 if not self._flooding():
-                    self._say(clean(text))
+                    self.say(clean(line))
                 return
             try:
-                command = parse(clean(text))
+                command = parse(clean(line), self._ctx.commands)
             except ChatError:
                 if self._flooding():  # mistakes count against the limit too
                     return
                 raise
-            if command is None:
-                return
-            # /quit is never held back: a flooder can always leave.
-            if command.name == "quit" or not self._flooding():
-                _HANDLERS[command.name](self, command)
+            if command is not None:
+                self._run(command)
         except ChatError as e:
-            self._front.send(Error(str(e)))
+            self._tell(e)
         except Exception:
-            self.log.failure("line from {name} failed", name=self.member.name)
-            self._front.send(Error("the server failed to handle that line; it was dropped"))
+            self._failed()
+
+    def command(self, command: Command) -> None:
+        """
+        Run C{command} (a front end's typed call: the browser's C{say}, an
+        IRC C{PRIVMSG}): its text is cleaned here; a C{say} of nothing is
+        nothing (as a blank line); then as a typed command.
+        """
+        if self._state != CHAT:
+            if self._state == LOGIN:
+                self._tell(NotLoggedIn("log in first"))
+            return
+        if self._ctx.idle is not None:
+            self._ctx.idle.touch(self)
+        arg, text = command.arg, command.text
+        if not (arg.isprintable() and text.isprintable()):
+            command = Command(command.name, clean(arg), clean(text), command.number,
+                              command.echo)
+        if command.name == "say" and not command.arg.strip():
+            return
+        try:
+            self._run(command)
+        except ChatError as e:
+            self._tell(e)
+        except Exception:
+            self._failed()
+
+    def _run(self, command: Command) -> None:
+        """Apply the flood limit (unless the command is exempt) and dispatch."""
+        commands = self._ctx.commands
+        spec = commands.get(command.name)
+        if spec is None:
+            if self._flooding():
+                return
+            raise UnknownCommand("unknown command /%s (try /help)" % command.name)
+        # /quit is never held back: a flooder can always leave.
+        if spec.limited and self._flooding():
+            return
+        commands.dispatch(self, spec, command)
+
+    def _failed(self) -> None:
+        self.log.failure("line from {name} failed", name=self.user.name)
+        self._tell(ServerFailure("the server failed to handle that line; it was dropped"))
+
+    def _tell(self, error: ChatError) -> None:
+        """Send C{error} as one L{Error} event carrying its code."""
+        self._front.send(Error(str(error), error.code))
 
     def _flooding(self) -> bool:
         """Take a token; when there is none, say so and return C{True}."""
@@ -358,66 +535,36 @@ class ChatSession:
         self._ctx.server.observer.line_dropped()
         if not bucket.warned:  # log once per flood, not once per line
             bucket.warned = True
-            self.log.warn("{name} is flooding; dropping lines", name=self.member.name)
+            self.log.warn("{name} is flooding; dropping lines", name=self.user.name)
         # Tell the client at most once a second: an answer per dropped line
         # would let a flooder make the server write more than it reads.
         now = self._ctx.clock.seconds()
         if now - bucket.told >= 1.0:
             bucket.told = now
-            self._front.send(Error(
+            self._tell(Flooding(
                 "slow down (at most %g lines a second); lines are being dropped"
                 % self._ctx.config.rate))
         return True
 
-    def _say(self, text: str, action: bool = False, echo: bool = False) -> None:
+    def say(self, text: str, action: bool = False, echo: bool = False,
+            room: str | None = None) -> None:
+        """
+        Say cleaned C{text} to the current room, or to C{room} (a room key),
+        as an action with C{action}; with C{echo} (said on the user's
+        behalf) show the user what.
+        """
         # Cleaning can leave nothing, or nothing anyone could see.
         if visible(text):
-            self._ctx.server.say(self.member, text, action)
+            self._ctx.server.say(self.user, text, action, room)
             if echo:  # said on the user's behalf: show them what (no echo otherwise)
                 self._front.send(Info("You said: " + text))
 
-    def _do_say(self, command: Command) -> None:
-        self._say(command.arg, echo=command.echo)
-
-    def _do_me(self, command: Command) -> None:
-        self._say(command.arg, action=True)
-
-    def _do_time(self, command: Command) -> None:
-        self._say(time.ctime(self._ctx.clock.seconds() + command.number), echo=True)
-
-    def _do_join(self, command: Command) -> None:
-        self._ctx.server.join(self.member, command.arg)
-
-    def _do_leave(self, command: Command) -> None:
-        self._ctx.server.leave(self.member)
-
-    def _do_rooms(self, command: Command) -> None:
-        self._ctx.server.room_list(self.member)
-
-    def _do_users(self, command: Command) -> None:
-        self._ctx.server.users(self.member, everyone=bool(command.number))
-
-    def _do_msg(self, command: Command) -> None:
-        if not visible(command.text):
-            raise ChatError("that message is empty")
-        self._ctx.server.message(self.member, command.arg, command.text)
-
-    def _do_history(self, command: Command) -> None:
-        self._ctx.server.recall(self.member, command.number)
-
-    def _do_search(self, command: Command) -> None:
-        self._ctx.server.search(self.member, command.arg.strip())
-
-    def _do_help(self, command: Command) -> None:
-        self._ctx.server.help(self.member)
-
-    def _do_quit(self, command: Command) -> None:
-        reason = command.arg.strip()
-        self._front.send(Goodbye())
+    def quit(self, reason: str = "") -> None:
+        """Leave (the room hears why) and close."""
         self._do_logout("quit (%s)" % reason if reason else "quit")
         self.close()
 
-    # -- the end ----------------------------------------------------------
+    # -- the end ----------------------------------------------------------------
 
     def _do_logout(self, why: str) -> bool:
         """Take the member offline; C{False} if there was none (never logged in)."""
@@ -452,26 +599,14 @@ class ChatSession:
         self._ctx.deadlines.discard(self)
         if self._ctx.idle is not None:
             self._ctx.idle.discard(self)
+        caller, self._waiting = self._waiting, None
+        if caller is not None:  # a check still runs: its caller hears now
+            caller.errback(LoginClosed("the session is closed"))
 
-    def _bug(self, failure: Failure, what: str) -> None:
-        self.log.failure("{what} failed for {peer}", failure, what=what,
-                         peer=self._front.describe_peer())
-        if self._state != CLOSED:
-            self._front.send(Error("the server failed to log you in; try again later"))
-            self.close()
-
-
-_HANDLERS = {
-    "say": ChatSession._do_say,
-    "me": ChatSession._do_me,
-    "time": ChatSession._do_time,
-    "join": ChatSession._do_join,
-    "leave": ChatSession._do_leave,
-    "rooms": ChatSession._do_rooms,
-    "users": ChatSession._do_users,
-    "msg": ChatSession._do_msg,
-    "history": ChatSession._do_history,
-    "search": ChatSession._do_search,
-    "help": ChatSession._do_help,
-    "quit": ChatSession._do_quit,
-}
+    def _bug(self, failure: Failure) -> Any:
+        if failure.check(ChatError):  # a refusal already handled, passed on
+            return failure
+        self.log.failure("login failed for {peer}", failure, peer=self._front.describe_peer())
+        if self._state == CLOSED:
+            return None
+        return self._end_login(LoginFailed("the server failed to log you in; try again later"))

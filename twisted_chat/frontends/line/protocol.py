@@ -16,7 +16,9 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 
 from twisted_chat.domain.events import Error, Event, Prompt, Welcome
+from twisted_chat.errors import ChatError, LineTooLong, TooManyConnections, WrongProtocol
 from twisted_chat.limits import SendQueueWatch
+from twisted_chat.session.dialogue import LineDialogue
 from twisted_chat.session.session import ChatSession, SessionContext
 from twisted_chat.text import TelnetFilter
 
@@ -152,6 +154,11 @@ def detect_dead_peers(transport: object) -> None:
             pass
 
 
+def _error(error: ChatError) -> Error:
+    """The event for C{error}, with its code."""
+    return Error(str(error), error.code)
+
+
 def _ignore(data: bytes) -> None:
     """Drop input (a connection being closed for speaking the wrong protocol)."""
 
@@ -229,7 +236,7 @@ class _Refusal(Protocol):
 
     @override
     def connectionMade(self) -> None:
-        self.transport.write(Error(self._reason).wire)
+        self.transport.write(_error(TooManyConnections(self._reason)).wire)
         self.transport.loseConnection()
 
 
@@ -237,13 +244,15 @@ class ChatLineProtocol(LineReceiver):
     """
     One telnet-style connection.  It splits lines itself (LineReceiver's
     splitter drops everything after an over-long line) and hands them,
-    decoded, to a L{ChatSession}; it is the session's participant.
+    decoded, to its L{LineDialogue} (the login prompts), which hands them to
+    a L{ChatSession} once logged in; it is the session's participant.
     """
 
     delimiter = b"\n"
     log = Logger()
     factory: ChatLineFactory
     session: ChatSession
+    dialogue: LineDialogue
     _telnet: TelnetFilter | None = None  # from the first 0xFF byte on
     _options: TelnetOptions | None = None  # once the client negotiated
     _prompt: str | None = None  # the last prompt sent, during login
@@ -271,8 +280,9 @@ class ChatLineProtocol(LineReceiver):
         # instance attribute, so chat's fan-out never pays for it).
         self.send = self._send_during_login
         self.session = ChatSession(self.factory.context, self)
+        self.dialogue = LineDialogue(self.session, self, self.factory.context.listening)
         self.send(GREETING)
-        self.session.start(self.factory.needs_passcode)
+        self.dialogue.start()
 
     @override
     def dataReceived(self, data: bytes) -> None:
@@ -298,7 +308,7 @@ class ChatLineProtocol(LineReceiver):
                 return
             self._discarding = False
         find = data.find
-        line_received = self.session.line_received
+        line_received = self.dialogue.handler  # the session's text() once logged in
         while True:
             end = find(b"\n", start)
             if end < 0:
@@ -366,12 +376,12 @@ class ChatLineProtocol(LineReceiver):
         """A TLS client at a plain port: say so in plain text, without a login attempt."""
         self.log.info("{peer} started TLS on a plain-text port", peer=self.describe_peer())
         self.dataReceived = _ignore
-        self.send(Error("this is a plain-text port; connect without TLS, or to the "
-                        "server's TLS port"))
+        self.send(_error(WrongProtocol("this is a plain-text port; connect without TLS, or to "
+                                       "the server's TLS port")))
         self.session.close()
 
     def _too_long(self) -> None:
-        self.send(Error("line too long (max %d bytes)" % self.factory.max_line))
+        self.send(_error(LineTooLong("line too long (max %d bytes)" % self.factory.max_line)))
 
     @override
     def connectionLost(self, reason: Failure) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from importlib.resources import files
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
@@ -29,8 +29,10 @@ from wsproto.events import AcceptConnection, Message, Ping, Pong
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from twisted_chat.errors import ChatError
-from twisted_chat.domain.events import Error, Event
+from twisted_chat.commands import Command
+from twisted_chat.domain.events import Error, Event, Prompt
+from twisted_chat.domain.server import Member
+from twisted_chat.errors import ChatError, Flooding, LineTooLong, NotLoggedIn
 from twisted_chat.limits import Deadlines, SendQueueWatch
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.session.session import ChatSession, SessionContext
@@ -82,6 +84,13 @@ _SECURITY_HEADERS = (
 
 class BadMessage(ChatError):
     """A WebSocket message that is not one the protocol knows."""
+
+    code = "bad_message"
+
+
+def _error(error: ChatError) -> Error:
+    """The event for C{error}, with its code."""
+    return Error(str(error), error.code)
 
 
 class Ack(Event):
@@ -143,7 +152,7 @@ def _line(message: dict[str, Any], field: str, max_line: int, required: bool = T
     if "\n" in value or "\r" in value:
         raise BadMessage("one line at a time: %r may not contain line breaks" % field)
     if len(value.encode("utf-8")) > max_line:
-        raise BadMessage("line too long (max %d bytes)" % max_line)
+        raise LineTooLong("line too long (max %d bytes)" % max_line)
     return value
 
 
@@ -192,16 +201,20 @@ class ChatWebSocket:
     One browser connection: a C{WebSocketProtocol} for Twisted and the
     L{Frontend} of a L{ChatSession}.
 
-    A C{login} message answers the session's prompts (passcode, then name);
-    C{say} and C{command} become lines for the session.  Every event the
-    session or the domain sends becomes one JSON text message.  A line sent
-    with an C{id} is answered with an L{Ack} carrying it, or, when it was
-    refused, with the errors it caused carrying it.
+    The page's messages become the session's typed calls: C{login} is
+    L{ChatSession.log_in}, C{say} a C{say} L{Command} (literal text, never
+    parsed), C{command} a typed line (L{ChatSession.text}).  This front end
+    sends the C{prompt} events the page expects itself: the first at open,
+    C{username} once the passcode passed, and the refused field again
+    after an error.  Every event the session or the domain sends becomes
+    one JSON text message.  A line sent with an C{id} is answered with an
+    L{Ack} carrying it, or, when it was refused, with the errors it caused
+    carrying it.
     """
 
     __slots__ = (
         "_factory", "_peer", "_host", "_transport", "_session", "_state",
-        "_paused", "_held", "_prompt", "_login", "_answering", "_ping_pending", "stalled",
+        "_paused", "_held", "_ping_pending", "stalled",
         "queued", "_control", "_line_id", "_line_failed",
     )
     log = Logger()
@@ -221,10 +234,8 @@ class ChatWebSocket:
         self._session: ChatSession | None = None
         self._state = OPENING
         self._paused = False
-        self._held: list[str] = []
-        self._prompt: str | None = None  # the session's last unanswered prompt
-        self._login: tuple[str, str] | None = None  # (passcode, name) from the page
-        self._answering = False
+        # What came while the session held input: (kind, text or (passcode, name), id).
+        self._held: list[tuple[str, Any, int | None]] = []
         self._ping_pending = False
         self.stalled = False
         self.queued = 0
@@ -243,8 +254,9 @@ class ChatWebSocket:
             return
         self._state = LOGIN
         self._factory.heartbeat.add(self)
-        self._session = ChatSession(self._factory.context, self)
-        self._session.start(self._factory.needs_passcode)
+        session = self._session = ChatSession(self._factory.context, self)
+        if session.start():
+            self._write(Prompt("passcode" if session.needs_passcode else "username"))
 
     def textMessageReceived(self, message: str) -> None:
         """One JSON message from the page."""
@@ -254,13 +266,13 @@ class ChatWebSocket:
         try:
             self._message_received(message)
         except ChatError as e:
-            self._write(Error(str(e)))
+            self._write(_error(e))
 
     def bytesMessageReceived(self, data: bytes | bytearray) -> None:
         """Binary frames are not part of the protocol."""
         self._ping_pending = False
         if self._state in (LOGIN, CHAT):
-            self._write(Error("binary messages are not accepted; send JSON text"))
+            self._write(_error(BadMessage("binary messages are not accepted; send JSON text")))
 
     def pongReceived(self, payload: bytes) -> None:
         """The browser answered a ping."""
@@ -280,7 +292,7 @@ class ChatWebSocket:
         limit = frame_limit(max_line)
         # a character is at least one byte: only a short frame needs encoding
         if len(message) > limit or len(message.encode("utf-8", "surrogatepass")) > limit:
-            raise BadMessage("line too long (max %d bytes)" % max_line)
+            raise LineTooLong("line too long (max %d bytes)" % max_line)
         try:
             parsed = json.loads(message)
         except (ValueError, RecursionError):
@@ -292,11 +304,9 @@ class ChatWebSocket:
             line_id = _line_id(parsed)
             try:
                 text = _line(parsed, "text", max_line)
-                # The "\" escape makes the session take a say literally,
-                # even "/join" or ":)".
-                self._feed("\\" + text if kind == "say" else text, line_id)
+                self._feed(kind, text, line_id)
             except ChatError as e:
-                self._write(Error(str(e)), None if line_id is None else {"id": line_id})
+                self._write(_error(e), None if line_id is None else {"id": line_id})
         elif kind == "login":
             name = _line(parsed, "name", max_line)
             passcode = _line(parsed, "passcode", max_line, required=False)
@@ -306,86 +316,91 @@ class ChatWebSocket:
         else:
             raise BadMessage('a message needs a "type": login, say or command')
 
-    def _feed(self, line: str, line_id: int | None) -> None:
-        """Hand C{line} to the session, or hold it while input is paused."""
+    def _feed(self, kind: str, text: str, line_id: int | None) -> None:
+        """Hand a C{say} or C{command} to the session, or hold it while input is paused."""
         if self._state != CHAT:
-            raise BadMessage('log in first (send {"type": "login", ...})')
+            raise NotLoggedIn('log in first (send {"type": "login", ...})')
         if self._paused:
-            if len(self._held) >= MAX_HELD:
-                raise BadMessage("too many messages at once; this one was dropped")
-            self._held.append((line, line_id))
+            self._hold(kind, text, line_id)
             return
-        self._hand(line, line_id)
+        self._hand(kind, text, line_id)
 
-    def _hand(self, line: str, line_id: int | None) -> None:
+    def _hold(self, kind: str, what: Any, line_id: int | None) -> None:
+        if len(self._held) >= MAX_HELD:
+            raise Flooding("too many messages at once; this one was dropped")
+        self._held.append((kind, what, line_id))
+
+    def _hand(self, kind: str, text: str, line_id: int | None) -> None:
         """
-        Give the session C{line}.  With an C{id}, say whether it was taken:
-        the session refuses a line synchronously, by sending an L{Error}
-        (tagged with the id in L{send}) or, for a flood past its once-a-second
+        Give the session C{text}: a C{say} is said literally, a C{command}
+        is a typed line.  With an C{id}, say whether it was taken: the
+        session refuses a line synchronously, by sending an L{Error} (tagged
+        with the id in L{send}) or, for a flood past its once-a-second
         warning, by dropping it (counted in C{dropped}).
         """
-        session = self._session
+        session = cast(ChatSession, self._session)  # set before any message is read
         if line_id is None:
-            session.line_received(line)
+            self._take(session, kind, text)
             return
         dropped = session.dropped
         self._line_id, self._line_failed = line_id, False
         try:
-            session.line_received(line)
+            self._take(session, kind, text)
         finally:
             self._line_id = None
         if self._line_failed:
             return
         if session.dropped != dropped:
-            self._write(Error("slow down; this line was dropped"), {"id": line_id})
+            self._write(_error(Flooding("slow down; this line was dropped")), {"id": line_id})
         else:
             self._write(Ack(line_id))
 
-    def _log_in(self, passcode: str, name: str) -> None:
-        if self._state == CHAT:
-            raise BadMessage("you are logged in already")
-        self._login = (passcode, name)
-        self._answer_prompts()
+    @staticmethod
+    def _take(session: ChatSession, kind: str, text: str) -> None:
+        if kind == "say":
+            session.command(Command("say", text))
+        else:
+            session.text(text)
 
-    def _answer_prompts(self) -> None:
+    def _log_in(self, passcode: str, name: str) -> None:
         """
-        Answer the session's prompts from the page's login, one at a time: a
-        prompt that comes while an answer is being handled waits for this
-        loop rather than nesting.  Each answer is sent once; after an error
-        the page must send a new login (a wrong passcode is never retried).
+        Log in with the page's passcode and name (once the passcode passed,
+        only the name is used).  A login that comes while the last one is
+        being checked waits for its answer.
         """
-        if self._answering:
+        if self._paused:
+            self._hold("login", (passcode, name), None)
             return
-        self._answering = True
-        try:
-            while not self._paused and self._login is not None and self._prompt is not None:
-                field, self._prompt = self._prompt, None
-                passcode, name = self._login
-                if field == "passcode":
-                    self._session.line_received(passcode)
-                else:
-                    self._login = None
-                    self._session.line_received(name)
-        finally:
-            self._answering = False
+        session = cast(ChatSession, self._session)
+        d = session.log_in(passcode.encode("utf-8", "surrogateescape"), name,
+                           authenticated=self._authenticated)
+        d.addCallbacks(self._logged_in, self._refused)
+
+    def _authenticated(self) -> None:
+        """The passcode passed: the page hears the name is wanted, as it did."""
+        if cast(ChatSession, self._session).needs_passcode:
+            self._write(Prompt("username"))
+
+    def _logged_in(self, member: Member) -> None:
+        if self._state == LOGIN:
+            self._state = CHAT
+
+    def _refused(self, failure: Failure) -> None:
+        """The session told the page why; ask again for what was refused."""
+        failure.trap(ChatError)
+        if self._state != LOGIN or cast(ChatSession, self._session).closed:
+            return
+        field = cast(ChatError, failure.value).field
+        if field:
+            self._write(Prompt("passcode" if field == "passcode" else "username"))
 
     # -- the session's front end ----------------------------------------------
 
     def send(self, event: Event) -> None:
         """Send C{event} as one JSON text message; drop a browser that stopped reading."""
         if self._state == LOGIN:
-            kind = event.kind
-            if kind == "welcome":  # the page also learns the longest line it may send
-                self._state = CHAT
-                self._login = None
+            if event.kind == "welcome":  # the page also learns the longest line it may send
                 self._write(event, {"max_line": self._factory.max_line})
-                return
-            elif kind == "error":  # the page asks the user again
-                self._login = None
-            elif kind == "prompt":
-                self._write(event)
-                self._prompt = event.field  # type: ignore[attr-defined]
-                self._answer_prompts()
                 return
         elif self._line_id is not None and event.kind == "error":  # caused by that line
             self._line_failed = True
@@ -433,8 +448,8 @@ class ChatWebSocket:
 
     def too_big(self) -> None:
         """The message being received passed the frame limit: say so, close 1009."""
-        self._write(Error("message too long (max %d bytes); closing"
-                          % frame_limit(self._factory.max_line)))
+        self._write(_error(LineTooLong("message too long (max %d bytes); closing"
+                                       % frame_limit(self._factory.max_line))))
         self.close(1009)
 
     def control_frame(self) -> bool:
@@ -446,7 +461,7 @@ class ChatWebSocket:
             return True
         if self._state != CLOSED:
             self.log.info("{peer} sent too many pings; closing", peer=self._peer)
-            self._write(Error("too many pings; closing"))
+            self._write(_error(Flooding("too many pings; closing")))
             self.close(1008)
         return False
 
@@ -485,11 +500,17 @@ class ChatWebSocket:
         self._paused = True
 
     def resume_input(self) -> None:
-        """Hand the held lines to the session, then answer any prompt."""
+        """Hand the held messages to the session, in order, until it holds input again."""
         self._paused = False
-        while self._held and not self._paused and self._state == CHAT:
-            self._hand(*self._held.pop(0))
-        self._answer_prompts()
+        while self._held and not self._paused and self._state in (LOGIN, CHAT):
+            kind, what, line_id = self._held.pop(0)
+            try:
+                if kind == "login":
+                    self._log_in(*what)
+                else:
+                    self._hand(kind, what, line_id)
+            except ChatError as e:
+                self._write(_error(e), None if line_id is None else {"id": line_id})
 
     def describe_peer(self) -> str:
         """C{host:port} of the browser."""

@@ -1,0 +1,199 @@
+"""
+The built-in commands: one L{CommandSpec} each (names, C{/help} line,
+argument parser, handler), in C{/help} order, in L{REGISTRY}.  Adding a
+command is one declaration here plus its handler.
+
+A handler gets the L{ChatSession} and the L{Command}; it raises
+L{twisted_chat.errors.ChatError} for a mistake (the session answers it).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from twisted_chat.commands.parse import SHORTCUT_HELP, split
+from twisted_chat.commands.registry import Command, CommandRegistry, CommandSpec, Parser
+from twisted_chat.domain.events import Goodbye, Help
+from twisted_chat.errors import BadUsage, ChatError
+from twisted_chat.text import room_key, visible
+
+if TYPE_CHECKING:
+    from twisted_chat.session.session import ChatSession
+
+MAX_HISTORY = 200
+# How many matches /search shows (the newest).
+SEARCH_LIMIT = 20
+# The most different words one /search may have, and the longest word: each
+# word costs a pass over every message searched.
+MAX_SEARCH_WORDS = 8
+MAX_SEARCH_WORD = 64
+
+
+# -- argument parsers: (the words after /name, the name as typed) -> Command ----
+
+def no_args(name: str) -> Parser:
+    """The parser of the command C{name}, which takes no arguments."""
+
+    def parse(rest: str, typed: str) -> Command:
+        if rest:
+            raise BadUsage("%s takes no arguments" % typed)
+        return Command(name)
+
+    return parse
+
+
+def _msg(rest: str, typed: str) -> Command:
+    target, text = split(rest)
+    if not target or not text:
+        raise BadUsage("usage: %s <user or room> <text>" % typed)
+    return Command("msg", target, text)
+
+
+def _join(rest: str, typed: str) -> Command:
+    room, extra = split(rest)
+    if not room or extra:
+        raise BadUsage("usage: /join <room>")
+    return Command("join", room)
+
+
+def _users(rest: str, typed: str) -> Command:
+    if rest.lower() not in ("", "all"):
+        raise BadUsage("usage: /users or /users all")
+    return Command("users", number=1 if rest else 0)
+
+
+def _history(rest: str, typed: str) -> Command:
+    if not rest:
+        return Command("history")
+    if not rest.isdigit() or not rest.isascii() or int(rest) == 0:
+        raise BadUsage("usage: /history [N] with N a number from 1 to %d" % MAX_HISTORY)
+    return Command("history", number=min(int(rest), MAX_HISTORY))
+
+
+def _search(rest: str, typed: str) -> Command:
+    # Each word once (a repeated word finds nothing more), as first given.
+    words: list[str] = []
+    seen: set[str] = set()
+    for word in rest.split():
+        key = word.casefold()
+        if key not in seen:
+            seen.add(key)
+            words.append(word)
+    if not any(c.isalnum() for word in words for c in word):
+        raise BadUsage("usage: /search <words> (words of letters or digits)")
+    if len(words) > MAX_SEARCH_WORDS:
+        raise BadUsage("a search takes at most %d different words (that had %d)"
+                       % (MAX_SEARCH_WORDS, len(words)))
+    if any(len(word) > MAX_SEARCH_WORD for word in words):
+        raise BadUsage("a search word is at most %d characters long" % MAX_SEARCH_WORD)
+    return Command("search", " ".join(words))
+
+
+def _me(rest: str, typed: str) -> Command:
+    if not rest:
+        raise BadUsage("usage: /me <action>")
+    return Command("me", rest)
+
+
+def _quit(rest: str, typed: str) -> Command:
+    return Command("quit", rest)
+
+
+# -- handlers -------------------------------------------------------------------
+
+def _room(command: Command) -> str | None:
+    """The room key C{command.text} names (a say or me to a room: IRC), or C{None}."""
+    return room_key(command.text) if command.text else None
+
+
+def say(session: ChatSession, command: Command) -> None:
+    """
+    Say C{arg} to the current room, or to the room C{text} names (IRC's
+    C{PRIVMSG #room}); echoed back when a shortcut chose it.
+    """
+    session.say(command.arg, echo=command.echo, room=_room(command))
+
+
+def me(session: ChatSession, command: Command) -> None:
+    session.say(command.arg, action=True, room=_room(command))
+
+
+def say_time(session: ChatSession, command: Command) -> None:
+    session.say(time.ctime(session.clock.seconds() + command.number), echo=True)
+
+
+def join(session: ChatSession, command: Command) -> None:
+    """Move to the room C{arg}; with C{number} 1 add it and stay in the others (IRC)."""
+    session.server.join(session.user, command.arg, move=not command.number)
+
+
+def part(session: ChatSession, command: Command) -> None:
+    """Leave the room C{arg} (telling it the reason C{text}), staying in no room if last (IRC)."""
+    session.server.part(session.user, command.arg, command.text, to_lobby=False)
+
+
+def leave(session: ChatSession, command: Command) -> None:
+    session.server.leave(session.user)
+
+
+def rooms(session: ChatSession, command: Command) -> None:
+    session.server.room_list(session.user)
+
+
+def users(session: ChatSession, command: Command) -> None:
+    session.server.users(session.user, everyone=bool(command.number))
+
+
+def msg(session: ChatSession, command: Command) -> None:
+    if not visible(command.text):
+        raise ChatError("that message is empty")
+    session.server.message(session.user, command.arg, command.text)
+
+
+def history(session: ChatSession, command: Command) -> None:
+    session.server.recall(session.user, command.number)
+
+
+def search(session: ChatSession, command: Command) -> None:
+    session.server.search(session.user, command.arg.strip())
+
+
+def help_(session: ChatSession, command: Command) -> None:
+    session.front.send(Help(session.commands.help_lines()))
+
+
+def quit_(session: ChatSession, command: Command) -> None:
+    session.front.send(Goodbye())
+    session.quit(command.arg.strip())
+
+
+# -- the declarations, in /help order -------------------------------------------
+
+BUILTIN = (
+    CommandSpec("help", (), "/help", "show this list", no_args("help"), help_),
+    CommandSpec("join", (), "/join <room>", "move to a room (created if new)", _join, join),
+    CommandSpec("leave", (), "/leave", "go back to #lobby", no_args("leave"), leave),
+    CommandSpec("rooms", (), "/rooms", "list rooms with their member counts", no_args("rooms"),
+                rooms),
+    CommandSpec("users", (), "/users [all]", "users in your room, or everyone online",
+                _users, users),
+    CommandSpec("msg", ("pm",), "/msg <user> <text>", "private message (also /pm)", _msg, msg,
+                more_help=(("/msg <room> <text>", "message to your room, by name"),)),
+    CommandSpec("me", (), "/me <action>", "an action, shown as '* you <action>'", _me, me),
+    CommandSpec("history", (), "/history [N]",
+                "the last N messages of your room (at most %d)" % MAX_HISTORY, _history, history),
+    CommandSpec("search", (), "/search <words>",
+                "the newest %d messages of your room with all the words" % SEARCH_LIMIT,
+                _search, search),
+    CommandSpec("quit", (), "/quit [reason]", "leave the chat", _quit, quit_, limited=False),
+    # Reached by plain text, the "\" escape and the shortcuts, not by a /word.
+    CommandSpec("say", (), "", "", None, say),
+    CommandSpec("time", (), "", "", None, say_time),
+    CommandSpec("part", (), "", "", None, part),  # IRC's PART (telnet has /leave)
+)
+
+REGISTRY = CommandRegistry(BUILTIN, SHORTCUT_HELP)
+
+# Every /help line, in order.
+HELP = REGISTRY.help_lines()

@@ -1,0 +1,129 @@
+"""
+The line front end's login dialogue: C{Passcode:} and C{Username:} prompts
+over the session's typed calls, then every line to L{ChatSession.text}.
+Only the line (telnet) front end uses it; the browser and IRC call the
+session directly.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, cast
+
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from twisted_chat.domain.events import Error, Prompt
+from twisted_chat.domain.server import Member
+from twisted_chat.errors import ChatError, WrongProtocol
+from twisted_chat.session.session import ChatSession, Frontend
+
+# A first line that is an HTTP request line (a browser, curl or a health
+# check pointed at the telnet port).
+HTTP_REQUEST = re.compile(
+    r"(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PRI) \S+ HTTP/\d(?:\.\d)?\Z")
+
+# Dialogue states.
+PASSCODE, NAME, WAITING, CHAT, CLOSED = range(5)
+
+
+class LineDialogue:
+    """
+    Asks for the passcode (when the server has one) and the name, hands
+    each answer to the session, asks again after a refusal (the session has
+    sent the C{ERROR} line), and after the login hands every line to
+    L{ChatSession.text}.  A first line that is an HTTP request is told where
+    the page is and closed, without counting as a wrong passcode or name.
+
+    @ivar handler: what takes the next line: L{line_received}, then, once
+        logged in, the session's L{ChatSession.text} itself (a front end
+        may read it once per read to skip this object on the hot path).
+    """
+
+    __slots__ = ("_session", "_front", "_listening", "_state", "_first", "handler")
+    log = Logger()
+
+    def __init__(self, session: ChatSession, front: Frontend,
+                 listening: dict[str, str] | None = None) -> None:
+        """
+        @param listening: where the listeners listen, by kind (the
+            session context's): C{"web"} names the page for HTTP clients.
+        """
+        self._session = session
+        self._front = front
+        self._listening = listening if listening is not None else {}
+        self._state = PASSCODE
+        self._first = True
+        self.handler = self.line_received
+
+    def start(self) -> None:
+        """Start the session and send the first prompt (after the greeting)."""
+        if not self._session.start():
+            self._state = CLOSED
+        elif self._session.needs_passcode:
+            self._ask(PASSCODE, "passcode")
+        else:
+            self._ask(NAME, "username")
+
+    def _ask(self, state: int, field: str) -> None:
+        self._state = state
+        self._front.send(Prompt(field))
+
+    def line_received(self, line: str) -> None:
+        """One line from the client (decoded, without its terminator)."""
+        state = self._state
+        if state == CHAT:
+            self._session.text(line)
+            return
+        if self._first:
+            self._first = False
+            if HTTP_REQUEST.match(line):
+                self._http()
+                return
+        if state == PASSCODE:
+            self._state = WAITING
+            d: Any = self._session.authenticate(line.encode("utf-8", "surrogateescape"))
+            d.addCallbacks(self._authenticated, self._refused)
+        elif state == NAME:
+            self._state = WAITING
+            d = self._session.log_in(None, line)
+            d.addCallbacks(self._claimed, self._refused)
+        # WAITING cannot get here (the session holds input while it checks);
+        # CLOSED drops lines.
+
+    def _authenticated(self, _: None) -> None:
+        self._ask(NAME, "username")
+
+    def _claimed(self, member: Member) -> None:
+        self._state = CHAT
+        self.handler = self._session.text
+
+    def _refused(self, failure: Failure) -> None:
+        failure.trap(ChatError)
+        if self._session.closed:
+            self._state = CLOSED
+        elif cast(ChatError, failure.value).field == "passcode":
+            self._ask(PASSCODE, "passcode")
+        else:
+            self._ask(NAME, "username")
+
+    def _http(self) -> None:
+        """Answer an HTTP request line with where the page is, and close."""
+        web = self._listening.get("web")
+        if web is None:
+            error = WrongProtocol(
+                "this is the chat's telnet port, not HTTP; connect with telnet or chat-client")
+        else:
+            if "//0.0.0.0:" in web or "//[::]:" in web:  # every interface: the one used
+                local = getattr(getattr(self._front, "transport", None), "getHost", None)
+                host = getattr(local(), "host", None) if local is not None else None
+                if host:
+                    host = "[%s]" % host if ":" in host else host
+                    web = re.sub(r"//(0\.0\.0\.0|\[::\]):", "//%s:" % host, web)
+            error = WrongProtocol(
+                "this is the chat's telnet port, not HTTP; open %s in a browser" % web)
+        self._front.send(Error(str(error), error.code))
+        self.log.info("{peer} sent HTTP to the telnet port; told it where the page is",
+                      peer=self._front.describe_peer())
+        self._state = CLOSED
+        self._session.close()
