@@ -16,6 +16,8 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 
 from twisted_chat.domain.events import Error, Event, Prompt, Welcome
+from twisted_chat.frontends.line.render import GREETING, Telnet, wire
+from twisted_chat.frontends.line.render import OFFERS as OFFERS  # tests and tools use it
 from twisted_chat.limits import SendQueueWatch
 from twisted_chat.session.session import ChatSession, SessionContext
 from twisted_chat.text import TelnetFilter
@@ -24,11 +26,6 @@ from twisted_chat.text import TelnetFilter
 
 IAC, WILL, WONT, DO, DONT = 0xFF, 0xFB, 0xFC, 0xFD, 0xFE
 BINARY, ECHO, SGA, TIMING_MARK = 0, 1, 3, 6
-# What the greeting offers, at the end of its line: "send me 8-bit bytes".
-# Only DO BINARY: netkit-derived telnets (inetutils 2.4 included) answer a
-# server's WILL BINARY by turning off their terminal's output processing, so
-# the local echo of Enter no longer returns to the first column.
-OFFERS = bytes((IAC, DO, BINARY))
 # Prompts whose answer the terminal should not show (WILL ECHO around them).
 HIDDEN_PROMPTS = frozenset({"passcode", "password"})
 
@@ -107,18 +104,6 @@ class TelnetOptions:
         return b""
 
 
-class _Telnet(Event):
-    """Telnet commands to write, in order with the events around them."""
-
-    __slots__ = ("wire",)
-
-    def __init__(self, wire: bytes) -> None:
-        self.wire = wire
-
-    def lines(self) -> list[str]:
-        return []
-
-
 # -- dead peers ---------------------------------------------------------------
 
 # A peer that vanished (a laptop asleep, a cable pulled) is found within about
@@ -154,24 +139,6 @@ def detect_dead_peers(transport: object) -> None:
 
 def _ignore(data: bytes) -> None:
     """Drop input (a connection being closed for speaking the wrong protocol)."""
-
-
-class _Greeting(Event):
-    """The first line a line-protocol client sees, encoded once."""
-
-    __slots__ = ()
-    # The offers go before the line's end, so the prompt lines stay exact
-    # for scripts; a telnet acts on them, nc and a terminal show nothing.
-    wire = b"Welcome to twisted-chat." + OFFERS + b"\r\n"
-
-    def lines(self) -> list[str]:
-        return ["Welcome to twisted-chat."]
-
-    def to_json(self) -> dict[str, str]:
-        return {"type": "info", "text": "Welcome to twisted-chat."}
-
-
-GREETING = _Greeting()
 
 
 class TurnFlusher:
@@ -229,7 +196,7 @@ class _Refusal(Protocol):
 
     @override
     def connectionMade(self) -> None:
-        self.transport.write(Error(self._reason).wire)
+        self.transport.write(wire(Error(self._reason)))
         self.transport.loseConnection()
 
 
@@ -348,7 +315,7 @@ class ChatLineProtocol(LineReceiver):
 
     def _write_telnet(self, commands: bytes) -> None:
         if commands:
-            ChatLineProtocol.send(self, _Telnet(commands))
+            ChatLineProtocol.send(self, Telnet(commands))
 
     def _send_during_login(self, event: Event) -> None:
         """L{send}, noting prompts: input is hidden at passcode prompts."""
@@ -386,16 +353,17 @@ class ChatLineProtocol(LineReceiver):
 
     def send(self, event: Event) -> None:
         """Write C{event}; disconnect a client whose backlog passes the sendq."""
+        data = event._line or wire(event)  # a room event's memo: no call per recipient
         pending = self._pending
         if pending is not None:
-            pending.append(event.wire)
+            pending.append(data)
         elif self.stalled:
-            self._send_stalled(event.wire)
+            self._send_stalled(data)
         elif self._direct:
-            self._pending = [event.wire]
+            self._pending = [data]
             self.factory.flusher.mark(self)
         else:
-            self.transport.write(event.wire)
+            self.transport.write(data)
 
     def flush(self) -> None:
         """Send this turn's output: directly if Twisted holds nothing unsent."""

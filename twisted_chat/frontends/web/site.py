@@ -31,6 +31,7 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from twisted_chat.errors import ChatError
 from twisted_chat.domain.events import Error, Event
+from twisted_chat.frontends.web.render import Ack, json_text, to_json
 from twisted_chat.limits import Deadlines, SendQueueWatch
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.session.session import ChatSession, SessionContext
@@ -82,26 +83,6 @@ _SECURITY_HEADERS = (
 
 class BadMessage(ChatError):
     """A WebSocket message that is not one the protocol knows."""
-
-
-class Ack(Event):
-    """
-    The line the page sent with C{id} was taken: handed to the session,
-    which neither refused it nor reported an error.  (Only the browser gets
-    these; the events of other front ends live in L{twisted_chat.domain.events}.)
-    """
-
-    __slots__ = ("id",)
-    kind = "ack"
-
-    def __init__(self, line_id: int) -> None:
-        self.id = line_id
-
-    def lines(self) -> list[str]:
-        return []
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "id": self.id}
 
 
 def frame_limit(max_line: int) -> int:
@@ -401,9 +382,9 @@ class ChatWebSocket:
         if self._state == CLOSED or self._transport is None:
             return
         if extra is None:
-            text = event.json_text
+            text = event._json or json_text(event)  # a room event's memo: no call per recipient
         else:
-            text = json.dumps({**event.to_json(), **extra}, ensure_ascii=False)
+            text = json.dumps({**to_json(event), **extra}, ensure_ascii=False)
         if self.stalled:
             self.queued += len(text)
             if self.queued > self._factory.sendq:
