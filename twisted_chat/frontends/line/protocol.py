@@ -16,9 +16,9 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 
 from twisted_chat.domain.events import Error, Event, Prompt, Welcome
+from twisted_chat.frontends.base import SendQueue
 from twisted_chat.frontends.line.render import GREETING, Telnet, wire
 from twisted_chat.frontends.line.render import OFFERS as OFFERS  # tests and tools use it
-from twisted_chat.limits import SendQueueWatch
 from twisted_chat.session.session import ChatSession, SessionContext
 from twisted_chat.text import TelnetFilter
 
@@ -216,9 +216,7 @@ class ChatLineProtocol(LineReceiver):
     _prompt: str | None = None  # the last prompt sent, during login
     _started = False  # whether any data arrived
     _discarding = False
-    stalled = False  # set by our SendQueueWatch while the socket buffer is full
-    queued = 0  # bytes sent while stalled
-    _aborted = False
+    send_queue: SendQueue  # slow-reader accounting; our producer on the transport
     _direct = False  # output goes through the factory's TurnFlusher
     _pending: list[bytes] | None = None  # this turn's output, when _direct
     host = ""  # the client's address, set by the factory
@@ -231,7 +229,8 @@ class ChatLineProtocol(LineReceiver):
         except (AttributeError, OSError):
             pass  # not TCP (tests, UNIX sockets)
         detect_dead_peers(transport)
-        transport.registerProducer(SendQueueWatch(self), True)
+        self.send_queue = SendQueue(self.factory.sendq, self._overflowed)
+        transport.registerProducer(self.send_queue, True)
         if _can_send_directly(transport):
             self._direct = True
         # Until login ends, every event passes _send_during_login (an
@@ -357,7 +356,7 @@ class ChatLineProtocol(LineReceiver):
         pending = self._pending
         if pending is not None:
             pending.append(data)
-        elif self.stalled:
+        elif self.send_queue.stalled:
             self._send_stalled(data)
         elif self._direct:
             self._pending = [data]
@@ -387,19 +386,18 @@ class ChatLineProtocol(LineReceiver):
             transport.write(data[sent:])
 
     def _send_stalled(self, data: bytes) -> None:
-        if self._aborted:
-            return
-        self.queued += len(data)
-        if self.queued > self.factory.sendq:
-            self._aborted = True
-            self.log.warn(
-                "{peer} stopped reading ({queued} bytes waiting); disconnecting",
-                peer=self.describe_peer(),
-                queued=self.queued,
-            )
-            self.transport.abortConnection()
-            return
-        self.transport.write(data)
+        """Write C{data} to a client that stopped reading, within the sendq."""
+        if self.send_queue.add(len(data)):
+            self.transport.write(data)
+
+    def _overflowed(self, queued: int) -> None:
+        """The client's backlog passed the sendq: drop it without waiting."""
+        self.log.warn(
+            "{peer} stopped reading ({queued} bytes waiting); disconnecting",
+            peer=self.describe_peer(),
+            queued=queued,
+        )
+        self.transport.abortConnection()
 
     def close(self) -> None:
         """Close after what was sent is written."""

@@ -31,8 +31,9 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from twisted_chat.errors import ChatError
 from twisted_chat.domain.events import Error, Event
+from twisted_chat.frontends.base import SendQueue
 from twisted_chat.frontends.web.render import Ack, json_text, to_json
-from twisted_chat.limits import Deadlines, SendQueueWatch
+from twisted_chat.limits import Deadlines
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.session.session import ChatSession, SessionContext
 
@@ -83,6 +84,15 @@ _SECURITY_HEADERS = (
 
 class BadMessage(ChatError):
     """A WebSocket message that is not one the protocol knows."""
+
+
+def frame_size(text: str) -> int:
+    """
+    The bytes of the WebSocket frame that carries C{text} from the server
+    (unmasked): its UTF-8 length and the header.
+    """
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return size + (2 if size < 126 else 4 if size < 65536 else 10)
 
 
 def frame_limit(max_line: int) -> int:
@@ -182,8 +192,8 @@ class ChatWebSocket:
 
     __slots__ = (
         "_factory", "_peer", "_host", "_transport", "_session", "_state",
-        "_paused", "_held", "_prompt", "_login", "_answering", "_ping_pending", "stalled",
-        "queued", "_control", "_line_id", "_line_failed",
+        "_paused", "_held", "_prompt", "_login", "_answering", "_ping_pending",
+        "send_queue", "_control", "_line_id", "_line_failed",
     )
     log = Logger()
 
@@ -207,8 +217,8 @@ class ChatWebSocket:
         self._login: tuple[str, str] | None = None  # (passcode, name) from the page
         self._answering = False
         self._ping_pending = False
-        self.stalled = False
-        self.queued = 0
+        # slow-reader accounting: our producer on the TCP transport (see buildProtocol)
+        self.send_queue = SendQueue(factory.sendq, self._overflowed)
         self._line_id: int | None = None  # the id of the line being handled
         self._line_failed = False  # it caused an error
 
@@ -385,15 +395,9 @@ class ChatWebSocket:
             text = event._json or json_text(event)  # a room event's memo: no call per recipient
         else:
             text = json.dumps({**to_json(event), **extra}, ensure_ascii=False)
-        if self.stalled:
-            self.queued += len(text)
-            if self.queued > self._factory.sendq:
-                self.log.warn(
-                    "{peer} stopped reading ({queued} bytes waiting); disconnecting",
-                    peer=self._peer, queued=self.queued,
-                )
-                self._drop()
-                return
+        queue = self.send_queue
+        if queue.stalled and not queue.add(frame_size(text)):
+            return
         try:
             self._transport.sendTextMessage(text)
         except LocalProtocolError:  # the browser's close frame came first
@@ -435,16 +439,18 @@ class ChatWebSocket:
         C{size} bytes (a pong) go out besides our messages: count them while
         the output is stalled.  C{False} when that passed the sendq (dropped).
         """
-        if self.stalled and self._state != CLOSED:
-            self.queued += size
-            if self.queued > self._factory.sendq:
-                self.log.warn(
-                    "{peer} stopped reading ({queued} bytes waiting); disconnecting",
-                    peer=self._peer, queued=self.queued,
-                )
-                self._drop()
-                return False
+        queue = self.send_queue
+        if queue.stalled and self._state != CLOSED and not queue.add(size):
+            return False
         return self._state != CLOSED
+
+    def _overflowed(self, queued: int) -> None:
+        """The browser's backlog passed the sendq: drop it."""
+        self.log.warn(
+            "{peer} stopped reading ({queued} bytes waiting); disconnecting",
+            peer=self._peer, queued=queued,
+        )
+        self._drop()
 
     def _drop(self) -> None:
         """Close at once, without waiting for a dead or stalled browser."""
@@ -566,32 +572,9 @@ class ChatWebFactory:
         reader = IPushProducer(transport, None) or IPushProducer(
             getattr(transport, "transport", None), None
         )
-        request.registerProducer(_StallWatch(socket, reader), True)
+        socket.send_queue.reader = reader  # a stalled browser is not read either
+        request.registerProducer(socket.send_queue, True)
         return socket
-
-
-class _StallWatch(SendQueueWatch):
-    """
-    L{SendQueueWatch} that also stops reading from the socket while its
-    output is stalled: a browser that sends (pings, messages) but never
-    reads cannot make us write more than C{--sendq}.
-    """
-
-    __slots__ = ("_reader",)
-
-    def __init__(self, front: ChatWebSocket, reader: IPushProducer | None) -> None:
-        super().__init__(front)
-        self._reader = reader
-
-    def pauseProducing(self) -> None:
-        super().pauseProducing()
-        if self._reader is not None:
-            self._reader.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        super().resumeProducing()
-        if self._reader is not None:
-            self._reader.resumeProducing()
 
 
 class _ChatWire(_ws._WebSocketWireProtocol):  # type: ignore[misc]
