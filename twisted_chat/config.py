@@ -22,6 +22,10 @@ class ChatConfig:
         open the WebSocket (C{--web-origin}).
     @ivar idle_timeout: seconds without a line after which a logged-in
         session is closed (0: never).
+    @ivar direct_send: whether the line protocol sends each plain-TCP
+        connection's output of a reactor turn with one direct C{send}
+        (L{twisted_chat.frontends.line.fastwrite}); C{False} (env
+        C{TWISTED_CHAT_DIRECT_SEND=0}) writes through C{transport.write} only.
     """
 
     ports: tuple[str, ...] = (DEFAULT_PORT,)
@@ -40,3 +44,4 @@ class ChatConfig:
     max_per_ip: int = 16
     limit_exempt: tuple[str, ...] = ()
     idle_timeout: float = 0.0
+    direct_send: bool = True

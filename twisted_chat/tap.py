@@ -6,6 +6,7 @@ that reads options and wires the object graph together.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from typing import Any, Callable, NoReturn
@@ -324,6 +325,7 @@ def config_from_options(options: Options) -> ChatConfig:
         idle_timeout=options["idle-timeout"],
         web=options["web"],
         web_origins=tuple(options["web-origins"]),
+        direct_send=os.environ.get("TWISTED_CHAT_DIRECT_SEND", "1") != "0",
     )
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import socket
 
-from twisted.internet import tcp
-from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -17,6 +16,7 @@ from typing_extensions import override
 
 from twisted_chat.domain.events import Error, Event, Prompt, Welcome
 from twisted_chat.frontends.base import SendQueue
+from twisted_chat.frontends.line.fastwrite import TurnFlusher, can_send_directly, send_now
 from twisted_chat.frontends.line.render import GREETING, Telnet, wire
 from twisted_chat.frontends.line.render import OFFERS as OFFERS  # tests and tools use it
 from twisted_chat.session.session import ChatSession, SessionContext
@@ -141,53 +141,6 @@ def _ignore(data: bytes) -> None:
     """Drop input (a connection being closed for speaking the wrong protocol)."""
 
 
-class TurnFlusher:
-    """
-    Writes each plain-TCP connection's output once per reactor turn.
-
-    Twisted's C{transport.write} buffers and asks the reactor to watch the
-    socket for writability, so a write to an idle connection costs two
-    C{epoll_ctl} calls and a reactor dispatch before the C{send}.  Room
-    fan-out writes to many idle connections, so instead a connection's
-    events of one turn are gathered and, at the end of the turn, sent with
-    one C{send} when Twisted holds nothing unsent for it.  Anything not sent
-    (a full socket buffer, an error) goes to C{transport.write}, so ordering,
-    slow-reader back-pressure and error handling stay Twisted's own.
-    """
-
-    __slots__ = ("_clock", "_dirty", "_scheduled")
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self._clock = clock
-        self._dirty: list[ChatLineProtocol] = []
-        self._scheduled = False
-
-    def mark(self, protocol: ChatLineProtocol) -> None:
-        """C{protocol} has output to flush at the end of this turn."""
-        self._dirty.append(protocol)
-        if not self._scheduled:
-            self._scheduled = True
-            self._clock.callLater(0, self.flush)
-
-    def flush(self) -> None:
-        """Flush every connection marked since the last flush."""
-        self._scheduled = False
-        dirty, self._dirty = self._dirty, []
-        for protocol in dirty:
-            protocol.flush()
-
-
-def _can_send_directly(transport: object) -> bool:
-    """
-    Whether C{transport} is a plain TCP connection whose own buffer we can
-    see (so a direct C{send} never overtakes data Twisted still holds).
-    """
-    return isinstance(transport, tcp.Connection) and all(
-        hasattr(transport, name)
-        for name in ("socket", "dataBuffer", "_tempDataLen", "connected", "disconnecting")
-    )
-
-
 class _Refusal(Protocol):
     """Tells a connection over the limits why, and closes it."""
 
@@ -217,7 +170,7 @@ class ChatLineProtocol(LineReceiver):
     _started = False  # whether any data arrived
     _discarding = False
     send_queue: SendQueue  # slow-reader accounting; our producer on the transport
-    _direct = False  # output goes through the factory's TurnFlusher
+    _direct = False  # output goes through the factory's TurnFlusher (fastwrite)
     _pending: list[bytes] | None = None  # this turn's output, when _direct
     host = ""  # the client's address, set by the factory
 
@@ -231,7 +184,7 @@ class ChatLineProtocol(LineReceiver):
         detect_dead_peers(transport)
         self.send_queue = SendQueue(self.factory.sendq, self._overflowed)
         transport.registerProducer(self.send_queue, True)
-        if _can_send_directly(transport):
+        if self.factory.flusher is not None and can_send_directly(transport):
             self._direct = True
         # Until login ends, every event passes _send_during_login (an
         # instance attribute, so chat's fan-out never pays for it).
@@ -367,23 +320,8 @@ class ChatLineProtocol(LineReceiver):
     def flush(self) -> None:
         """Send this turn's output: directly if Twisted holds nothing unsent."""
         pending, self._pending = self._pending, None
-        if not pending:
-            return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
-        transport = self.transport
-        if (transport.dataBuffer or transport._tempDataLen or not transport.connected
-                or transport.disconnecting):
-            transport.write(data)
-            return
-        try:
-            sent = transport.socket.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            transport.write(data)  # Twisted's write path reports the error
-            return
-        if sent < len(data):
-            transport.write(data[sent:])
+        if pending:
+            send_now(self.transport, pending[0] if len(pending) == 1 else b"".join(pending))
 
     def _send_stalled(self, data: bytes) -> None:
         """Write C{data} to a client that stopped reading, within the sendq."""
@@ -444,7 +382,8 @@ class ChatLineFactory(ServerFactory):
         self.sendq = context.config.sendq
         self.needs_passcode = context.needs_passcode
         self.limits = context.limits
-        self.flusher = TurnFlusher(context.clock)
+        # the per-turn direct send (fastwrite), unless configured off
+        self.flusher = TurnFlusher(context.clock) if context.config.direct_send else None
 
     @override
     def buildProtocol(self, addr: IAddress) -> Protocol | None:
