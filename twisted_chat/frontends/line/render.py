@@ -182,7 +182,18 @@ _LINES: dict[type[Event], Callable[[Any], list[str]]] = {
 # exact for scripts; a telnet acts on them, nc and a terminal show nothing.
 _GREETING_WIRE = GREETING_TEXT.encode() + OFFERS + b"\r\n"
 
+
+def _encoded(render: Callable[[Any], list[str]]) -> Callable[[Any], bytes]:
+    """The bytes of what C{render} gives: each line ended by CRLF."""
+    def encode(event: Event) -> bytes:
+        text = render(event)
+        return ("\r\n".join(text) + "\r\n").encode() if text else b""
+    return encode
+
+
+# One lookup per event: every kind's bytes.
 _WIRE: dict[type[Event], Callable[[Any], bytes]] = {
+    **{kind: _encoded(render) for kind, render in _LINES.items()},
     Message: _message,
     Notice: _notice,
     Greeting: lambda event: _GREETING_WIRE,
@@ -191,22 +202,27 @@ _WIRE: dict[type[Event], Callable[[Any], bytes]] = {
 
 
 def _renderer(table: dict[type[Event], Any], kind: type[Event]) -> Any:
-    """The renderer of C{kind} or of its nearest base in C{table}, or C{None}."""
+    """
+    The renderer of C{kind}'s nearest base in C{table}, kept for C{kind}.
+
+    @raise TypeError: if there is none.
+    """
     for base in kind.__mro__:
         render = table.get(base)
         if render is not None:
-            table[kind] = render  # a subclass: found by its own type next time
+            table[kind] = render  # found by its own type next time
             return render
-    return None
+    raise TypeError("no line form for %r" % (kind,))
 
 
 def lines(event: Event) -> list[str]:
     """C{event} as lines of text, without line terminators."""
-    render = _LINES.get(type(event)) or _renderer(_LINES, type(event))
+    render = _LINES.get(type(event))
     if render is not None:
         return render(event)
-    data = wire(event)  # rendered as bytes: a room event
-    return data.decode("utf-8")[:-2].split("\r\n") if data else []
+    if isinstance(event, (Message, Notice)):  # rendered as bytes
+        return [wire(event).decode("utf-8")[:-2]]
+    return _renderer(_LINES, type(event))(event)
 
 
 def wire(event: Event) -> bytes:
@@ -219,15 +235,10 @@ def wire(event: Event) -> bytes:
     data = event._line
     if data is not None:
         return data
-    kind = type(event)
-    render = _WIRE.get(kind) or _renderer(_WIRE, kind)
-    if render is not None:
-        return render(event)
-    render = _LINES.get(kind) or _renderer(_LINES, kind)
+    render = _WIRE.get(type(event))
     if render is None:
-        raise TypeError("no line form for %r" % (kind,))
-    text = render(event)
-    return ("\r\n".join(text) + "\r\n").encode() if text else b""
+        render = _renderer(_WIRE, type(event))
+    return render(event)
 
 
 GREETING = Greeting()
