@@ -37,7 +37,8 @@ class SendQueueTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.overflows: list[int] = []
-        self.queue = SendQueue(100, self.overflows.append)
+        self.queue = SendQueue(100)
+        self.overflow = self.overflows.append
 
     def test_pause_and_resume(self) -> None:
         queue = self.queue
@@ -45,7 +46,7 @@ class SendQueueTests(SynchronousTestCase):
         self.assertFalse(queue.stalled)
         queue.pauseProducing()
         self.assertTrue(queue.stalled)
-        self.assertTrue(queue.add(60))
+        self.assertTrue(queue.add(60, self.overflow))
         self.assertEqual(queue.queued, 60)
         queue.resumeProducing()
         self.assertEqual((queue.stalled, queue.queued), (False, 0))
@@ -55,13 +56,13 @@ class SendQueueTests(SynchronousTestCase):
         """Past the limit the overflow action runs once; every later write is refused."""
         queue = self.queue
         queue.pauseProducing()
-        self.assertTrue(queue.add(100))  # up to the limit is fine
-        self.assertFalse(queue.add(1))
+        self.assertTrue(queue.add(100, self.overflow))  # up to the limit is fine
+        self.assertFalse(queue.add(1, self.overflow))
         self.assertEqual(self.overflows, [101])
         self.assertTrue(queue.overflowed)
-        self.assertFalse(queue.add(1))
+        self.assertFalse(queue.add(1, self.overflow))
         queue.resumeProducing()
-        self.assertFalse(queue.add(1))  # a dropped client stays dropped
+        self.assertFalse(queue.add(1, self.overflow))  # a dropped client stays dropped
         self.assertEqual(self.overflows, [101])
 
     def test_count_restarts_on_resume(self) -> None:
@@ -69,14 +70,14 @@ class SendQueueTests(SynchronousTestCase):
         queue = self.queue
         for _ in range(5):
             queue.pauseProducing()
-            self.assertTrue(queue.add(80))
+            self.assertTrue(queue.add(80, self.overflow))
             queue.resumeProducing()
         self.assertEqual(self.overflows, [])
 
     def test_reader_paused_while_stalled(self) -> None:
         """The connection's reading stops while its output is stalled (issue 11)."""
         reader = Reader()
-        queue = SendQueue(100, self.overflows.append, reader)
+        queue = SendQueue(100, reader)
         queue.pauseProducing()
         self.assertTrue(reader.paused)
         queue.resumeProducing()

@@ -20,10 +20,12 @@ class SendQueue:
     The transport pauses it when its send buffer is full: the client stopped
     reading.  From then until it resumes, the front end passes the size of
     each write to L{add}, which counts the bytes (C{queued}) and, past
-    C{limit} (C{--sendq}), runs the overflow action once and refuses every
-    later write.  While output is stalled the queue also pauses C{reader}
-    (the connection's reading), if given, so a client that sends but never
-    reads cannot make the server write more than C{limit} in answers.
+    C{limit} (C{--sendq}), runs the front end's overflow action once and
+    refuses every later write.  While output is stalled the queue also
+    pauses C{reader} (the connection's reading), if given, so a client that
+    sends but never reads cannot make the server write more than C{limit}
+    in answers.  (The overflow action is passed to L{add} rather than kept,
+    so the queue holds no reference back to its front end.)
 
     (A LineReceiver cannot be its own producer: its pauseProducing pauses
     reading.)
@@ -34,14 +36,11 @@ class SendQueue:
     @ivar overflowed: whether the limit was passed (the client is dropped).
     """
 
-    __slots__ = ("stalled", "queued", "overflowed", "limit", "_overflow", "reader")
+    __slots__ = ("stalled", "queued", "overflowed", "limit", "reader")
 
-    def __init__(self, limit: int, overflow: Callable[[int], object],
-                 reader: IPushProducer | None = None) -> None:
+    def __init__(self, limit: int, reader: IPushProducer | None = None) -> None:
         """
         @param limit: bytes that may be written while stalled.
-        @param overflow: called once, with the bytes queued, when a write
-            would pass C{limit}: it drops the client (and says so in the log).
         @param reader: the producer of the connection's input, paused while
             the output is stalled.
         """
@@ -49,21 +48,21 @@ class SendQueue:
         self.queued = 0
         self.overflowed = False
         self.limit = limit
-        self._overflow = overflow
         self.reader = reader
 
-    def add(self, size: int) -> bool:
+    def add(self, size: int, overflow: Callable[[int], object]) -> bool:
         """
         Count C{size} bytes written while stalled: C{True} if they may be
-        written, C{False} once past the limit (then the overflow action has
-        run, once, and every later call is C{False}).
+        written.  The write that passes the limit calls C{overflow} (with
+        the bytes queued; it drops the client and says so in the log) and
+        gets C{False}, as does every later one.
         """
         if self.overflowed:
             return False
         self.queued += size
         if self.queued > self.limit:
             self.overflowed = True
-            self._overflow(self.queued)
+            overflow(self.queued)
             return False
         return True
 

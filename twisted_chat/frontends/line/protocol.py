@@ -182,7 +182,7 @@ class ChatLineProtocol(LineReceiver):
         except (AttributeError, OSError):
             pass  # not TCP (tests, UNIX sockets)
         detect_dead_peers(transport)
-        self.send_queue = SendQueue(self.factory.sendq, self._overflowed)
+        self.send_queue = SendQueue(self.factory.sendq)
         transport.registerProducer(self.send_queue, True)
         if self.factory.flusher is not None and can_send_directly(transport):
             self._direct = True
@@ -325,7 +325,7 @@ class ChatLineProtocol(LineReceiver):
 
     def _send_stalled(self, data: bytes) -> None:
         """Write C{data} to a client that stopped reading, within the sendq."""
-        if self.send_queue.add(len(data)):
+        if self.send_queue.add(len(data), self._overflowed):
             self.transport.write(data)
 
     def _overflowed(self, queued: int) -> None:

@@ -218,7 +218,7 @@ class ChatWebSocket:
         self._answering = False
         self._ping_pending = False
         # slow-reader accounting: our producer on the TCP transport (see buildProtocol)
-        self.send_queue = SendQueue(factory.sendq, self._overflowed)
+        self.send_queue = SendQueue(factory.sendq)
         self._line_id: int | None = None  # the id of the line being handled
         self._line_failed = False  # it caused an error
 
@@ -396,7 +396,7 @@ class ChatWebSocket:
         else:
             text = json.dumps({**to_json(event), **extra}, ensure_ascii=False)
         queue = self.send_queue
-        if queue.stalled and not queue.add(frame_size(text)):
+        if queue.stalled and not queue.add(frame_size(text), self._overflowed):
             return
         try:
             self._transport.sendTextMessage(text)
@@ -440,7 +440,8 @@ class ChatWebSocket:
         the output is stalled.  C{False} when that passed the sendq (dropped).
         """
         queue = self.send_queue
-        if queue.stalled and self._state != CLOSED and not queue.add(size):
+        if (queue.stalled and self._state != CLOSED
+                and not queue.add(size, self._overflowed)):
             return False
         return self._state != CLOSED
 
