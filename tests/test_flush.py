@@ -61,7 +61,7 @@ class FlushTests(SynchronousTestCase):
         transport = tcp.Server(ours, protocol, ("127.0.0.1", 40000), _Port(), 1, self.reactor)
         self.addCleanup(self.close, transport)
         protocol.makeConnection(transport)
-        self.assertEqual(protocol._direct, self.direct)
+        self.assertEqual(protocol._flusher is not None, self.direct)
         protocol.dataReceived(b"x\r\n" + name.encode() + b"\r\n")
         self.turn()
         self.drain(theirs)
@@ -158,7 +158,7 @@ class FlushTests(SynchronousTestCase):
         protocol = self.world.factory.buildProtocol(PEER)
         transport = StringTransport(peerAddress=PEER)
         protocol.makeConnection(transport)
-        self.assertFalse(protocol._direct)
+        self.assertIsNone(protocol._flusher)
         self.assertEqual(transport.value(),
                          b"Welcome to twisted-chat.\xff\xfd\x00\r\nPasscode:\r\n")
 

@@ -170,8 +170,8 @@ class ChatLineProtocol(LineReceiver):
     _started = False  # whether any data arrived
     _discarding = False
     send_queue: SendQueue  # slow-reader accounting; our producer on the transport
-    _direct = False  # output goes through the factory's TurnFlusher (fastwrite)
-    _pending: list[bytes] | None = None  # this turn's output, when _direct
+    _flusher: TurnFlusher | None = None  # the factory's, when output is sent directly
+    _pending: list[bytes] | None = None  # this turn's output, when _flusher is set
     host = ""  # the client's address, set by the factory
 
     @override
@@ -184,8 +184,8 @@ class ChatLineProtocol(LineReceiver):
         detect_dead_peers(transport)
         self.send_queue = SendQueue(self.factory.sendq)
         transport.registerProducer(self.send_queue, True)
-        if self.factory.flusher is not None and can_send_directly(transport):
-            self._direct = True
+        if can_send_directly(transport):
+            self._flusher = self.factory.flusher  # None when direct_send is off
         # Until login ends, every event passes _send_during_login (an
         # instance attribute, so chat's fan-out never pays for it).
         self.send = self._send_during_login
@@ -311,9 +311,9 @@ class ChatLineProtocol(LineReceiver):
             pending.append(data)
         elif self.send_queue.stalled:
             self._send_stalled(data)
-        elif self._direct:
+        elif self._flusher is not None:
             self._pending = [data]
-            self.factory.flusher.mark(self)
+            self._flusher.mark(self)
         else:
             self.transport.write(data)
 

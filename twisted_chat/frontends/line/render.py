@@ -222,7 +222,8 @@ def lines(event: Event) -> list[str]:
         return render(event)
     if isinstance(event, (Message, Notice)):  # rendered as bytes
         return [wire(event).decode("utf-8")[:-2]]
-    return _renderer(_LINES, type(event))(event)
+    inherited: Callable[[Any], list[str]] = _renderer(_LINES, type(event))
+    return inherited(event)
 
 
 def wire(event: Event) -> bytes:
