@@ -35,14 +35,8 @@ from twisted_chat.domain.events import (
     Users,
     Welcome,
 )
+from twisted_chat.frontends.line.telnet import OFFERS
 from twisted_chat.text import date_stamp
-
-IAC, DO, BINARY = 0xFF, 0xFD, 0
-# What the greeting offers, at the end of its line: "send me 8-bit bytes".
-# Only DO BINARY: netkit-derived telnets (inetutils 2.4 included) answer a
-# server's WILL BINARY by turning off their terminal's output processing, so
-# the local echo of Enter no longer returns to the first column.
-OFFERS = bytes((IAC, DO, BINARY))
 
 GREETING_TEXT = "Welcome to twisted-chat."
 
