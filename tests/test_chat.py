@@ -474,7 +474,8 @@ class ManyRoomsTests(SynchronousTestCase):
         alice_out.events.clear()
         self.server.users(alice, everyone=True)
         [event] = alice_out.events
-        self.assertEqual(line_lines(event), ["Users online (2): alice (#lobby, #dev), Bob (#lobby)"])
+        self.assertEqual(line_lines(event),
+                         ["Users online (2): alice (#lobby, #dev), Bob (#lobby)"])
         self.assertEqual(to_json(event)["users"], [
             {"name": "alice", "room": LOBBY, "rooms": [LOBBY, "dev"]},
             {"name": "Bob", "room": LOBBY, "rooms": [LOBBY]},
