@@ -114,3 +114,47 @@ def test_telnet_line(benchmark) -> None:
 
     benchmark(one)
     world.clock.advance(0)
+
+
+class _LeanWebSocketTransport:
+    """Records the text messages sent, unparsed (a parse per message would dominate)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.sendTextMessage = self.sent.append
+
+
+def test_fanout_100_mixed(benchmark) -> None:
+    """Fan one message out to a room of 50 telnet and 50 browser members."""
+    import json
+
+    from twisted_chat.frontends.web.site import ChatWebFactory, ChatWebSocket
+
+    world = World(config=CONFIG)
+    sender, _ = world.login("sender")
+    outs = [world.login("u%d" % i)[1] for i in range(49)]
+    factory = ChatWebFactory(world.context)
+    transports = []
+    for n in range(50):
+        socket = ChatWebSocket(factory, "192.0.2.9:%d" % n, "192.0.2.9")
+        transport = _LeanWebSocketTransport()
+        socket.negotiationStarted(transport)
+        socket.negotiationFinished()
+        login = {"type": "login", "passcode": "x", "name": "w%d" % n}
+        socket.textMessageReceived(json.dumps(login))
+        transports.append(transport)
+    data = b"bm 1 2 3 a typical chat message of moderate length\r\n"
+    rounds = [0]
+
+    def one() -> None:
+        sender.dataReceived(data)
+        rounds[0] += 1
+        if rounds[0] % 200 == 0:  # keep the buffers small
+            for out in outs:
+                out.clear()
+            for transport in transports:
+                transport.sent.clear()
+            world.clock.advance(0)
+
+    benchmark(one)
+    assert '"text": "bm 1 2 3' in transports[0].sent[-1] or rounds[0] % 200 == 0

@@ -31,6 +31,7 @@ from twisted_chat.config import ChatConfig
 from twisted_chat.domain.events import Event
 from twisted_chat.domain.server import ChatServer
 from twisted_chat.frontends.line.protocol import OFFERS, ChatLineFactory, ChatLineProtocol
+from twisted_chat.frontends.line.render import lines as render_lines
 from twisted_chat.interfaces import History
 from twisted_chat.metrics.observer import NULL_OBSERVER, ChatObserver
 from twisted_chat.session.session import SessionContext
@@ -76,7 +77,7 @@ class FakeParticipant:
 
     def lines(self) -> list[str]:
         """Every event as text, then forget them."""
-        out = [line for event in self.events for line in event.lines()]
+        out = [line for event in self.events for line in render_lines(event)]
         self.events.clear()
         return out
 

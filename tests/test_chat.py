@@ -18,6 +18,8 @@ from twisted_chat.domain.events import Entry, Error, Message, Notice, Private, T
 from twisted_chat.domain.events import History as HistoryEvent
 from twisted_chat.domain.server import LOBBY, ChatServer, Member
 from twisted_chat.errors import BadName, ChatError, NameTaken, NoSuchTarget, NotInRoom
+from twisted_chat.frontends.line.render import lines as line_lines
+from twisted_chat.frontends.web.render import json_text, to_json
 from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.text import clock_stamp, utc_offset, zone_name
 
@@ -315,8 +317,8 @@ class SaidForYouTests(SynchronousTestCase):
         self.addCleanup(restore)
         time.tzset()
         event = TimeZone(utc_offset(self.world.clock.seconds()))
-        self.assertEqual(event.lines(), ["Times are UTC+05:30 (the server's time zone)."])
-        self.assertEqual(event.to_json(), {
+        self.assertEqual(line_lines(event), ["Times are UTC+05:30 (the server's time zone)."])
+        self.assertEqual(to_json(event), {
             "type": "info", "text": "Times are UTC+05:30 (the server's time zone).",
             "utc_offset": 19800})
 
@@ -328,7 +330,7 @@ class SaidForYouTests(SynchronousTestCase):
                   Private("bob", "alice", "hi", now, "00:00:00"),
                   HistoryEvent("lobby", [entry], replay=True)]
         for event in events:
-            data = json.loads(event.json_text)
+            data = json.loads(json_text(event))
             data = data["messages"][0] if "messages" in data else data
             self.assertEqual(data["time"], now, event)
 
@@ -472,14 +474,15 @@ class ManyRoomsTests(SynchronousTestCase):
         alice_out.events.clear()
         self.server.users(alice, everyone=True)
         [event] = alice_out.events
-        self.assertEqual(event.lines(), ["Users online (2): alice (#lobby, #dev), Bob (#lobby)"])
-        self.assertEqual(event.to_json()["users"], [
+        self.assertEqual(line_lines(event),
+                         ["Users online (2): alice (#lobby, #dev), Bob (#lobby)"])
+        self.assertEqual(to_json(event)["users"], [
             {"name": "alice", "room": LOBBY, "rooms": [LOBBY, "dev"]},
             {"name": "Bob", "room": LOBBY, "rooms": [LOBBY]},
         ])
         alice_out.events.clear()
         self.server.users(alice, everyone=False)  # one room's list: unchanged
-        self.assertEqual(alice_out.events[0].to_json()["users"],
+        self.assertEqual(to_json(alice_out.events[0])["users"],
                          [{"name": "alice", "room": LOBBY}, {"name": "Bob", "room": LOBBY}])
 
     def test_rooms_count_members_of_several(self) -> None:
@@ -645,8 +648,8 @@ class DirectoryTests(SynchronousTestCase):
         self.server.users(alice, everyone=True)
         [event] = out.events[-1:]
         self.assertIsInstance(event, Users)
-        self.assertEqual(event.lines(), ["Users online (2): alice (#lobby), irc"])
-        self.assertEqual(event.to_json()["users"][1], {"name": "irc", "room": "", "rooms": []})
+        self.assertEqual(line_lines(event), ["Users online (2): alice (#lobby), irc"])
+        self.assertEqual(to_json(event)["users"][1], {"name": "irc", "room": "", "rooms": []})
 
 
 class PendingHistory(MemoryHistory):

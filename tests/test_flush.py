@@ -1,11 +1,13 @@
 """
-Tests for the per-turn output flush of the line protocol, on a real
-C{tcp.Server} over a loopback connection driven by a MemoryReactorClock: real
-kernel send semantics (partial sends, full buffers), no reactor loop.
+Tests for the per-turn output flush of the line protocol (fastwrite), on a
+real C{tcp.Server} over a loopback connection driven by a MemoryReactorClock:
+real kernel send semantics (partial sends, full buffers), no reactor loop.
+Each test also runs with the direct send switched off (L{PlainWriteTests}).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -16,9 +18,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.config import ChatConfig
+from twisted_chat.frontends.line.fastwrite import can_send_directly
 from twisted_chat.frontends.line.protocol import ChatLineProtocol
+from twisted_chat.tap import Options, config_from_options
 
-from .helpers import PEER, World
+from .helpers import PEER, ServerProcess, World, log_in, only
 
 
 class _Port:
@@ -31,13 +35,17 @@ class _Port:
 class FlushTests(SynchronousTestCase):
     """Output to plain TCP connections is written once per reactor turn."""
 
+    direct = True  # ChatConfig.direct_send
+
     def setUp(self) -> None:
         self.world = World(config=ChatConfig(passcode=b"x", db=":memory:", rate=0,
-                                             sendq=200_000))
+                                             sendq=200_000, direct_send=self.direct))
         self.reactor = MemoryReactorClock()
         self.peers: list[socket.socket] = []
 
-    def connect(self, name: str, rcvbuf: int | None = None) -> tuple[ChatLineProtocol, tcp.Server, socket.socket]:
+    def connect(
+        self, name: str, rcvbuf: int | None = None,
+    ) -> tuple[ChatLineProtocol, tcp.Server, socket.socket]:
         """A logged-in member on a real tcp.Server; returns the client's socket too."""
         listener = socket.create_server(("127.0.0.1", 0))
         theirs = socket.create_connection(listener.getsockname())
@@ -53,7 +61,7 @@ class FlushTests(SynchronousTestCase):
         transport = tcp.Server(ours, protocol, ("127.0.0.1", 40000), _Port(), 1, self.reactor)
         self.addCleanup(self.close, transport)
         protocol.makeConnection(transport)
-        self.assertTrue(protocol._direct)
+        self.assertEqual(protocol._flusher is not None, self.direct)
         protocol.dataReceived(b"x\r\n" + name.encode() + b"\r\n")
         self.turn()
         self.drain(theirs)
@@ -97,7 +105,10 @@ class FlushTests(SynchronousTestCase):
         self.assertNotIn(bob_transport, self.reactor.getWriters())  # no epoll round trip
 
     def test_partial_send_falls_back_in_order(self) -> None:
-        """What the socket does not take goes to Twisted's buffer, and later output queues behind it."""
+        """
+        What the socket does not take goes to Twisted's buffer, and later
+        output queues behind it.
+        """
         alice, _, _ = self.connect("alice")
         bob, bob_transport, bob_sock = self.connect("bob", rcvbuf=4096)
         line = b"x" * 900 + b"\r\n"
@@ -116,7 +127,7 @@ class FlushTests(SynchronousTestCase):
                 writer.doWrite()
         lines = received.decode().split("\r\n")[:-1]
         self.assertEqual(len(lines), 41)
-        self.assertTrue(all(l.endswith("alice: " + "x" * 900) for l in lines[:40]))
+        self.assertTrue(all(line.endswith("alice: " + "x" * 900) for line in lines[:40]))
         self.assertTrue(lines[-1].endswith("alice: last"))
 
     def test_slow_reader_cut_off(self) -> None:
@@ -147,5 +158,75 @@ class FlushTests(SynchronousTestCase):
         protocol = self.world.factory.buildProtocol(PEER)
         transport = StringTransport(peerAddress=PEER)
         protocol.makeConnection(transport)
-        self.assertFalse(protocol._direct)
-        self.assertEqual(transport.value(), b"Welcome to twisted-chat.\xff\xfd\x00\r\nPasscode:\r\n")
+        self.assertIsNone(protocol._flusher)
+        self.assertEqual(transport.value(),
+                         b"Welcome to twisted-chat.\xff\xfd\x00\r\nPasscode:\r\n")
+
+
+class PlainWriteTests(FlushTests):
+    """
+    With C{direct_send} off, every write goes to C{transport.write}: the
+    same output, in the same order, with the same slow-reader bound.
+    """
+
+    direct = False
+
+    def test_one_send_per_turn(self) -> None:
+        """Each event goes to Twisted at once, which writes it when the socket is writable."""
+        self.assertIsNone(self.world.factory.flusher)
+        alice, _, _ = self.connect("alice")
+        _, bob_transport, bob_sock = self.connect("bob")
+        self.drain(bob_sock)
+        sent: list[bytes] = []
+        real_send = socket.socket.send
+        self.patch(socket.socket, "send", lambda sock, data: sent.append(data) or 0)
+        alice.dataReceived(b"one\r\ntwo\r\n")
+        self.world.clock.advance(0)
+        self.assertEqual(sent, [])  # no direct send, not even at the end of the turn
+        self.assertIn(bob_transport, self.reactor.getWriters())  # Twisted's own path
+        self.patch(socket.socket, "send", real_send)
+        self.turn()  # the reactor finds the socket writable
+        data = self.drain(bob_sock)
+        self.assertEqual([line[11:] for line in data.decode().split("\r\n")[:-1]],
+                         ["alice: one", "alice: two"])
+
+
+class SwitchTests(SynchronousTestCase):
+    """C{TWISTED_CHAT_DIRECT_SEND=0} turns the direct send off; it is on by default."""
+
+    def config(self) -> ChatConfig:
+        options = Options()
+        options.parseOptions(["--db", ":memory:"])
+        return config_from_options(options)
+
+    def test_default_on(self) -> None:
+        self.patch(os, "environ", {k: v for k, v in os.environ.items()
+                                   if k != "TWISTED_CHAT_DIRECT_SEND"})
+        self.assertTrue(self.config().direct_send)
+        self.assertIsNotNone(World(config=self.config()).factory.flusher)
+
+    def test_env_off(self) -> None:
+        self.patch(os, "environ", {**os.environ, "TWISTED_CHAT_DIRECT_SEND": "0"})
+        self.assertFalse(self.config().direct_send)
+        self.assertIsNone(World(config=self.config()).factory.flusher)
+
+    def test_only_tcp_connections(self) -> None:
+        """Transports without a visible socket buffer never take the direct path."""
+        self.assertFalse(can_send_directly(StringTransport()))
+        self.assertFalse(can_send_directly(object()))
+
+
+@pytest.mark.e2e  # starts twistd
+class PlainWriteEndToEndTests(SynchronousTestCase):
+    """A real server with C{TWISTED_CHAT_DIRECT_SEND=0} delivers everything, in order."""
+
+    def test_burst_in_order(self) -> None:
+        self.patch(os, "environ", {**os.environ, "TWISTED_CHAT_DIRECT_SEND": "0"})
+        server = ServerProcess(self, "--db", ":memory:", "--rate", "0")
+        alice, bob = log_in(self, server.port, "alice", "bob")
+        alice.read_until("*** bob joined #lobby ***")
+        bob.send(*("line %d" % n for n in range(200)))
+        said = only(alice.read_until("bob: line 199"), r"bob: line \d+$")
+        self.assertEqual([line.split(": ", 1)[1] for line in said],
+                         ["line %d" % n for n in range(200)])
+        self.assertNotIn("Traceback", server.output())

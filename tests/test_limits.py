@@ -7,13 +7,11 @@ import sys
 
 import pytest
 from twisted.internet.address import IPv4Address
-from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface.verify import verifyObject
 
 from twisted_chat.config import ChatConfig
 from twisted_chat.limits import (
@@ -21,7 +19,6 @@ from twisted_chat.limits import (
     Deadlines,
     PasscodeLockout,
     RefusalLog,
-    SendQueueWatch,
 )
 from twisted_chat.session.session import MAX_BAD_NAMES
 
@@ -70,25 +67,6 @@ class DeadlinesTests(SynchronousTestCase):
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.assertEqual(self.deadlines.clear(), [str(i) for i in range(1000)])
         self.assertEqual(self.clock.getDelayedCalls(), [])
-
-
-class SendQueueWatchTests(SynchronousTestCase):
-    """L{SendQueueWatch} tells its front end when the transport's buffer is full."""
-
-    def test_pause_and_resume(self) -> None:
-        class Front:
-            stalled = False
-            queued = 0
-
-        front = Front()
-        watch = SendQueueWatch(front)
-        self.assertTrue(verifyObject(IPushProducer, watch))
-        watch.pauseProducing()
-        front.queued = 5000
-        self.assertTrue(front.stalled)
-        watch.resumeProducing()
-        self.assertEqual((front.stalled, front.queued), (False, 0))
-        watch.stopProducing()
 
 
 class ConnectionLimitsTests(SynchronousTestCase):

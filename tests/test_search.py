@@ -27,6 +27,8 @@ from twisted_chat.domain.server import (
     SearchGate,
 )
 from twisted_chat.errors import BadUsage
+from twisted_chat.frontends.line.render import lines as line_lines
+from twisted_chat.frontends.web.render import json_text
 from twisted_chat.storage import history
 from twisted_chat.storage.history import MemoryHistory, SQLiteHistory, fts_query, search_words
 
@@ -81,22 +83,22 @@ class SearchEventTests(SynchronousTestCase):
 
     def test_lines(self) -> None:
         entries = [Entry("dev", "alice", "deploy at 5", 0.0), Entry("dev", "bob", "ok", 60.0, True)]
-        self.assertEqual(Search("dev", "deploy", entries).lines(), [
+        self.assertEqual(line_lines(Search("dev", "deploy", entries)), [
             '--- 2 matches for "deploy" in #dev ---',
             "[1970-01-01 00:00:00] alice: deploy at 5",
             "[1970-01-01 00:01:00] * bob ok",
             "--- end of search ---",
         ])
-        self.assertEqual(Search("dev", "x", entries[:1]).lines()[0],
+        self.assertEqual(line_lines(Search("dev", "x", entries[:1]))[0],
                          '--- 1 match for "x" in #dev ---')
 
     def test_none(self) -> None:
-        self.assertEqual(Search("dev", "nothing", []).lines(),
+        self.assertEqual(line_lines(Search("dev", "nothing", [])),
                          ['No messages in #dev match "nothing".'])
 
     def test_json(self) -> None:
         event = Search("dev", "deploy", [Entry("dev", "alice", "deploy", 5.0)])
-        self.assertEqual(json.loads(event.json_text), {
+        self.assertEqual(json.loads(json_text(event)), {
             "type": "search", "room": "dev", "words": "deploy",
             "messages": [{"room": "dev", "from": "alice", "text": "deploy",
                           "time": 5.0, "action": False}],
@@ -305,11 +307,11 @@ class MemoryBudgetTests(SynchronousTestCase):
             'No messages in #lobby match "deploy" among the newest (the search ran out of time).'
         ])
         event = Search("lobby", "deploy", [Entry("lobby", "b", "deploy", 0.0)], complete=False)
-        self.assertEqual(event.lines()[0], '--- 1 match for "deploy" in #lobby among the newest'
+        self.assertEqual(line_lines(event)[0], '--- 1 match for "deploy" in #lobby among the newest'
                          ' (the search ran out of time) ---')
-        self.assertEqual(event.lines()[-1],
+        self.assertEqual(line_lines(event)[-1],
                          "--- end of search: older messages were not searched ---")
-        self.assertFalse(json.loads(event.json_text)["complete"])
+        self.assertFalse(json.loads(json_text(event))["complete"])
 
 
 class SlowHistory(MemoryHistory):

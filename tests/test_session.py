@@ -32,6 +32,7 @@ from twisted_chat.errors import (
     WrongPasscode,
     numeric,
 )
+from twisted_chat.frontends.web.render import to_json
 from twisted_chat.interfaces import IPasscode
 from twisted_chat.session.dialogue import LineDialogue
 from twisted_chat.session.session import MAX_BAD_NAMES, ChatSession, SessionContext
@@ -360,7 +361,7 @@ class CommandTests(SessionCase):
         self.assertEqual(said(bob), ["in the lobby", "waves"])
         alice.command(Command("part", "#lobby", "bye"))
         self.assertEqual([room.name for room in member.rooms], ["dev"])
-        self.assertEqual(bob.events[-1].to_json()["text"], "alice left #lobby (bye)")
+        self.assertEqual(to_json(bob.events[-1])["text"], "alice left #lobby (bye)")
         alice.command(Command("part", "#dev"))
         self.assertEqual(list(member.rooms), [])
         front.take()
@@ -383,7 +384,7 @@ class CommandTests(SessionCase):
         alice.text("/msg ghost hi")
         alice.text("/join #bad.room")
         alice.command(Command("msg", "#nowhere", "hi"))
-        self.assertEqual([(e.code, e.to_json().get("code")) for e in front.take()], [
+        self.assertEqual([(e.code, to_json(e).get("code")) for e in front.take()], [
             ("unknown_command",) * 2, ("bad_usage",) * 2, ("no_such_target",) * 2,
             ("bad_room",) * 2, ("no_such_target",) * 2])
 

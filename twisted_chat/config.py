@@ -23,6 +23,10 @@ class ChatConfig:
     @ivar idle_timeout: seconds without a line after which a logged-in
         session is closed (0: never).
     @ivar metrics: where Prometheus metrics are served (C{--metrics}), or C{None}.
+    @ivar direct_send: whether the line protocol sends each plain-TCP
+        connection's output of a reactor turn with one direct C{send}
+        (L{twisted_chat.frontends.line.fastwrite}); C{False} (env
+        C{TWISTED_CHAT_DIRECT_SEND=0}) writes through C{transport.write} only.
     """
 
     ports: tuple[str, ...] = (DEFAULT_PORT,)
@@ -42,3 +46,4 @@ class ChatConfig:
     limit_exempt: tuple[str, ...] = ()
     idle_timeout: float = 0.0
     metrics: str | None = None
+    direct_send: bool = True

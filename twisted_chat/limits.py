@@ -9,47 +9,13 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from zope.interface import implementer
 
 K = TypeVar("K", bound=Hashable)
-
-
-class Watched(Protocol):
-    """A front end whose output a L{SendQueueWatch} watches."""
-
-    stalled: bool
-    queued: int
-
-
-@implementer(IPushProducer)
-class SendQueueWatch:
-    """
-    The producer a front end registers on its transport.  The transport
-    pauses it when its send buffer is full, which is how we learn a client
-    stopped reading: the front end then counts what it still sends
-    (C{queued}) and drops the client past its sendq.  (A LineReceiver cannot
-    be its own producer: its pauseProducing pauses reading.)
-    """
-
-    __slots__ = ("_front",)
-
-    def __init__(self, front: Watched) -> None:
-        self._front = front
-
-    def pauseProducing(self) -> None:
-        self._front.stalled = True
-
-    def resumeProducing(self) -> None:
-        self._front.stalled = False
-        self._front.queued = 0
-
-    def stopProducing(self) -> None:
-        pass
 
 
 class Deadlines(Generic[K]):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import sys
 import time
 import tomllib
@@ -450,6 +451,7 @@ def config_from_options(options: Options) -> ChatConfig:
         web=options["web"],
         web_origins=tuple(options["web-origins"]),
         metrics=options["metrics"],
+        direct_send=os.environ.get("TWISTED_CHAT_DIRECT_SEND", "1") != "0",
     )
 
 

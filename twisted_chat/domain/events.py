@@ -1,20 +1,21 @@
 """
 What the server tells a participant, as values.
 
-Each event renders itself for both front ends: C{lines()} for the line
-protocol and C{to_json()} for the browser.  Events that fan out to a room
-encode their wire form once, when they are made, so delivering one to a
-hundred members is a hundred writes of the same C{bytes}.
+Events say what happened; each front end renders them in its own format
+(L{twisted_chat.frontends.line.render} for the line protocol,
+L{twisted_chat.frontends.web.render} for the browser's JSON).  Events that
+fan out to a room (L{RoomEvent}) keep one memo slot per format, filled by
+the first recipient of that format, so delivering one to a hundred members
+renders it once per format and writes the same C{bytes} (or C{str}) a
+hundred times.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from twisted_chat.text import date_stamp, zone_name
+from twisted_chat.text import zone_name
 
 
 class Event:
@@ -22,49 +23,32 @@ class Event:
     Base of every event.
 
     @ivar kind: the C{type} of the JSON form.
+    @ivar _line: a room event's line form (C{bytes}), once rendered; C{None}
+        on every other event, so a front end tests one attribute, with no
+        call, before asking its renderer.
+    @ivar _json: the same for the browser's JSON text (C{str}).
+    @ivar _irc: the same for IRC (C{bytes}).
     """
 
     __slots__ = ()
     kind = "event"
-
-    def lines(self) -> list[str]:
-        """The event as lines of text, without line terminators."""
-        raise NotImplementedError
-
-    def to_json(self) -> dict[str, Any]:
-        """The event as a JSON object."""
-        raise NotImplementedError
-
-    @property
-    def wire(self) -> bytes:
-        """C{lines()} encoded for the line protocol."""
-        lines = self.lines()
-        return ("\r\n".join(lines) + "\r\n").encode() if lines else b""
-
-    @property
-    def json_text(self) -> str:
-        """C{to_json()} serialised."""
-        return json.dumps(self.to_json(), ensure_ascii=False)
+    _line: bytes | None = None
+    _json: str | None = None
+    _irc: bytes | None = None
 
 
 class RoomEvent(Event):
     """
-    An event that fans out to a room: its line form is encoded once, when it
-    is made, and its JSON form once, when a browser first needs it.
+    An event that fans out to a room: the renderers memoise their output in
+    its slots (one per format, filled by the first recipient of that format).
     """
 
-    __slots__ = ("wire", "_json")
+    __slots__ = ("_line", "_json", "_irc")
 
-    def lines(self) -> list[str]:
-        return [self.wire.decode()[:-2]]
-
-    @property
-    def json_text(self) -> str:
-        try:
-            return self._json
-        except AttributeError:
-            self._json = json.dumps(self.to_json(), ensure_ascii=False)
-            return self._json
+    def __init__(self) -> None:
+        self._line = None
+        self._json = None
+        self._irc = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,23 +66,6 @@ class Entry:
     when: float
     action: bool = False
 
-    def line(self) -> str:
-        """The entry as C{/history} shows it."""
-        stamp = date_stamp(self.when)
-        if self.action:
-            return "[%s] * %s %s" % (stamp, self.sender, self.text)
-        return "[%s] %s: %s" % (stamp, self.sender, self.text)
-
-    def to_json(self) -> dict[str, Any]:
-        """The entry as a JSON object."""
-        return {
-            "room": self.room,
-            "from": self.sender,
-            "text": self.text,
-            "time": self.when,
-            "action": self.action,
-        }
-
 
 class Message(RoomEvent):
     """A message (or C{/me} action) said in a room."""
@@ -107,16 +74,9 @@ class Message(RoomEvent):
     kind = "message"
 
     def __init__(self, entry: Entry, stamp: str) -> None:
+        self._line = self._json = self._irc = None
         self.entry = entry
         self.stamp = stamp
-        if entry.action:
-            line = "[%s] * %s %s\r\n" % (stamp, entry.sender, entry.text)
-        else:
-            line = "[%s] %s: %s\r\n" % (stamp, entry.sender, entry.text)
-        self.wire = line.encode()
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, **self.entry.to_json()}
 
 
 class Notice(RoomEvent):
@@ -136,20 +96,13 @@ class Notice(RoomEvent):
         self, room: str | None, text: str, when: float, stamp: str,
         user: str | None = None, change: str | None = None,
     ) -> None:
+        self._line = self._json = self._irc = None
         self.room = room
         self.text = text
         self.when = when
         self.stamp = stamp
         self.user = user
         self.change = change
-        self.wire = ("[%s] *** %s ***\r\n" % (stamp, text)).encode()
-
-    def to_json(self) -> dict[str, Any]:
-        out = {"type": self.kind, "room": self.room, "text": self.text, "time": self.when}
-        if self.user is not None:
-            out["user"] = self.user
-            out["change"] = self.change
-        return out
 
 
 @dataclass(frozen=True)
@@ -164,20 +117,6 @@ class Private(Event):
     outgoing: bool = False
     kind = "private"
 
-    def lines(self) -> list[str]:
-        if self.outgoing:
-            return ["[%s] [PRIVATE to %s] %s" % (self.stamp, self.recipient, self.text)]
-        return ["[%s] [PRIVATE] %s: %s" % (self.stamp, self.sender, self.text)]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "from": self.sender,
-            "to": self.recipient,
-            "text": self.text,
-            "time": self.when,
-        }
-
 
 @dataclass(frozen=True)
 class Info(Event):
@@ -185,12 +124,6 @@ class Info(Event):
 
     text: str
     kind = "info"
-
-    def lines(self) -> list[str]:
-        return [self.text]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "text": self.text}
 
 
 @dataclass(frozen=True)
@@ -208,12 +141,6 @@ class TimeZone(Event):
     def text(self) -> str:
         return "Times are %s (the server's time zone)." % zone_name(self.offset)
 
-    def lines(self) -> list[str]:
-        return [self.text]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "text": self.text, "utc_offset": self.offset}
-
 
 @dataclass(frozen=True)
 class Error(Event):
@@ -227,14 +154,6 @@ class Error(Event):
     code: str = ""
     kind = "error"
 
-    def lines(self) -> list[str]:
-        return ["ERROR " + self.text]
-
-    def to_json(self) -> dict[str, Any]:
-        if self.code:
-            return {"type": self.kind, "text": self.text, "code": self.code}
-        return {"type": self.kind, "text": self.text}
-
 
 @dataclass(frozen=True)
 class Prompt(Event):
@@ -242,12 +161,6 @@ class Prompt(Event):
 
     field: str
     kind = "prompt"
-
-    def lines(self) -> list[str]:
-        return [self.field.capitalize() + ":"]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "field": self.field}
 
 
 @dataclass(frozen=True)
@@ -258,14 +171,6 @@ class Welcome(Event):
     room: str
     kind = "welcome"
 
-    def lines(self) -> list[str]:
-        return [
-            "Welcome, %s! You are in #%s. Type /help for commands." % (self.name, self.room)
-        ]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "name": self.name, "room": self.room}
-
 
 @dataclass(frozen=True)
 class Joined(Event):
@@ -273,12 +178,6 @@ class Joined(Event):
 
     room: str
     kind = "joined"
-
-    def lines(self) -> list[str]:
-        return ["You are now in #%s." % self.room]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "room": self.room}
 
 
 @dataclass(frozen=True)
@@ -299,33 +198,6 @@ class Users(Event):
     rooms: Sequence[Sequence[str]] | None = None
     kind = "users"
 
-    def lines(self) -> list[str]:
-        if self.room is None:
-            if self.rooms is None:
-                names = ", ".join("%s (#%s)" % pair for pair in self.users)
-            else:
-                names = ", ".join(
-                    "%s (%s)" % (name, ", ".join("#" + room for room in rooms))
-                    if rooms else name
-                    for (name, _), rooms in zip(self.users, self.rooms, strict=True))
-            head = "Users online (%d): " % self.total
-        else:
-            names = ", ".join(name for name, _ in self.users)
-            head = "Users in #%s (%d): " % (self.room, self.total)
-        more = self.total - len(self.users)
-        if more > 0:
-            names += ", and %d more (/users all lists everyone)" % more
-        return [head + names]
-
-    def to_json(self) -> dict[str, Any]:
-        users: list[dict[str, Any]]
-        if self.rooms is None:
-            users = [{"name": name, "room": room} for name, room in self.users]
-        else:
-            users = [{"name": name, "room": room, "rooms": list(rooms)}
-                     for (name, room), rooms in zip(self.users, self.rooms, strict=True)]
-        return {"type": self.kind, "room": self.room, "users": users, "total": self.total}
-
 
 @dataclass(frozen=True)
 class Rooms(Event):
@@ -333,16 +205,6 @@ class Rooms(Event):
 
     rooms: Sequence[tuple[str, int]]
     kind = "rooms"
-
-    def lines(self) -> list[str]:
-        listing = ", ".join("#%s (%d)" % pair for pair in self.rooms)
-        return ["Rooms (%d): %s" % (len(self.rooms), listing)]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "rooms": [{"name": name, "users": count} for name, count in self.rooms],
-        }
 
 
 @dataclass(frozen=True)
@@ -357,26 +219,6 @@ class History(Event):
     entries: Sequence[Entry]
     replay: bool
     kind = "history"
-
-    def lines(self) -> list[str]:
-        if not self.entries:
-            return [] if self.replay else ["No messages in #%s yet." % self.room]
-        count = len(self.entries)
-        what = "recent messages" if self.replay else (
-            "last message" if count == 1 else "last %d messages" % count)
-        return [
-            "--- %s in #%s ---" % (what, self.room),
-            *(entry.line() for entry in self.entries),
-            "--- end of history ---",
-        ]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "room": self.room,
-            "replay": self.replay,
-            "messages": [entry.to_json() for entry in self.entries],
-        }
 
 
 @dataclass(frozen=True)
@@ -394,28 +236,6 @@ class Search(Event):
     complete: bool = True
     kind = "search"
 
-    def lines(self) -> list[str]:
-        partial = "" if self.complete else " among the newest (the search ran out of time)"
-        if not self.entries:
-            return ['No messages in #%s match "%s"%s.' % (self.room, self.words, partial)]
-        count = len(self.entries)
-        return [
-            '--- %d %s for "%s" in #%s%s ---'
-            % (count, "match" if count == 1 else "matches", self.words, self.room, partial),
-            *(entry.line() for entry in self.entries),
-            "--- end of search ---" if self.complete else
-            "--- end of search: older messages were not searched ---",
-        ]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "room": self.room,
-            "words": self.words,
-            "messages": [entry.to_json() for entry in self.entries],
-            "complete": self.complete,
-        }
-
 
 @dataclass(frozen=True)
 class Help(Event):
@@ -424,18 +244,6 @@ class Help(Event):
     commands: Sequence[tuple[str, str]]
     kind = "help"
 
-    def lines(self) -> list[str]:
-        width = max(len(usage) for usage, _ in self.commands)
-        return ["Commands:"] + [
-            "  %s  %s" % (usage.ljust(width), text) for usage, text in self.commands
-        ]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "commands": [{"usage": usage, "text": text} for usage, text in self.commands],
-        }
-
 
 @dataclass(frozen=True)
 class Goodbye(Event):
@@ -443,21 +251,9 @@ class Goodbye(Event):
 
     kind = "goodbye"
 
-    def lines(self) -> list[str]:
-        return ["Goodbye!"]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind}
-
 
 @dataclass(frozen=True)
 class Shutdown(Event):
     """The server is stopping."""
 
     kind = "shutdown"
-
-    def lines(self) -> list[str]:
-        return ["*** Server shutting down ***"]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "text": "Server shutting down"}

@@ -1,14 +1,15 @@
 """
 The line (telnet) front end: bytes to lines and events to bytes, with the
-per-connection limits (line length, slow readers) and nothing else.
+per-connection limits (line length, slow readers) and nothing else.  Events
+are rendered by L{render}, telnet options negotiated by L{telnet}, output
+sent directly by L{fastwrite}, slow readers counted by L{SendQueue}.
 """
 
 from __future__ import annotations
 
 import socket
 
-from twisted.internet import tcp
-from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -17,109 +18,14 @@ from typing_extensions import override
 
 from twisted_chat.domain.events import Error, Event, Prompt, Welcome
 from twisted_chat.errors import ChatError, LineTooLong, TooManyConnections, WrongProtocol
-from twisted_chat.limits import SendQueueWatch
+from twisted_chat.frontends.base import SendQueue
+from twisted_chat.frontends.line.fastwrite import TurnFlusher, can_send_directly, send_now
+from twisted_chat.frontends.line.render import GREETING, Telnet, wire
+from twisted_chat.frontends.line.telnet import HIDDEN_PROMPTS, TelnetOptions
+from twisted_chat.frontends.line.telnet import OFFERS as OFFERS  # tests and tools use it
 from twisted_chat.session.dialogue import LineDialogue
 from twisted_chat.session.session import ChatSession, SessionContext
 from twisted_chat.text import TelnetFilter
-
-# -- telnet -------------------------------------------------------------------
-
-IAC, WILL, WONT, DO, DONT = 0xFF, 0xFB, 0xFC, 0xFD, 0xFE
-BINARY, ECHO, SGA, TIMING_MARK = 0, 1, 3, 6
-# What the greeting offers, at the end of its line: "send me 8-bit bytes".
-# Only DO BINARY: netkit-derived telnets (inetutils 2.4 included) answer a
-# server's WILL BINARY by turning off their terminal's output processing, so
-# the local echo of Enter no longer returns to the first column.
-OFFERS = bytes((IAC, DO, BINARY))
-# Prompts whose answer the terminal should not show (WILL ECHO around them).
-HIDDEN_PROMPTS = frozenset({"passcode", "password"})
-
-# RFC 1143 states of one option on one side.
-NO, YES, WANT_NO, WANT_YES = range(4)
-
-
-class TelnetOptions:
-    """
-    The server's half of telnet option negotiation with one client: RFC
-    1143's Q method, so every request is answered once, no answer is ever
-    answered, and a change of mind while a request is out waits for its
-    answer.
-
-    The server performs BINARY (on request) and ECHO (only while a
-    L{HIDDEN_PROMPTS} prompt waits, when it echoes nothing: the input is
-    hidden), answers every C{DO TIMING-MARK} with C{WILL TIMING-MARK}, asks the
-    client for BINARY and refuses everything else: refusing SGA and ECHO keeps
-    telnet in line mode, where it edits and echoes the line itself.
-    """
-
-    __slots__ = ("_queued", "_them", "_us", "hidden")
-
-    def __init__(self) -> None:
-        self._us: dict[int, int] = {}  # options the server performs (WILL)
-        self._them: dict[int, int] = {BINARY: WANT_YES}  # the client's (DO): OFFERS
-        self._queued: set[int] = set()  # our options to flip once their answer is in
-        self.hidden = False  # whether the server wants ECHO (input hidden)
-
-    def received(self, verb: int, option: int) -> bytes:
-        """The answer to one C{IAC verb option} from the client (C{b""}: none)."""
-        if verb == DO or verb == DONT:
-            if option == TIMING_MARK:  # "tell me when you got here": no state
-                return bytes((IAC, WILL, TIMING_MARK)) if verb == DO else b""
-            table, yes, no = self._us, WILL, WONT
-            wanted = option == BINARY or (option == ECHO and self.hidden)
-        else:
-            table, yes, no = self._them, DO, DONT
-            wanted = option == BINARY
-        state = table.get(option, NO)
-        queued = table is self._us and option in self._queued
-        if queued:
-            self._queued.discard(option)
-        if verb == DO or verb == WILL:  # asks to enable, or agrees to
-            if state == NO:
-                if wanted:
-                    table[option] = YES
-                    return bytes((IAC, yes, option))
-                return bytes((IAC, no, option))
-            if state == WANT_YES and queued:  # agreed, but we no longer want it
-                table[option] = WANT_NO
-                return bytes((IAC, no, option))
-            # WANT_YES: agreed; WANT_NO: RFC 1143's error case (queued: as wanted)
-            table[option] = YES if state != WANT_NO or queued else NO
-            return b""
-        if state == YES:  # asks to disable: always agreed to
-            table[option] = NO
-            return bytes((IAC, no, option))
-        if state == WANT_NO and queued:  # our WONT was answered; now we want it again
-            table[option] = WANT_YES
-            return bytes((IAC, yes, option))
-        table[option] = NO  # the answer to our request, or a refusal of it
-        return b""
-
-    def hide(self, hidden: bool) -> bytes:
-        """Start or stop hiding the client's input; the request to send, if any."""
-        self.hidden = hidden
-        state = self._us.get(ECHO, NO)
-        if state == (NO if hidden else YES):
-            self._us[ECHO] = WANT_YES if hidden else WANT_NO
-            return bytes((IAC, WILL if hidden else WONT, ECHO))
-        if state == (WANT_NO if hidden else WANT_YES):
-            self._queued.add(ECHO)  # asked the other way: flip once answered
-        else:
-            self._queued.discard(ECHO)
-        return b""
-
-
-class _Telnet(Event):
-    """Telnet commands to write, in order with the events around them."""
-
-    __slots__ = ("wire",)
-
-    def __init__(self, wire: bytes) -> None:
-        self.wire = wire
-
-    def lines(self) -> list[str]:
-        return []
-
 
 # -- dead peers ---------------------------------------------------------------
 
@@ -163,71 +69,6 @@ def _ignore(data: bytes) -> None:
     """Drop input (a connection being closed for speaking the wrong protocol)."""
 
 
-class _Greeting(Event):
-    """The first line a line-protocol client sees, encoded once."""
-
-    __slots__ = ()
-    # The offers go before the line's end, so the prompt lines stay exact
-    # for scripts; a telnet acts on them, nc and a terminal show nothing.
-    wire = b"Welcome to twisted-chat." + OFFERS + b"\r\n"
-
-    def lines(self) -> list[str]:
-        return ["Welcome to twisted-chat."]
-
-    def to_json(self) -> dict[str, str]:
-        return {"type": "info", "text": "Welcome to twisted-chat."}
-
-
-GREETING = _Greeting()
-
-
-class TurnFlusher:
-    """
-    Writes each plain-TCP connection's output once per reactor turn.
-
-    Twisted's C{transport.write} buffers and asks the reactor to watch the
-    socket for writability, so a write to an idle connection costs two
-    C{epoll_ctl} calls and a reactor dispatch before the C{send}.  Room
-    fan-out writes to many idle connections, so instead a connection's
-    events of one turn are gathered and, at the end of the turn, sent with
-    one C{send} when Twisted holds nothing unsent for it.  Anything not sent
-    (a full socket buffer, an error) goes to C{transport.write}, so ordering,
-    slow-reader back-pressure and error handling stay Twisted's own.
-    """
-
-    __slots__ = ("_clock", "_dirty", "_scheduled")
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self._clock = clock
-        self._dirty: list[ChatLineProtocol] = []
-        self._scheduled = False
-
-    def mark(self, protocol: ChatLineProtocol) -> None:
-        """C{protocol} has output to flush at the end of this turn."""
-        self._dirty.append(protocol)
-        if not self._scheduled:
-            self._scheduled = True
-            self._clock.callLater(0, self.flush)
-
-    def flush(self) -> None:
-        """Flush every connection marked since the last flush."""
-        self._scheduled = False
-        dirty, self._dirty = self._dirty, []
-        for protocol in dirty:
-            protocol.flush()
-
-
-def _can_send_directly(transport: object) -> bool:
-    """
-    Whether C{transport} is a plain TCP connection whose own buffer we can
-    see (so a direct C{send} never overtakes data Twisted still holds).
-    """
-    return isinstance(transport, tcp.Connection) and all(
-        hasattr(transport, name)
-        for name in ("socket", "dataBuffer", "_tempDataLen", "connected", "disconnecting")
-    )
-
-
 class _Refusal(Protocol):
     """Tells a connection over the limits why, and closes it."""
 
@@ -236,7 +77,7 @@ class _Refusal(Protocol):
 
     @override
     def connectionMade(self) -> None:
-        self.transport.write(_error(TooManyConnections(self._reason)).wire)
+        self.transport.write(wire(_error(TooManyConnections(self._reason))))
         self.transport.loseConnection()
 
 
@@ -258,11 +99,9 @@ class ChatLineProtocol(LineReceiver):
     _prompt: str | None = None  # the last prompt sent, during login
     _started = False  # whether any data arrived
     _discarding = False
-    stalled = False  # set by our SendQueueWatch while the socket buffer is full
-    queued = 0  # bytes sent while stalled
-    _aborted = False
-    _direct = False  # output goes through the factory's TurnFlusher
-    _pending: list[bytes] | None = None  # this turn's output, when _direct
+    send_queue: SendQueue  # slow-reader accounting; our producer on the transport
+    _flusher: TurnFlusher | None = None  # the factory's, when output is sent directly
+    _pending: list[bytes] | None = None  # this turn's output, when _flusher is set
     host = ""  # the client's address, set by the factory
 
     @override
@@ -273,9 +112,10 @@ class ChatLineProtocol(LineReceiver):
         except (AttributeError, OSError):
             pass  # not TCP (tests, UNIX sockets)
         detect_dead_peers(transport)
-        transport.registerProducer(SendQueueWatch(self), True)
-        if _can_send_directly(transport):
-            self._direct = True
+        self.send_queue = SendQueue(self.factory.sendq)
+        transport.registerProducer(self.send_queue, True)
+        if can_send_directly(transport):
+            self._flusher = self.factory.flusher  # None when direct_send is off
         # Until login ends, every event passes _send_during_login (an
         # instance attribute, so chat's fan-out never pays for it).
         self.send = self._send_during_login
@@ -358,7 +198,7 @@ class ChatLineProtocol(LineReceiver):
 
     def _write_telnet(self, commands: bytes) -> None:
         if commands:
-            ChatLineProtocol.send(self, _Telnet(commands))
+            ChatLineProtocol.send(self, Telnet(commands))
 
     def _send_during_login(self, event: Event) -> None:
         """L{send}, noting prompts: input is hidden at passcode prompts."""
@@ -397,53 +237,38 @@ class ChatLineProtocol(LineReceiver):
 
     def send(self, event: Event) -> None:
         """Write C{event}; disconnect a client whose backlog passes the sendq."""
+        data = event._line or wire(event)  # a room event's memo: no call per recipient
         pending = self._pending
         if pending is not None:
-            pending.append(event.wire)
-        elif self.stalled:
-            self._send_stalled(event.wire)
-        elif self._direct:
-            self._pending = [event.wire]
-            self.factory.flusher.mark(self)
+            pending.append(data)
+        elif self.send_queue.stalled:
+            self._send_stalled(data)
+        elif self._flusher is not None:
+            self._pending = [data]
+            self._flusher.mark(self)
         else:
-            self.transport.write(event.wire)
+            self.transport.write(data)
 
     def flush(self) -> None:
         """Send this turn's output: directly if Twisted holds nothing unsent."""
         pending, self._pending = self._pending, None
-        if not pending:
-            return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
-        transport = self.transport
-        if (transport.dataBuffer or transport._tempDataLen or not transport.connected
-                or transport.disconnecting):
-            transport.write(data)
-            return
-        try:
-            sent = transport.socket.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            transport.write(data)  # Twisted's write path reports the error
-            return
-        if sent < len(data):
-            transport.write(data[sent:])
+        if pending:
+            send_now(self.transport, pending[0] if len(pending) == 1 else b"".join(pending))
 
     def _send_stalled(self, data: bytes) -> None:
-        if self._aborted:
-            return
-        self.queued += len(data)
-        if self.queued > self.factory.sendq:
-            self._aborted = True
-            self.factory.context.server.observer.send_queue_overflowed("line")
-            self.log.warn(
-                "{peer} stopped reading ({queued} bytes waiting); disconnecting",
-                peer=self.describe_peer(),
-                queued=self.queued,
-            )
-            self.transport.abortConnection()
-            return
-        self.transport.write(data)
+        """Write C{data} to a client that stopped reading, within the sendq."""
+        if self.send_queue.add(len(data), self._overflowed):
+            self.transport.write(data)
+
+    def _overflowed(self, queued: int) -> None:
+        """The client's backlog passed the sendq: drop it without waiting."""
+        self.factory.context.server.observer.send_queue_overflowed("line")
+        self.log.warn(
+            "{peer} stopped reading ({queued} bytes waiting); disconnecting",
+            peer=self.describe_peer(),
+            queued=queued,
+        )
+        self.transport.abortConnection()
 
     def close(self) -> None:
         """Close after what was sent is written."""
@@ -490,7 +315,8 @@ class ChatLineFactory(ServerFactory):
         self.sendq = context.config.sendq
         self.needs_passcode = context.needs_passcode
         self.limits = context.limits
-        self.flusher = TurnFlusher(context.clock)
+        # the per-turn direct send (fastwrite), unless configured off
+        self.flusher = TurnFlusher(context.clock) if context.config.direct_send else None
 
     @override
     def buildProtocol(self, addr: IAddress) -> Protocol | None:

@@ -33,7 +33,9 @@ from twisted_chat.commands import Command
 from twisted_chat.domain.events import Error, Event, Prompt
 from twisted_chat.domain.server import Member
 from twisted_chat.errors import ChatError, Flooding, LineTooLong, NotLoggedIn
-from twisted_chat.limits import Deadlines, SendQueueWatch
+from twisted_chat.frontends.base import SendQueue
+from twisted_chat.frontends.web.render import Ack, json_text, to_json
+from twisted_chat.limits import Deadlines
 from twisted_chat.ratelimit import TokenBucket
 from twisted_chat.session.session import ChatSession, SessionContext
 
@@ -93,24 +95,13 @@ def _error(error: ChatError) -> Error:
     return Error(str(error), error.code)
 
 
-class Ack(Event):
+def frame_size(text: str) -> int:
     """
-    The line the page sent with C{id} was taken: handed to the session,
-    which neither refused it nor reported an error.  (Only the browser gets
-    these; the events of other front ends live in L{twisted_chat.domain.events}.)
+    The bytes of the WebSocket frame that carries C{text} from the server
+    (unmasked): its UTF-8 length and the header.
     """
-
-    __slots__ = ("id",)
-    kind = "ack"
-
-    def __init__(self, line_id: int) -> None:
-        self.id = line_id
-
-    def lines(self) -> list[str]:
-        return []
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "id": self.id}
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return size + (2 if size < 126 else 4 if size < 65536 else 10)
 
 
 def frame_limit(max_line: int) -> int:
@@ -214,8 +205,8 @@ class ChatWebSocket:
 
     __slots__ = (
         "_factory", "_peer", "_host", "_transport", "_session", "_state",
-        "_paused", "_held", "_ping_pending", "stalled",
-        "queued", "_control", "_line_id", "_line_failed",
+        "_paused", "_held", "_ping_pending",
+        "send_queue", "_control", "_line_id", "_line_failed",
     )
     log = Logger()
 
@@ -237,8 +228,8 @@ class ChatWebSocket:
         # What came while the session held input: (kind, text or (passcode, name), id).
         self._held: list[tuple[str, Any, int | None]] = []
         self._ping_pending = False
-        self.stalled = False
-        self.queued = 0
+        # slow-reader accounting: our producer on the TCP transport (see buildProtocol)
+        self.send_queue = SendQueue(factory.sendq)
         self._line_id: int | None = None  # the id of the line being handled
         self._line_failed = False  # it caused an error
 
@@ -416,19 +407,12 @@ class ChatWebSocket:
         if self._state == CLOSED or self._transport is None:
             return
         if extra is None:
-            text = event.json_text
+            text = event._json or json_text(event)  # a room event's memo: no call per recipient
         else:
-            text = json.dumps({**event.to_json(), **extra}, ensure_ascii=False)
-        if self.stalled:
-            self.queued += len(text)
-            if self.queued > self._factory.sendq:
-                self.log.warn(
-                    "{peer} stopped reading ({queued} bytes waiting); disconnecting",
-                    peer=self._peer, queued=self.queued,
-                )
-                self._factory.context.server.observer.send_queue_overflowed("web")
-                self._drop()
-                return
+            text = json.dumps({**to_json(event), **extra}, ensure_ascii=False)
+        queue = self.send_queue
+        if queue.stalled and not queue.add(frame_size(text), self._overflowed):
+            return
         try:
             self._transport.sendTextMessage(text)
         except LocalProtocolError:  # the browser's close frame came first
@@ -470,17 +454,20 @@ class ChatWebSocket:
         C{size} bytes (a pong) go out besides our messages: count them while
         the output is stalled.  C{False} when that passed the sendq (dropped).
         """
-        if self.stalled and self._state != CLOSED:
-            self.queued += size
-            if self.queued > self._factory.sendq:
-                self.log.warn(
-                    "{peer} stopped reading ({queued} bytes waiting); disconnecting",
-                    peer=self._peer, queued=self.queued,
-                )
-                self._factory.context.server.observer.send_queue_overflowed("web")
-                self._drop()
-                return False
+        queue = self.send_queue
+        if (queue.stalled and self._state != CLOSED
+                and not queue.add(size, self._overflowed)):
+            return False
         return self._state != CLOSED
+
+    def _overflowed(self, queued: int) -> None:
+        """The browser's backlog passed the sendq: drop it."""
+        self._factory.context.server.observer.send_queue_overflowed("web")
+        self.log.warn(
+            "{peer} stopped reading ({queued} bytes waiting); disconnecting",
+            peer=self._peer, queued=queued,
+        )
+        self._drop()
 
     def _drop(self) -> None:
         """Close at once, without waiting for a dead or stalled browser."""
@@ -608,32 +595,9 @@ class ChatWebFactory:
         reader = IPushProducer(transport, None) or IPushProducer(
             getattr(transport, "transport", None), None
         )
-        request.registerProducer(_StallWatch(socket, reader), True)
+        socket.send_queue.reader = reader  # a stalled browser is not read either
+        request.registerProducer(socket.send_queue, True)
         return socket
-
-
-class _StallWatch(SendQueueWatch):
-    """
-    L{SendQueueWatch} that also stops reading from the socket while its
-    output is stalled: a browser that sends (pings, messages) but never
-    reads cannot make us write more than C{--sendq}.
-    """
-
-    __slots__ = ("_reader",)
-
-    def __init__(self, front: ChatWebSocket, reader: IPushProducer | None) -> None:
-        super().__init__(front)
-        self._reader = reader
-
-    def pauseProducing(self) -> None:
-        super().pauseProducing()
-        if self._reader is not None:
-            self._reader.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        super().resumeProducing()
-        if self._reader is not None:
-            self._reader.resumeProducing()
 
 
 class _ChatWire(_ws._WebSocketWireProtocol):  # type: ignore[misc]

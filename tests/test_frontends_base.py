@@ -1,0 +1,124 @@
+"""Tests for L{twisted_chat.frontends.base}: the send queue every front end uses."""
+
+from __future__ import annotations
+
+import json
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from twisted_chat.config import ChatConfig
+from twisted_chat.frontends.base import SendQueue
+from twisted_chat.frontends.web.site import ChatWebFactory, frame_size
+
+from . import test_web as web_tests
+from .helpers import World
+
+
+class Reader:
+    """A stand-in for the connection's reading side."""
+
+    def __init__(self) -> None:
+        self.paused = False
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class SendQueueTests(SynchronousTestCase):
+    """L{SendQueue} learns from the transport when the client stopped reading."""
+
+    def setUp(self) -> None:
+        self.overflows: list[int] = []
+        self.queue = SendQueue(100)
+        self.overflow = self.overflows.append
+
+    def test_pause_and_resume(self) -> None:
+        queue = self.queue
+        self.assertTrue(verifyObject(IPushProducer, queue))
+        self.assertFalse(queue.stalled)
+        queue.pauseProducing()
+        self.assertTrue(queue.stalled)
+        self.assertTrue(queue.add(60, self.overflow))
+        self.assertEqual(queue.queued, 60)
+        queue.resumeProducing()
+        self.assertEqual((queue.stalled, queue.queued), (False, 0))
+        queue.stopProducing()
+
+    def test_overflow_once(self) -> None:
+        """Past the limit the overflow action runs once; every later write is refused."""
+        queue = self.queue
+        queue.pauseProducing()
+        self.assertTrue(queue.add(100, self.overflow))  # up to the limit is fine
+        self.assertFalse(queue.add(1, self.overflow))
+        self.assertEqual(self.overflows, [101])
+        self.assertTrue(queue.overflowed)
+        self.assertFalse(queue.add(1, self.overflow))
+        queue.resumeProducing()
+        self.assertFalse(queue.add(1, self.overflow))  # a dropped client stays dropped
+        self.assertEqual(self.overflows, [101])
+
+    def test_count_restarts_on_resume(self) -> None:
+        """Only what is written during one stall counts toward the limit."""
+        queue = self.queue
+        for _ in range(5):
+            queue.pauseProducing()
+            self.assertTrue(queue.add(80, self.overflow))
+            queue.resumeProducing()
+        self.assertEqual(self.overflows, [])
+
+    def test_reader_paused_while_stalled(self) -> None:
+        """The connection's reading stops while its output is stalled (issue 11)."""
+        reader = Reader()
+        queue = SendQueue(100, reader)
+        queue.pauseProducing()
+        self.assertTrue(reader.paused)
+        queue.resumeProducing()
+        self.assertFalse(reader.paused)
+
+
+class WebSendQueueTests(SynchronousTestCase):
+    """The browser's send queue counts bytes, as the line protocol's does."""
+
+    def setUp(self) -> None:
+        self.world = World(config=ChatConfig(passcode=b"x", db=":memory:", rate=0, sendq=2000))
+        self.browser = web_tests.Browser(ChatWebFactory(self.world.context))
+        self.browser.login("web")
+        self.bob, _ = self.world.login("bob")
+        self.browser.transport.take()
+
+    def test_bytes_not_characters(self) -> None:
+        """A stalled browser's backlog counts each frame's UTF-8 bytes and header."""
+        queue = self.browser.protocol.send_queue
+        queue.pauseProducing()
+        self.bob.dataReceived("é".encode() * 100 + b"\r\n")
+        [sent] = self.browser.transport.take()
+        text = json.dumps(sent, ensure_ascii=False)
+        self.assertEqual(queue.queued, len(text.encode()) + 4)  # 126-65535 bytes: 4-byte header
+        self.assertGreater(queue.queued, len(text) + 90)  # é is two bytes
+
+    def test_dropped_past_the_sendq(self) -> None:
+        """Past --sendq bytes (not characters) the browser is dropped; nothing more is sent."""
+        queue = self.browser.protocol.send_queue
+        queue.pauseProducing()
+        line = "é".encode() * 300 + b"\r\n"  # about 700 bytes a message, 400 characters
+        self.bob.dataReceived(line * 3)
+        self.assertEqual(len(self.browser.transport.take()), 2)  # 3 x 400 characters < 2000
+        self.assertTrue(queue.overflowed)
+        self.assertTrue(self.browser.transport.transport.disconnected)  # aborted
+        self.bob.dataReceived(line)
+        self.assertEqual(self.browser.transport.take(), [])
+
+    def test_frame_size(self) -> None:
+        self.assertEqual(frame_size(""), 2)
+        self.assertEqual(frame_size("x" * 125), 127)
+        self.assertEqual(frame_size("x" * 126), 130)
+        self.assertEqual(frame_size("é" * 63), 130)
+        self.assertEqual(frame_size("x" * 65536), 65546)

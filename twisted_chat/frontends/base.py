@@ -1,0 +1,83 @@
+"""
+What every front end shares: L{SendQueue}, the slow-reader accounting of one
+connection's output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+
+@implementer(IPushProducer)
+class SendQueue:
+    """
+    The producer a front end registers (streaming) on its transport, and the
+    account of what the connection owes a client that stopped reading.
+
+    The transport pauses it when its send buffer is full: the client stopped
+    reading.  From then until it resumes, the front end passes the size of
+    each write to L{add}, which counts the bytes (C{queued}) and, past
+    C{limit} (C{--sendq}), runs the front end's overflow action once and
+    refuses every later write.  While output is stalled the queue also
+    pauses C{reader} (the connection's reading), if given, so a client that
+    sends but never reads cannot make the server write more than C{limit}
+    in answers.  (The overflow action is passed to L{add} rather than kept,
+    so the queue holds no reference back to its front end.)
+
+    (A LineReceiver cannot be its own producer: its pauseProducing pauses
+    reading.)
+
+    @ivar stalled: whether the transport's buffer is full; the front end
+        checks it before each write (an attribute, so no call when not).
+    @ivar queued: bytes written since the output stalled.
+    @ivar overflowed: whether the limit was passed (the client is dropped).
+    """
+
+    __slots__ = ("stalled", "queued", "overflowed", "limit", "reader")
+
+    def __init__(self, limit: int, reader: IPushProducer | None = None) -> None:
+        """
+        @param limit: bytes that may be written while stalled.
+        @param reader: the producer of the connection's input, paused while
+            the output is stalled.
+        """
+        self.stalled = False
+        self.queued = 0
+        self.overflowed = False
+        self.limit = limit
+        self.reader = reader
+
+    def add(self, size: int, overflow: Callable[[int], object]) -> bool:
+        """
+        Count C{size} bytes written while stalled: C{True} if they may be
+        written.  The write that passes the limit calls C{overflow} (with
+        the bytes queued; it drops the client and says so in the log) and
+        gets C{False}, as does every later one.
+        """
+        if self.overflowed:
+            return False
+        self.queued += size
+        if self.queued > self.limit:
+            self.overflowed = True
+            overflow(self.queued)
+            return False
+        return True
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full."""
+        self.stalled = True
+        if self.reader is not None:
+            self.reader.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """The transport's buffer drained: the count starts again."""
+        self.stalled = False
+        self.queued = 0
+        if self.reader is not None:
+            self.reader.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """The connection is closing; nothing to do."""
