@@ -74,8 +74,9 @@ def writes(args: argparse.Namespace) -> None:
 
     directory = tempfile.mkdtemp(prefix="history-bench-")
     try:
-        words = ("deploy the build tonight after lunch maybe tomorrow coffee review "
-                 "merge request alice bob carol server database").split()
+        words = ["deploy", "the", "build", "tonight", "after", "lunch", "maybe", "tomorrow",
+                 "coffee", "review", "merge", "request", "alice", "bob", "carol", "server",
+                 "database"]
         count = args.messages
         texts = [" ".join(words[(i * 7 + j) % len(words)] for j in range(8)) + " %d" % i
                  for i in range(count)]
@@ -161,7 +162,8 @@ def start_server(variant: str, directory: str) -> tuple[subprocess.Popen, int, o
     for option in ("--max-per-ip", "--max-clients"):
         if option in usage:
             command += [option, "100000"]
-    log = open(os.path.join(directory, "twistd-%s.log" % variant), "w+b")
+    log_path = os.path.join(directory, "twistd-%s.log" % variant)
+    log = open(log_path, "w+b")  # noqa: SIM115 (one_run closes it with the server)
     process = subprocess.Popen(["taskset", "-c", "0"] + command, cwd=directory, env=env,
                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 20

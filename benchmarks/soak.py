@@ -95,7 +95,7 @@ class Server:
             command += ["--max-clients", str(clients * 2 + 100)]
         self.command = command
         self.log_path = os.path.join(directory, "twistd.log")
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (stop() closes it)
         self.process = subprocess.Popen(command, cwd=directory, env=env, stdout=self._log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.pid = self.process.pid
@@ -255,7 +255,8 @@ async def session(conn: Connection, name: str, until: float, stats: Stats, think
             break
         roll = rng.random()
         if roll < 0.55:
-            conn.send("soak %s says %d %s" % (name, rng.randint(0, 1 << 30), "x" * rng.randint(0, 80)))
+            conn.send("soak %s says %d %s"
+                      % (name, rng.randint(0, 1 << 30), "x" * rng.randint(0, 80)))
             counts["messages sent"] += 1
         elif roll < 0.67:
             conn.send("/join %s" % rng.choice(ROOMS))

@@ -28,7 +28,10 @@ def test_parse_line(benchmark) -> None:
 
 
 def test_dispatch_line(benchmark) -> None:
-    """One message line from the socket to a room of two: split, decode, parse, dispatch, fan out."""
+    """One message line from the socket to a room of two.
+
+    Split, decode, parse, dispatch, fan out.
+    """
     world = World(config=CONFIG)
     alice, _ = world.login("alice")
     _, bob_out = world.login("bob")
@@ -59,7 +62,8 @@ def test_fanout_100(benchmark, observer: ChatObserver = NULL_OBSERVER) -> None:
             world.clock.advance(0)
 
     benchmark(one)
-    assert outs[0].value().endswith(b"sender: bm 1 2 3 a typical chat message of moderate length\r\n") \
+    expected = b"sender: bm 1 2 3 a typical chat message of moderate length\r\n"
+    assert outs[0].value().endswith(expected) \
         or rounds[0] % 200 == 0
 
 

@@ -181,7 +181,7 @@ class ServerProcess:
         env = {**os.environ, **(env or {})}
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         self.log_path = os.path.join(self.cwd, "twistd.out")
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (stop() closes it)
         self.process = subprocess.Popen(
             command, cwd=self.cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -261,7 +261,7 @@ class LineClient:
         self.sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             chunk = self.sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             return
         if not chunk:
             self.closed = True
@@ -319,7 +319,7 @@ def make_certificate(directory: str) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

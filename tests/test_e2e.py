@@ -32,9 +32,11 @@ class EndToEndTests(SynchronousTestCase):
         bob.login("bob")
         alice.read_until("*** bob joined #lobby ***")
         bob.send("Hello everyone!")
-        self.assertRegex(alice.read_until("Hello")[-1], r"^\[\d\d:\d\d:\d\d\] bob: Hello everyone!$")
+        self.assertRegex(alice.read_until("Hello")[-1],
+                         r"^\[\d\d:\d\d:\d\d\] bob: Hello everyone!$")
         alice.send("/msg bob psst")
-        self.assertRegex(bob.read_until("PRIVATE")[-1], r"^\[\d\d:\d\d:\d\d\] \[PRIVATE\] alice: psst$")
+        self.assertRegex(bob.read_until("PRIVATE")[-1],
+                         r"^\[\d\d:\d\d:\d\d\] \[PRIVATE\] alice: psst$")
         alice.send("/join #General")
         self.assertEqual(alice.read_until("Users in")[-2:],
                          ["You are now in #general.", "Users in #general (1): alice"])

@@ -11,6 +11,7 @@ is the same on every machine.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,9 +99,9 @@ login_line = st.one_of(
 )
 
 # Reply fragments whose presence the statistics report, to show coverage.
-MARKERS = ("ERROR line too long", ": hello", "ERROR slow down", "ERROR too many", "ERROR wrong passcode",
-           "Goodbye!", "You are now in #", "[PRIVATE]", "] * ", "disconnected ***",
-           "ERROR login timed out", "Welcome, ", "--- recent messages")
+MARKERS = ("ERROR line too long", ": hello", "ERROR slow down", "ERROR too many",
+           "ERROR wrong passcode", "Goodbye!", "You are now in #", "[PRIVATE]", "] * ",
+           "disconnected ***", "ERROR login timed out", "Welcome, ", "--- recent messages")
 
 CONNS = 10  # connection indices are taken modulo the number of connections
 
@@ -137,7 +138,7 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     if not data:
         return []
     points = sorted({cut % len(data) for cut in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 @dataclass

@@ -640,7 +640,8 @@ class FaultTests(SynchronousTestCase):
         store = self.make()
         other = self.other_process()
         other.execute("BEGIN IMMEDIATE")
-        other.execute("INSERT INTO messages (room, sender, text, sent) VALUES ('lobby', 'x', 'y', 0)")
+        other.execute("INSERT INTO messages (room, sender, text, sent)"
+                      " VALUES ('lobby', 'x', 'y', 0)")
         store.append(Entry("lobby", "a", "held 1", 1.0))
         self.clock.advance(FLUSH_DELAY)  # locked: no wait, no error
         store.append(Entry("lobby", "a", "held 2", 2.0))
@@ -662,7 +663,8 @@ class FaultTests(SynchronousTestCase):
         store = self.make()
         other = self.other_process()
         other.execute("BEGIN IMMEDIATE")
-        other.execute("INSERT INTO messages (room, sender, text, sent) VALUES ('lobby', 'x', 'y', 0)")
+        other.execute("INSERT INTO messages (room, sender, text, sent)"
+                      " VALUES ('lobby', 'x', 'y', 0)")
         store.append(Entry("lobby", "a", "kept", 1.0))
         self.clock.pump([FLUSH_DELAY] + [RETRY_DELAY] * int(GIVE_UP_AFTER / RETRY_DELAY + 1))
         self.assertIsNotNone(store._fallback)

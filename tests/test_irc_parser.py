@@ -340,7 +340,8 @@ class FormatTests(SynchronousTestCase):
         """Tag values are escaped; an empty value is a bare key."""
         line = format_message({"time": "2026-01-01T00:00:00.000Z", "+a": "x y;z\\", "b": ""},
                               "n", "PRIVMSG", ["#a", "hi"])
-        self.assertEqual(line, b"@time=2026-01-01T00:00:00.000Z;+a=x\\sy\\:z\\\\;b :n PRIVMSG #a hi")
+        self.assertEqual(
+            line, b"@time=2026-01-01T00:00:00.000Z;+a=x\\sy\\:z\\\\;b :n PRIVMSG #a hi")
 
     def test_utf8(self) -> None:
         self.assertEqual(format_message(None, None, "PRIVMSG", ["#a", "h\u00e9"]),

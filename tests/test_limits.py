@@ -91,7 +91,8 @@ class ConnectionLimitsTests(SynchronousTestCase):
         self.assertIsNone(limits.admit("c"))
 
     def test_exempt(self) -> None:
-        limits = ConnectionLimits(Clock(), max_clients=10, max_per_ip=1, exempt=frozenset({"127.0.0.1"}))
+        limits = ConnectionLimits(Clock(), max_clients=10, max_per_ip=1,
+                                  exempt=frozenset({"127.0.0.1"}))
         for _ in range(5):
             self.assertIsNone(limits.admit("127.0.0.1"))
         full = ConnectionLimits(Clock(), 1, 1, frozenset({"x"}))
@@ -246,7 +247,8 @@ class ClientLimitTests(SynchronousTestCase):
         first, _ = connect_from(world, "198.51.100.1")
         connect_from(world, "198.51.100.1")
         _, refused = connect_from(world, "198.51.100.1")
-        self.assertEqual(lines(refused), ["ERROR too many connections from your address (at most 2)"])
+        self.assertEqual(lines(refused),
+                         ["ERROR too many connections from your address (at most 2)"])
         self.assertTrue(refused.disconnecting)
         _, other = connect_from(world, "198.51.100.2")
         self.assertEqual(lines(other)[-1], "Passcode:")

@@ -72,7 +72,7 @@ class LoginTests(SynchronousTestCase):
                     and e["log_format"].startswith("wrong passcode from")]
         self.assertEqual(len(warnings), 3)
         self.assertEqual(warnings[0]["peer"], "192.0.2.7:40000")
-        self.assertFalse(any("x" == str(v) for e in logged for v in e.values()))
+        self.assertFalse(any(str(v) == "x" for e in logged for v in e.values()))
 
     def test_right_after_wrong(self) -> None:
         protocol, transport = self.world.connect()
@@ -283,7 +283,8 @@ class ChatTests(SynchronousTestCase):
             "[%s] [PRIVATE] alice: two" % self.stamp,
             "[%s] [PRIVATE] alice: three" % self.stamp,
         ])
-        self.assertEqual(lines(self.alice_out)[0], "[%s] [PRIVATE to bob] I'm good, thanks!" % self.stamp)
+        self.assertEqual(lines(self.alice_out)[0],
+                         "[%s] [PRIVATE to bob] I'm good, thanks!" % self.stamp)
 
     def test_me(self) -> None:
         self.alice.dataReceived(b"/me waves\r\n")
@@ -317,7 +318,8 @@ class ChatTests(SynchronousTestCase):
         self.assertEqual(lines(self.alice_out), ["Goodbye!"])
         self.assertTrue(self.alice_out.disconnecting)
         self.alice.connectionLost(Failure(ConnectionError()))
-        self.assertEqual(lines(self.bob_out), ["[%s] *** alice quit (gone fishing) ***" % self.stamp])
+        self.assertEqual(lines(self.bob_out),
+                         ["[%s] *** alice quit (gone fishing) ***" % self.stamp])
         self.assertNotIn("alice", self.world.server.members)
 
     def test_exit_shortcut(self) -> None:
@@ -361,7 +363,8 @@ class FloodTests(SynchronousTestCase):
                          ["alice: 1", "alice: 2", "alice: 3"])
         out = lines(self.alice_out)
         # told once, not once per dropped line
-        self.assertEqual(out, ["ERROR slow down (at most 2 lines a second); lines are being dropped"])
+        self.assertEqual(
+            out, ["ERROR slow down (at most 2 lines a second); lines are being dropped"])
         self.world.clock.advance(0.5)
         self.alice.dataReceived(b"5\r\n6\r\n")
         self.assertEqual([line[11:] for line in lines(self.bob_out)], ["alice: 5"])
@@ -437,7 +440,8 @@ class LoggingTests(SynchronousTestCase):
     def messages(self) -> list[str]:
         from twisted.logger import formatEvent
 
-        return [formatEvent(e) for e in self.logged if e["log_namespace"].startswith("twisted_chat")]
+        return [formatEvent(e) for e in self.logged
+                if e["log_namespace"].startswith("twisted_chat")]
 
     def test_login_and_quit(self) -> None:
         alice, _ = self.world.login("alice")
@@ -500,7 +504,8 @@ class TelnetTests(SynchronousTestCase):
         protocol.dataReceived(b"x\r\nalice\r\n")
         data = transport.value()
         self.assertEqual(data.count(b"\xff"), 1)
-        self.assertIn(b"\r\nERROR wrong passcode\r\nPasscode:\r\nUsername:\r\nWelcome, alice!", data)
+        self.assertIn(
+            b"\r\nERROR wrong passcode\r\nPasscode:\r\nUsername:\r\nWelcome, alice!", data)
         self.assertNotIn("send", protocol.__dict__)  # after login: the class's own send
 
     def test_passcode_hidden(self) -> None:

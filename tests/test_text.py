@@ -57,7 +57,8 @@ class FormatCharacterTests(SynchronousTestCase):
 
     def test_bidi_controls_removed(self) -> None:
         """Embeddings, overrides, isolates and marks (U+202A-202E, U+2066-2069) go."""
-        text = "\u202a1\u202b2\u202c3\u202d4\u202e5\u20666\u20677\u20688\u20699\u200ea\u200fb\u061cc"
+        text = ("\u202a1\u202b2\u202c3\u202d4\u202e5\u20666\u20677\u20688\u20699"
+                "\u200ea\u200fb\u061cc")
         self.assertEqual(clean(text), "123456789abc")
         self.assertEqual(clean("invoice_\u202egnp.exe"), "invoice_gnp.exe")
 

@@ -172,7 +172,8 @@ class WebLoginTests(WebCase):
         sent = browser.login("alice")
         self.assertEqual(kinds(sent), ["prompt", "welcome", "info", "users", "history"])
         self.assertEqual(sent[0], {"type": "prompt", "field": "username"})
-        self.assertEqual(sent[1], {"type": "welcome", "name": "alice", "room": "lobby", "max_line": 1024})
+        self.assertEqual(sent[1], {"type": "welcome", "name": "alice", "room": "lobby",
+                                   "max_line": 1024})
         self.assertEqual(sent[2]["utc_offset"], utc_offset(self.world.clock.seconds()))
         self.assertEqual(sent[3]["users"], [{"name": "alice", "room": "lobby"}])
         self.assertEqual(self.world.server.members["alice"].participant, browser.protocol)
@@ -228,7 +229,8 @@ class WebLoginTests(WebCase):
         browser = self.browser()
         self.assertEqual(browser.transport.take(), [{"type": "prompt", "field": "username"}])
         sent = browser.send({"type": "login", "name": "carol"})
-        self.assertEqual(sent[0], {"type": "welcome", "name": "carol", "room": "lobby", "max_line": 1024})
+        self.assertEqual(sent[0], {"type": "welcome", "name": "carol", "room": "lobby",
+                                   "max_line": 1024})
 
     def test_checker_answers_later(self) -> None:
         """While the passcode is being checked the name waits; then it is sent once."""
@@ -239,7 +241,7 @@ class WebLoginTests(WebCase):
             from twisted_chat.interfaces import IPasscode
             credentialInterfaces = (IPasscode,)
 
-            def requestAvatarId(self, credentials: Any) -> Deferred[Any]:  # noqa: N802
+            def requestAvatarId(self, credentials: Any) -> Deferred[Any]:
                 d: Deferred[Any] = Deferred()
                 pending.append(d)
                 return d
@@ -266,7 +268,7 @@ class WebLoginTests(WebCase):
             from twisted_chat.interfaces import IPasscode
             credentialInterfaces = (IPasscode,)
 
-            def requestAvatarId(self, credentials: Any) -> Deferred[Any]:  # noqa: N802
+            def requestAvatarId(self, credentials: Any) -> Deferred[Any]:
                 d: Deferred[Any] = Deferred()
                 pending.append(d)
                 return d
@@ -994,7 +996,7 @@ class WebSocketBoundTests(SynchronousTestCase):
         transport.producer.pauseProducing()
         transport.producer.resumeProducing()
         self.assertEqual(transport.producerState, "producing")
-        for n in range(10):
+        for _n in range(10):
             socket.http.channel.dataReceived(socket.ws.send(Ping(b"x" * 100)))
             self.world.clock.advance(1)
         self.assertFalse(transport.disconnected)

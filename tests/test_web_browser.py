@@ -208,9 +208,9 @@ class BrowserTests(SynchronousTestCase):
         page.wait_text("#rooms", "#lobby")
         if os.environ.get("TWISTED_CHAT_SCREENSHOT"):
             self.screenshot(page, bob, carol)
-        page.until(lambda d: d.find_elements(By.XPATH, "//ul[@id='rooms']//button[@data-room='lobby']"),
-                   "#lobby in the room list")
-        page.driver.find_element(By.XPATH, "//ul[@id='rooms']//button[@data-room='lobby']").click()
+        lobby_button = "//ul[@id='rooms']//button[@data-room='lobby']"
+        page.until(lambda d: d.find_elements(By.XPATH, lobby_button), "#lobby in the room list")
+        page.driver.find_element(By.XPATH, lobby_button).click()
         page.wait_text("#room-title", "#lobby")
         page.wait_line("hello from the browser", "history")
         bob.read_until("alice joined #lobby")
