@@ -11,7 +11,8 @@ import os
 import sys
 import time
 import tomllib
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from twisted.application.service import IService
 from twisted.cred.checkers import AllowAnonymousAccess
@@ -23,16 +24,16 @@ from twisted.python import usage
 
 from twisted_chat import __version__
 from twisted_chat.auth.cred import ChatRealm, PasscodeChecker
-from twisted_chat.domain.server import ChatServer
 from twisted_chat.commands import MAX_HISTORY
 from twisted_chat.config import DEFAULT_PORT, ChatConfig
-from twisted_chat.storage.history import HistoryError, MemoryHistory, SQLiteHistory
+from twisted_chat.domain.server import ChatServer
+from twisted_chat.frontends.line.protocol import ChatLineFactory
+from twisted_chat.frontends.web.site import build_site, normalize_origin
 from twisted_chat.interfaces import History
 from twisted_chat.metrics.observer import NULL_OBSERVER
-from twisted_chat.frontends.line.protocol import ChatLineFactory
 from twisted_chat.service import ChatService, Listener
 from twisted_chat.session.session import SessionContext
-from twisted_chat.frontends.web.site import build_site, normalize_origin
+from twisted_chat.storage.history import HistoryError, MemoryHistory, SQLiteHistory
 
 log = Logger(namespace="twisted_chat.tap")
 
@@ -68,7 +69,7 @@ def tcp_address(description: str) -> tuple[int, str] | None:
     """
     try:
         args, kwargs = parse_endpoint(description)
-    except Exception:  # noqa: BLE001 (a private parser: whatever it raises, say this)
+    except Exception:  # a private parser: whatever it raises, say this
         raise ValueError("%r is not an endpoint description" % description) from None
     if not args or args[0] not in ("tcp", "ssl", "tcp6"):
         return None
@@ -186,8 +187,8 @@ class Options(usage.Options):
          "Read the passcode from this file (one trailing newline is stripped)."],
         ["db", None, "chat.db", "SQLite file for room history; :memory: keeps nothing."],
         ["web", None, None,
-         "Serve the browser client (page at /, WebSocket at /ws) here: a port number or "
-         "a Twisted endpoint description (tcp:8081, ssl:8443:privateKey=key.pem). [default: off]",
+         ("Serve the browser client (page at /, WebSocket at /ws) here: a port number or "
+          "a Twisted endpoint description (tcp:8081, ssl:8443:privateKey=key.pem). [default: off]"),
          endpoint_description],
         ["max-line", None, 1024, "Longest accepted line, in bytes.", _bounded(int, 16, 1 << 20)],
         ["rate", None, 5.0,
@@ -534,7 +535,7 @@ def _endpoint(reactor: Any, option: str, description: str) -> Any:
     """
     try:
         return serverFromString(reactor, description)
-    except Exception as e:  # noqa: BLE001 (whatever the parser raises is the operator's mistake)
+    except Exception as e:  # whatever the parser raises is the operator's mistake
         raise ValueError("%s %s: %s" % (option, description, e)) from None
 
 
