@@ -12,6 +12,7 @@ from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IAddress, IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
@@ -34,8 +35,12 @@ class CannotListen(SystemExit, Exception):
     __module__ = "builtins"  # "CannotListen: ...", short enough for twistd's 100 bytes
 
 
-def describe_listen_error(where: str, error: BaseException) -> str:
-    """C{twistd chat: cannot listen on 8080: address already in use}."""
+def describe_listen_error(where: str, error: BaseException | None) -> str:
+    """
+    C{twistd chat: cannot listen on 8080: address already in use}.
+
+    C{error} is a Failure's value, which Twisted types as optional.
+    """
     reason: Any = error
     if isinstance(error, CannotListenError) and error.socketError is not None:
         reason = error.socketError
@@ -88,7 +93,10 @@ class Listener(Service):
     def _listened(self, port: IListeningPort) -> IListeningPort:
         self._port = port
         host = port.getHost()
-        where = "%s:%s" % (host.host, host.port) if hasattr(host, "port") else str(host)
+        if isinstance(host, IPv4Address | IPv6Address):
+            where = "%s:%s" % (host.host, host.port)
+        else:  # a UNIX socket
+            where = str(host)
         self.log.info("twisted-chat {what} listening on {where}", what=self._what, where=where)
         if self._on_listened is not None:
             self._on_listened(host)
@@ -107,7 +115,8 @@ class Listener(Service):
         self._listening = None
         if port is None:
             return None
-        return maybeDeferred(port.stopListening)
+        # maybeDeferred's overloads have none for a Deferred-or-None function
+        return maybeDeferred(port.stopListening)  # type: ignore[call-overload,no-any-return]
 
 
 class HistoryService(Service):
@@ -170,7 +179,7 @@ class ChatService(MultiService):
 
     @override
     def stopService(self) -> Deferred[None]:
-        d = super().stopService()
+        d: Deferred[Any] = super().stopService()  # MultiService's DeferredList (untyped)
         d.addCallback(lambda _: self._close_clients())
         d.addErrback(lambda f: self.log.failure("stopping listeners failed", f))
         d.addBoth(lambda _: self._close_history())

@@ -81,7 +81,7 @@ _SPECIALS = tuple(bytes((IAC, command)) for command in _EIGHT_BIT)
 _EIGHT_BIT_BYTE = re.compile(rb"[\x80-\xf4]")
 
 
-def _incomplete_utf8(tail: bytes) -> bool:
+def _incomplete_utf8(tail: bytes | bytearray) -> bool:
     """Whether C{tail} (the last bytes seen) ends inside a UTF-8 sequence."""
     if not tail or tail[-1] < 0x80:
         return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.cred.checkers import ANONYMOUS, ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin
@@ -88,9 +88,11 @@ class ChatRealm:
         self._server = server
 
     def requestAvatar(
-        self, avatarId: Any, mind: Participant, *interfaces: Any
+        self, avatarId: Any, mind: object, *interfaces: Any
     ) -> tuple[Any, Visitor, Callable[[], None]]:
         if IVisitor not in interfaces:
             raise NotImplementedError(interfaces)
-        visitor = Visitor(self._server, mind)
+        # IRealm types the mind as object; ours is always the session's
+        # front end, passed to portal.login by ChatSession.
+        visitor = Visitor(self._server, cast(Participant, mind))
         return IVisitor, visitor, visitor.logout

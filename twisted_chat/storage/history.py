@@ -414,16 +414,19 @@ def _insert_txn(db: sqlite3.Connection, entries: list[Entry]) -> int:
     last = 0
     for start in range(0, len(entries), INSERT_ROWS):
         chunk = entries[start:start + INSERT_ROWS]
-        last = db.execute(
+        rowid = db.execute(
             _insert_sql(len(chunk)),
             [v for e in chunk for v in (e.room, e.sender, e.text, e.when, int(e.action))],
         ).lastrowid
+        assert rowid is not None  # None only before a first row is inserted
+        last = rowid
     return last
 
 
 def _indexed_through(db: sqlite3.Connection) -> int:
     """The id up to which rows are in the search index."""
-    return db.execute("SELECT indexed_through FROM search_state").fetchone()[0]
+    indexed: int = db.execute("SELECT indexed_through FROM search_state").fetchone()[0]
+    return indexed
 
 
 def _index_txn(db: sqlite3.Connection, start: int, newest: int) -> int:
@@ -917,7 +920,8 @@ class SQLiteHistory:
             self._call = self._clock.callLater(RETRY_DELAY, self.flush)
         return True
 
-    def _fail(self, error: sqlite3.Error, pending: list[Entry]) -> None:
+    def _fail(self, error: sqlite3.Error, pending: list[Entry]) -> MemoryHistory:
+        """Keep history in memory from now on: the store that does, now."""
         if self._watching is not None and self._watching.active():
             self._watching.cancel()
         self._watching = None
@@ -927,30 +931,31 @@ class SQLiteHistory:
             path=self.path,
             error=str(error),
         )
-        self._fallback = MemoryHistory(self._timer)
+        self._fallback = fallback = MemoryHistory(self._timer)
         for entry in pending:
-            self._fallback.append(entry)
+            fallback.append(entry)
         self._unsaved += len(pending)
+        return fallback
 
     # -- reading ----------------------------------------------------------
 
-    def _read(self, read: Callable[[], list[Entry]]) -> list[Entry] | None:
+    def _read(self, read: Callable[[], list[Entry]]) -> list[Entry] | MemoryHistory:
         """
-        Run C{read} against the database; return C{None} if history is in
-        memory now.  It does not write out the queue (a join storm would make
+        Run C{read} against the database; return the memory history to ask
+        instead if history is in memory now.  It does not write out the queue (a join storm would make
         a commit of each join): callers add the queued entries, all newer
         than any stored one.
         """
         if self._fallback is not None:
-            return None
+            return self._fallback
         try:
             return read()
         except sqlite3.Error as e:
             if _is_busy(e):  # the messages are safe; this one read shows what is held
                 return []
-            self._fail(e, self._pending)
+            fallback = self._fail(e, self._pending)
             self._pending = []
-            return None
+            return fallback
 
     def recent(self, room: str, limit: int) -> Deferred[list[Entry]]:
         """
@@ -968,8 +973,8 @@ class SQLiteHistory:
         if limit <= 0:
             return []
         stored = self._read(lambda: _recent_txn(self._db, room, limit))
-        if stored is None:
-            return self._fallback.recent_now(room, limit)
+        if isinstance(stored, MemoryHistory):
+            return stored.recent_now(room, limit)
         # While the file is locked, the newest messages are still queued.
         return _newest(stored + [e for e in self._pending if e.room == room], limit)
 
@@ -1000,8 +1005,8 @@ class SQLiteHistory:
             return []
         match = matcher(terms)
         stored = self._read(lambda: self._search(room, terms, match, limit))
-        if stored is None:
-            return self._fallback.search_now(room, words, limit)
+        if isinstance(stored, MemoryHistory):
+            return stored.search_now(room, words, limit)
         return _newest(stored + [e for e in self._pending if e.room == room and match(e)], limit)
 
     def _catch_up(self, deadline: float) -> bool:
