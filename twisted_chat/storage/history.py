@@ -942,9 +942,9 @@ class SQLiteHistory:
     def _read(self, read: Callable[[], list[Entry]]) -> list[Entry] | MemoryHistory:
         """
         Run C{read} against the database; return the memory history to ask
-        instead if history is in memory now.  It does not write out the queue (a join storm would make
-        a commit of each join): callers add the queued entries, all newer
-        than any stored one.
+        instead if history is in memory now.  It does not write out the
+        queue (a join storm would make a commit of each join): callers add
+        the queued entries, all newer than any stored one.
         """
         if self._fallback is not None:
             return self._fallback
