@@ -1,14 +1,27 @@
 """
 What every front end shares: L{SendQueue}, the slow-reader accounting of one
-connection's output.
+connection's output, and L{IConnectionTransport}, what a front end uses of
+its transport.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from twisted.internet.interfaces import IPushProducer
-from zope.interface import implementer
+from twisted.internet.interfaces import IConsumer, IPushProducer, ITCPTransport
+from zope.interface import Attribute, implementer
+
+
+class IConnectionTransport(ITCPTransport, IConsumer):
+    """
+    A connection's transport as a front end uses it, for the type checker
+    (a front end declares C{transport: IConnectionTransport}).  Twisted's
+    TCP and TLS transports have all of this, though no one Twisted
+    interface says so; a UNIX socket or a test transport lacks the TCP
+    options, so their callers catch C{AttributeError}.
+    """
+
+    disconnecting = Attribute("Whether the connection is being closed.")
 
 
 @implementer(IPushProducer)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import socket
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
@@ -18,7 +19,7 @@ from typing_extensions import override
 
 from twisted_chat.domain.events import Error, Event, Prompt, Welcome
 from twisted_chat.errors import ChatError, LineTooLong, TooManyConnections, WrongProtocol
-from twisted_chat.frontends.base import SendQueue
+from twisted_chat.frontends.base import IConnectionTransport, SendQueue
 from twisted_chat.frontends.line.fastwrite import TurnFlusher, can_send_directly, send_now
 from twisted_chat.frontends.line.render import GREETING, Telnet, wire
 from twisted_chat.frontends.line.telnet import HIDDEN_PROMPTS, TelnetOptions
@@ -38,7 +39,7 @@ DEAD_PEER_OPTIONS = (
 )
 
 
-def detect_dead_peers(transport: object) -> None:
+def detect_dead_peers(transport: IConnectionTransport) -> None:
     """
     Turn on TCP keep-alive with short timers on C{transport}'s socket; do
     nothing for other transports or where the platform lacks an option.
@@ -48,7 +49,7 @@ def detect_dead_peers(transport: object) -> None:
     except (AttributeError, OSError):
         return  # not TCP (tests, UNIX sockets)
     sock = getattr(transport, "socket", None)  # a TLS transport passes this on
-    if getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
+    if sock is None or getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
         return
     for name, value in DEAD_PEER_OPTIONS:
         option = getattr(socket, name, None)
@@ -72,6 +73,8 @@ def _ignore(data: bytes) -> None:
 class _Refusal(Protocol):
     """Tells a connection over the limits why, and closes it."""
 
+    transport: IConnectionTransport
+
     def __init__(self, reason: str) -> None:
         self._reason = reason
 
@@ -91,6 +94,7 @@ class ChatLineProtocol(LineReceiver):
 
     delimiter = b"\n"
     log = Logger()
+    transport: IConnectionTransport
     factory: ChatLineFactory
     session: ChatSession
     dialogue: LineDialogue
@@ -118,7 +122,7 @@ class ChatLineProtocol(LineReceiver):
             self._flusher = self.factory.flusher  # None when direct_send is off
         # Until login ends, every event passes _send_during_login (an
         # instance attribute, so chat's fan-out never pays for it).
-        self.send = self._send_during_login
+        self.__dict__["send"] = self._send_during_login
         self.session = ChatSession(self.factory.context, self)
         self.dialogue = LineDialogue(self.session, self, self.factory.context.listening)
         self.send(GREETING)
@@ -137,7 +141,8 @@ class ChatLineProtocol(LineReceiver):
         if self._buffer:
             data = self._buffer + data
             self._buffer = b""
-        if self.paused:
+        held = self.paused  # a local: else mypy thinks no line handled below can pause us
+        if held:
             self._buffer = data
             return
         limit = self.factory.max_line
@@ -202,12 +207,11 @@ class ChatLineProtocol(LineReceiver):
 
     def _send_during_login(self, event: Event) -> None:
         """L{send}, noting prompts: input is hidden at passcode prompts."""
-        kind = type(event)
-        if kind is Prompt:
+        if type(event) is Prompt:
             self._prompt = event.field
             if self._options is not None:
                 self._write_telnet(self._options.hide(event.field in HIDDEN_PROMPTS))
-        elif kind is Welcome:
+        elif type(event) is Welcome:
             self._prompt = None
             del self.send  # back to the class's send
         ChatLineProtocol.send(self, event)
@@ -215,7 +219,7 @@ class ChatLineProtocol(LineReceiver):
     def _tls_hello(self) -> None:
         """A TLS client at a plain port: say so in plain text, without a login attempt."""
         self.log.info("{peer} started TLS on a plain-text port", peer=self.describe_peer())
-        self.dataReceived = _ignore
+        self.__dict__["dataReceived"] = _ignore
         self.send(_error(WrongProtocol("this is a plain-text port; connect without TLS, or to "
                                        "the server's TLS port")))
         self.session.close()
@@ -224,7 +228,7 @@ class ChatLineProtocol(LineReceiver):
         self.send(_error(LineTooLong("line too long (max %d bytes)" % self.factory.max_line)))
 
     @override
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.limits.release(self.host)
         self.factory.context.server.observer.connection_closed("line")
         self.__dict__.pop("send", None)  # no cycle through a bound method
@@ -295,12 +299,13 @@ class ChatLineProtocol(LineReceiver):
 
     def describe_peer(self) -> str:
         """C{host:port} of the client."""
-        peer: IAddress = self.transport.getPeer()
-        host = getattr(peer, "host", None)
-        return "%s:%s" % (host, peer.port) if host is not None else str(peer)
+        peer: IAddress = self.transport.getPeer()  # a UNIXAddress on a UNIX socket
+        if isinstance(peer, IPv4Address | IPv6Address):
+            return "%s:%s" % (peer.host, peer.port)
+        return str(peer)
 
 
-class ChatLineFactory(ServerFactory):
+class ChatLineFactory(ServerFactory[Protocol]):
     """
     Builds L{ChatLineProtocol}s.  It holds references to what the sessions
     share, not state of its own.
@@ -319,7 +324,7 @@ class ChatLineFactory(ServerFactory):
         self.flusher = TurnFlusher(context.clock) if context.config.direct_send else None
 
     @override
-    def buildProtocol(self, addr: IAddress) -> Protocol | None:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         host = str(getattr(addr, "host", addr))
         refusal = self.limits.admit(host)
         if refusal is not None:
