@@ -14,11 +14,12 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import _websocket_impl as _ws  # the wire layer; Twisted pinned in setup.cfg
+from twisted.web import http
 from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol, datetimeToLogString
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -33,7 +34,7 @@ from twisted_chat.commands import Command
 from twisted_chat.domain.events import Error, Event, Prompt
 from twisted_chat.domain.server import Member
 from twisted_chat.errors import ChatError, Flooding, LineTooLong, NotLoggedIn
-from twisted_chat.frontends.base import SendQueue
+from twisted_chat.frontends.base import IConnectionTransport, SendQueue
 from twisted_chat.frontends.web.render import Ack, json_text, to_json
 from twisted_chat.limits import Deadlines
 from twisted_chat.ratelimit import TokenBucket
@@ -472,13 +473,16 @@ class ChatWebSocket:
     def _drop(self) -> None:
         """Close at once, without waiting for a dead or stalled browser."""
         self._state = CLOSED
-        underlying = getattr(self._transport, "transport", None)
+        transport = self._transport
+        if transport is None:  # never opened: nothing to close
+            return
+        underlying = getattr(transport, "transport", None)
         abort = getattr(underlying, "abortConnection", None)
         if abort is not None:
             abort()
         else:
             try:
-                self._transport.loseConnection(1001)
+                transport.loseConnection(1001)
             except LocalProtocolError:
                 pass
 
@@ -600,7 +604,7 @@ class ChatWebFactory:
         return socket
 
 
-class _ChatWire(_ws._WebSocketWireProtocol):  # type: ignore[misc]
+class _ChatWire(_ws._WebSocketWireProtocol[ChatWebSocket]):
     """
     Twisted's WebSocket wire protocol, bounded as wsproto's events arrive
     (before Twisted reassembles a message): a message past
@@ -688,6 +692,7 @@ class ChatWebSocketResource(WebSocketResource):
     """
 
     log = Logger()
+    factory: ChatWebFactory
 
     def __init__(self, factory: ChatWebFactory, origins: tuple[str, ...] = ()) -> None:
         super().__init__(factory)
@@ -731,10 +736,14 @@ class ChatWebSocketResource(WebSocketResource):
             return b"not a WebSocket handshake\n"
         socket = self.factory.buildProtocol(request)
         accept = handshake.send(AcceptConnection())
-        wire = _ChatWire(handshake.connection, _ws.serverBootstrap, socket)
+        connection = handshake.connection
+        assert connection is not None, "set by the accept just sent"
+        wire = _ChatWire(connection, _ws.serverBootstrap, socket)
         wire._limit = frame_limit(self.factory.max_line)
         request.channel._protocolUpgradeForWebsockets(wire)
-        request.channel.transport.write(accept)
+        transport = request.channel.transport
+        assert transport is not None, "the request came on it"
+        transport.write(accept)
         socket.negotiationFinished()
         return NOT_DONE_YET
 
@@ -749,8 +758,7 @@ class _Asset(Resource):
         self._body = body
         self._type = content_type.encode()
 
-    @override
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802 (twisted.web's name)
         request.setHeader(b"content-type", self._type)
         request.setHeader(b"cache-control", b"no-cache")
         for name, value in _SECURITY_HEADERS:
@@ -788,6 +796,7 @@ class _ChatChannel(HTTPChannel):
     """
 
     site: ChatSite
+    transport: IConnectionTransport
     admitted: str | None = None  # the address counted for it
     _refused = False
 
@@ -831,7 +840,7 @@ class _ChatChannel(HTTPChannel):
             self.transport.abortConnection()
 
     @override
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._release()
         super().connectionLost(reason)
 
@@ -846,17 +855,19 @@ class _ChatChannel(HTTPChannel):
         super()._protocolUpgradeForWebsockets(protocol)
         upgraded = self.connectionLost  # the WebSocket's, set by the upgrade
 
-        def connectionLost(reason: Failure) -> None:
+        def connectionLost(reason: Failure = connectionDone) -> None:
             try:
                 upgraded(reason)
             finally:
                 self._release()
 
-        self.connectionLost = connectionLost  # type: ignore[method-assign]
+        self.__dict__["connectionLost"] = connectionLost
 
 
 class _Refused(Protocol):
     """A connection past the limits: one short 503 response, then closed."""
+
+    transport: IConnectionTransport
 
     def __init__(self, why: str) -> None:
         self._why = why.encode()
@@ -899,23 +910,24 @@ class ChatSite(Site):
         self._unlogged_hosts: set[str] = set()
         self._summary: Any = None
 
-    def protocol(self) -> _GenericHTTPChannelProtocol:  # type: ignore[override]
+    def protocol(self) -> _GenericHTTPChannelProtocol:
         """Twisted's HTTP/1.1-or-2 wrapper around a L{_ChatChannel}."""
         return _GenericHTTPChannelProtocol(_ChatChannel())
 
+    # HTTPFactory is a Factory of HTTP channels; a refused connection gets a plain Protocol
     @override
-    def buildProtocol(self, addr: IAddress) -> Protocol | None:  # type: ignore[override]
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:  # type: ignore[override]
         host = str(getattr(addr, "host", addr))
         why = self.limits.admit(host)
         if why is not None:
             return _Refused(why)
-        wrapper = super().buildProtocol(addr)
-        wrapper._channel.admitted = host
+        wrapper: _GenericHTTPChannelProtocol = super().buildProtocol(addr)
+        cast(_ChatChannel, wrapper._channel).admitted = host  # made by protocol() above
         self.observer.connection_opened("web")
         return wrapper
 
     @override
-    def log(self, request: Request) -> None:
+    def log(self, request: http.Request) -> None:
         now = self._clock.seconds()
         if now - self._window >= ACCESS_LOG_WINDOW:
             self._window, self._logged = now, 0
