@@ -14,8 +14,12 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IAddress, IListeningPort, IStreamServerEndpoint
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import (
+    IAddress,
+    IListeningPort,
+    IProtocolFactory,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from typing_extensions import override
@@ -64,7 +68,7 @@ class Listener(Service):
 
     log = Logger()
 
-    def __init__(self, endpoint: IStreamServerEndpoint, factory: Factory, what: str,
+    def __init__(self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, what: str,
                  where: str = "", listened: Callable[[IAddress], object] | None = None) -> None:
         self._endpoint = endpoint
         self._factory = factory

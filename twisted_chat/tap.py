@@ -87,7 +87,7 @@ def overlapping(places: list[tuple[str, str]]) -> str | None:
     Why two of C{places} (C{(option, description)} pairs) would listen on
     the same port, or C{None}; port 0 (any free port) never overlaps.
     """
-    seen: list[tuple[int, str, str, str]] = []
+    seen: list[tuple[str, str, int, str]] = []
     for option, description in places:
         address = tcp_address(description)
         if address is None or address[0] == 0:
@@ -154,7 +154,9 @@ def fit_descriptors(
         " (--max-clients) are served; more get 'the server is full'" % (soft, room))
 
 
-def _bounded(kind: Callable[[str], Any], low: float, high: float | None = None):
+def _bounded(
+    kind: Callable[[str], Any], low: float, high: float | None = None
+) -> Callable[[str], Any]:
     def coerce(text: str) -> Any:
         try:
             value = kind(text)
@@ -257,9 +259,9 @@ class Options(usage.Options):
 
     def opt_version(self) -> NoReturn:
         """Show the version of twisted-chat (and of Twisted) and exit."""
-        from twisted import version
+        from twisted import __version__ as twisted_version
 
-        print("twisted-chat %s (Twisted %s)" % (__version__, version.short()))
+        print("twisted-chat %s (Twisted %s)" % (__version__, twisted_version))
         sys.exit(0)
 
     def parseOptions(self, options: list[str] | None = None) -> None:
