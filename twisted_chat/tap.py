@@ -118,7 +118,7 @@ def fit_descriptors(
         default (10,000, lowered to what the descriptors allow).
     @return: the connection limit to use and a line for the log (or
         C{None} when there is nothing to say).
-    @raise ValueError: if an explicit C{max_clients} cannot fit.
+    @raise ValueError: if the limit is too low to serve anyone.
     """
     default = ChatConfig.max_clients
     try:
@@ -140,15 +140,18 @@ def fit_descriptors(
     wanted = default if max_clients is None else max_clients
     if wanted <= room:
         return wanted, None
-    if max_clients is not None:
-        raise ValueError(
-            "--max-clients %d needs about %d file descriptors but the limit is %d"
-            " (ulimit -n); raise the limit or lower --max-clients to %d"
-            % (max_clients, max_clients + descriptors_spare(max_clients + 160), soft,
-               max(room, 0)))
     if room < 1:
         raise ValueError("the file descriptor limit (ulimit -n) is %d: too low to serve"
                          " anyone; raise it above %d" % (soft, DESCRIPTOR_RESERVE))
+    if max_clients is not None:
+        # Refused, but not fatal: the shared benchmark harness (and many a
+        # script) passes --max-clients 100000 on machines whose hard limit is
+        # 20,000; serving what fits, and saying so, beats not starting.
+        return room, (
+            "--max-clients %d refused: it needs about %d file descriptors but the limit"
+            " is %d (ulimit -n); at most %d connections are served, more get 'the server"
+            " is full' (raise the limit to serve more)"
+            % (max_clients, max_clients + descriptors_spare(max_clients + 160), soft, room))
     return room, (
         "the file descriptor limit (ulimit -n) is %d, so at most %d connections"
         " (--max-clients) are served; more get 'the server is full'" % (soft, room))
@@ -566,8 +569,8 @@ def _fail(message: str) -> NoReturn:
 
 def makeService(options: Options) -> IService:
     """
-    Build the service twistd runs; a database it cannot use, or more
-    clients than the file descriptor limit holds, stops start-up.
+    Build the service twistd runs; a database it cannot use, or a file
+    descriptor limit too low to serve anyone, stops start-up.
     """
     from twisted.internet import reactor
 
