@@ -414,7 +414,7 @@ class ManyRoomsTests(SynchronousTestCase):
         self.assertIs(alice.room, self.server.rooms["dev"])
         self.server.part(alice, "dev", to_lobby=False)
         self.assertIsNone(alice.room)
-        self.assertEqual(alice.rooms, {})
+        self.assertEqual(alice.rooms, ())
         self.assertNotIn("dev", self.server.rooms)
         for call in (lambda: self.server.users(alice, False), lambda: self.server.say(alice, "x"),
                      lambda: self.server.recall(alice, 5),
@@ -454,7 +454,7 @@ class ManyRoomsTests(SynchronousTestCase):
         self.assertEqual(bob_out.lines(), ["[%s] *** alice quit ***" % self.stamp])
         self.assertEqual(carol_out.lines(), ["[%s] *** alice quit ***" % self.stamp])
         self.assertEqual(dave_out.lines(), ["[%s] *** alice quit ***" % self.stamp])
-        self.assertEqual(alice.rooms, {})
+        self.assertEqual(alice.rooms, ())
         self.assertIsNone(alice.room)
         self.assertNotIn(alice, self.server.rooms["dev"].members)
         self.assertNotIn(alice, self.server.lobby.members)

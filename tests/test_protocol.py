@@ -104,6 +104,22 @@ class LoginTests(SynchronousTestCase):
             "[%s] *** alice left #lobby ***" % clock_stamp(self.world.clock.seconds()),
         ])
 
+    def test_dialogue_dropped_after_login(self) -> None:
+        """
+        Once logged in, lines go straight to the session and the connection
+        keeps no dialogue (an idle connection's memory counts).
+        """
+        bob, bob_out = self.world.login("bob")
+        alice, _ = self.world.connect()
+        alice.dataReceived(b"x\r\n")
+        self.assertIsNotNone(alice.dialogue)
+        alice.dataReceived(b"alice\r\n")
+        self.assertIsNone(alice.dialogue)
+        alice.dataReceived(b"hi\r\n")
+        alice.dataReceived(b"again\r\n")
+        self.assertEqual([line[11:] for line in lines(bob_out)[-2:]],
+                         ["alice: hi", "alice: again"])
+
     def test_one_byte_at_a_time(self) -> None:
         """Input split into single bytes works the same."""
         bob, bob_out = self.world.login("bob")

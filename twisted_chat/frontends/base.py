@@ -45,11 +45,11 @@ class SendQueue:
 
     @ivar stalled: whether the transport's buffer is full; the front end
         checks it before each write (an attribute, so no call when not).
-    @ivar queued: bytes written since the output stalled.
-    @ivar overflowed: whether the limit was passed (the client is dropped).
+    @ivar queued: bytes written since the output stalled; C{-1} once the
+        limit was passed (the client is dropped).
     """
 
-    __slots__ = ("stalled", "queued", "overflowed", "limit", "reader")
+    __slots__ = ("stalled", "queued", "limit", "reader")
 
     def __init__(self, limit: int, reader: IPushProducer | None = None) -> None:
         """
@@ -59,7 +59,6 @@ class SendQueue:
         """
         self.stalled = False
         self.queued = 0
-        self.overflowed = False
         self.limit = limit
         self.reader = reader
 
@@ -70,14 +69,21 @@ class SendQueue:
         the bytes queued; it drops the client and says so in the log) and
         gets C{False}, as does every later one.
         """
-        if self.overflowed:
+        queued = self.queued
+        if queued < 0:  # overflowed already
             return False
-        self.queued += size
-        if self.queued > self.limit:
-            self.overflowed = True
-            overflow(self.queued)
+        queued += size
+        if queued > self.limit:
+            self.queued = -1
+            overflow(queued)
             return False
+        self.queued = queued
         return True
+
+    @property
+    def overflowed(self) -> bool:
+        """Whether the limit was passed (the client is dropped)."""
+        return self.queued < 0
 
     def pauseProducing(self) -> None:
         """The transport's buffer is full."""
@@ -88,7 +94,8 @@ class SendQueue:
     def resumeProducing(self) -> None:
         """The transport's buffer drained: the count starts again."""
         self.stalled = False
-        self.queued = 0
+        if self.queued > 0:  # an overflow (-1) stays one
+            self.queued = 0
         if self.reader is not None:
             self.reader.resumeProducing()
 

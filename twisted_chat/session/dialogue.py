@@ -35,12 +35,11 @@ class LineDialogue:
     L{ChatSession.text}.  A first line that is an HTTP request is told where
     the page is and closed, without counting as a wrong passcode or name.
 
-    @ivar handler: what takes the next line: L{line_received}, then, once
-        logged in, the session's L{ChatSession.text} itself (a front end
-        may read it once per read to skip this object on the hot path).
+    Once L{done}, a front end may drop it and hand lines to
+    L{ChatSession.text} itself (an idle connection then keeps no dialogue).
     """
 
-    __slots__ = ("_session", "_front", "_listening", "_state", "_first", "handler")
+    __slots__ = ("_session", "_front", "_listening", "_state", "_first")
     log = Logger()
 
     def __init__(self, session: ChatSession, front: Frontend,
@@ -54,7 +53,6 @@ class LineDialogue:
         self._listening = listening if listening is not None else {}
         self._state = PASSCODE
         self._first = True
-        self.handler = self.line_received
 
     def start(self) -> None:
         """Start the session and send the first prompt (after the greeting)."""
@@ -94,9 +92,13 @@ class LineDialogue:
     def _authenticated(self, _: None) -> None:
         self._ask(NAME, "username")
 
+    @property
+    def done(self) -> bool:
+        """Whether the login is over: every line now goes to the session."""
+        return self._state == CHAT
+
     def _claimed(self, member: Member) -> None:
         self._state = CHAT
-        self.handler = self._session.text
 
     def _refused(self, failure: Failure) -> None:
         failure.trap(ChatError)

@@ -97,7 +97,7 @@ class ChatLineProtocol(LineReceiver):
     transport: IConnectionTransport
     factory: ChatLineFactory
     session: ChatSession
-    dialogue: LineDialogue
+    dialogue: LineDialogue | None  # None once logged in
     _telnet: TelnetFilter | None = None  # from the first 0xFF byte on
     _options: TelnetOptions | None = None  # once the client negotiated
     _prompt: str | None = None  # the last prompt sent, during login
@@ -120,9 +120,10 @@ class ChatLineProtocol(LineReceiver):
         transport.registerProducer(self.send_queue, True)
         if can_send_directly(transport):
             self._flusher = self.factory.flusher  # None when direct_send is off
-        # Until login ends, every event passes _send_during_login (an
-        # instance attribute, so chat's fan-out never pays for it).
-        self.__dict__["send"] = self._send_during_login
+        # Until the welcome, events pass _LoggingIn.send; swapping the class
+        # (not adding an instance attribute) keeps chat's fan-out free of it
+        # and the instance dict small (an idle connection's bytes count).
+        self.__class__ = _LoggingIn
         self.session = ChatSession(self.factory.context, self)
         self.dialogue = LineDialogue(self.session, self, self.factory.context.listening)
         self.send(GREETING)
@@ -153,7 +154,8 @@ class ChatLineProtocol(LineReceiver):
                 return
             self._discarding = False
         find = data.find
-        line_received = self.dialogue.handler  # the session's text() once logged in
+        dialogue = self.dialogue
+        line_received = self.session.text if dialogue is None else dialogue.line_received
         while True:
             end = find(b"\n", start)
             if end < 0:
@@ -167,6 +169,8 @@ class ChatLineProtocol(LineReceiver):
             if self.paused:
                 self._buffer = data[start:]
                 return
+        if dialogue is not None and dialogue.done:
+            self.dialogue = None  # logged in: an idle connection keeps no dialogue
         if start:
             data = data[start:]
         # a line may end in "\r" that is not counted, so allow one more byte
@@ -205,17 +209,6 @@ class ChatLineProtocol(LineReceiver):
         if commands:
             ChatLineProtocol.send(self, Telnet(commands))
 
-    def _send_during_login(self, event: Event) -> None:
-        """L{send}, noting prompts: input is hidden at passcode prompts."""
-        if type(event) is Prompt:
-            self._prompt = event.field
-            if self._options is not None:
-                self._write_telnet(self._options.hide(event.field in HIDDEN_PROMPTS))
-        elif type(event) is Welcome:
-            self._prompt = None
-            del self.send  # back to the class's send
-        ChatLineProtocol.send(self, event)
-
     def _tls_hello(self) -> None:
         """A TLS client at a plain port: say so in plain text, without a login attempt."""
         self.log.info("{peer} started TLS on a plain-text port", peer=self.describe_peer())
@@ -231,7 +224,6 @@ class ChatLineProtocol(LineReceiver):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.limits.release(self.host)
         self.factory.context.server.observer.connection_closed("line")
-        self.__dict__.pop("send", None)  # no cycle through a bound method
         self.__dict__.pop("dataReceived", None)
         session = self.__dict__.get("session")
         if session is not None:
@@ -303,6 +295,24 @@ class ChatLineProtocol(LineReceiver):
         if isinstance(peer, IPv4Address | IPv6Address):
             return "%s:%s" % (peer.host, peer.port)
         return str(peer)
+
+
+class _LoggingIn(ChatLineProtocol):
+    """
+    A L{ChatLineProtocol} until its welcome: its C{send} notes prompts
+    (input is hidden at passcode prompts), then the class is swapped back.
+    """
+
+    def send(self, event: Event) -> None:
+        """L{ChatLineProtocol.send}, noting prompts."""
+        if type(event) is Prompt:
+            self._prompt = event.field
+            if self._options is not None:
+                self._write_telnet(self._options.hide(event.field in HIDDEN_PROMPTS))
+        elif type(event) is Welcome:
+            self._prompt = None
+            self.__class__ = ChatLineProtocol
+        ChatLineProtocol.send(self, event)
 
 
 class ChatLineFactory(ServerFactory[Protocol]):
