@@ -311,7 +311,7 @@ class _LoggingIn(ChatLineProtocol):
                 self._write_telnet(self._options.hide(event.field in HIDDEN_PROMPTS))
         elif type(event) is Welcome:
             self._prompt = None
-            self.__class__ = ChatLineProtocol
+            self.__class__ = ChatLineProtocol  # type: ignore[assignment]  # back to the base class
         ChatLineProtocol.send(self, event)
 
 
