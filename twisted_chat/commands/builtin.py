@@ -96,6 +96,19 @@ def _me(rest: str, typed: str) -> Command:
     return Command("me", rest)
 
 
+def _register(rest: str, typed: str) -> Command:
+    if not rest:
+        raise BadUsage("usage: /register <password> (8 to 128 characters)")
+    return Command("register", rest)
+
+
+def _password(rest: str, typed: str) -> Command:
+    old, new = split(rest)
+    if not old or not new:
+        raise BadUsage("usage: /password <old> <new>")
+    return Command("password", old, new)
+
+
 def _quit(rest: str, typed: str) -> Command:
     return Command("quit", rest)
 
@@ -163,6 +176,14 @@ def help_(session: ChatSession, command: Command) -> None:
     session.front.send(Help(session.commands.help_lines()))
 
 
+def register(session: ChatSession, command: Command) -> None:
+    session.register(command.arg)
+
+
+def password(session: ChatSession, command: Command) -> None:
+    session.change_password(command.arg, command.text)
+
+
 def quit_(session: ChatSession, command: Command) -> None:
     session.front.send(Goodbye())
     session.quit(command.arg.strip())
@@ -186,6 +207,11 @@ BUILTIN = (
     CommandSpec("search", (), "/search <words>",
                 "the newest %d messages of your room with all the words" % SEARCH_LIMIT,
                 _search, search),
+    CommandSpec("register", (), "/register <password>",
+                "make your name an account (a password of 8 to 128 characters)",
+                _register, register),
+    CommandSpec("password", (), "/password <old> <new>", "change your account's password",
+                _password, password),
     CommandSpec("quit", (), "/quit [reason]", "leave the chat", _quit, quit_, limited=False),
     # Reached by plain text, the "\" escape and the shortcuts, not by a /word.
     CommandSpec("say", (), "", "", None, say),

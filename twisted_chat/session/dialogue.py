@@ -1,6 +1,7 @@
 """
-The line front end's login dialogue: C{Passcode:} and C{Username:} prompts
-over the session's typed calls, then every line to L{ChatSession.text}.
+The line front end's login dialogue: C{Passcode:}, C{Username:} and (for a
+registered name) C{Password:} prompts over the session's typed calls, then
+every line to L{ChatSession.text}.
 Only the line (telnet) front end uses it; the browser and IRC call the
 session directly.
 """
@@ -24,7 +25,7 @@ HTTP_REQUEST = re.compile(
     r"(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PRI) \S+ HTTP/\d(?:\.\d)?\Z")
 
 # Dialogue states.
-PASSCODE, NAME, WAITING, CHAT, CLOSED = range(5)
+PASSCODE, NAME, WAITING, CHAT, CLOSED, PASSWORD = range(6)
 
 
 class LineDialogue:
@@ -40,7 +41,7 @@ class LineDialogue:
         may read it once per read to skip this object on the hot path).
     """
 
-    __slots__ = ("_session", "_front", "_listening", "_state", "_first", "handler")
+    __slots__ = ("_session", "_front", "_listening", "_state", "_first", "handler", "_name")
     log = Logger()
 
     def __init__(self, session: ChatSession, front: Frontend,
@@ -54,6 +55,7 @@ class LineDialogue:
         self._listening = listening if listening is not None else {}
         self._state = PASSCODE
         self._first = True
+        self._name = ""  # the registered name whose password is asked
         self.handler = self.line_received
 
     def start(self) -> None:
@@ -86,7 +88,12 @@ class LineDialogue:
             d.addCallbacks(self._authenticated, self._refused)
         elif state == NAME:
             self._state = WAITING
+            self._name = line
             d = self._session.log_in(None, line)
+            d.addCallbacks(self._claimed, self._refused)
+        elif state == PASSWORD:
+            self._state = WAITING
+            d = self._session.log_in(None, self._name, password=line)
             d.addCallbacks(self._claimed, self._refused)
         # WAITING cannot get here (the session holds input while it checks);
         # CLOSED drops lines.
@@ -104,6 +111,8 @@ class LineDialogue:
             self._state = CLOSED
         elif cast(ChatError, failure.value).field == "passcode":
             self._ask(PASSCODE, "passcode")
+        elif cast(ChatError, failure.value).field == "password":
+            self._ask(PASSWORD, "password")
         else:
             self._ask(NAME, "username")
 

@@ -1,0 +1,91 @@
+"""
+Password hashing: argon2id through C{argon2-cffi}, off the reactor thread,
+at most two hashes at once (each takes 64 MiB and tens of milliseconds
+with argon2's default parameters).  The L{Hasher} protocol is what the
+checker and the session use, so tests inject a fast, synchronous fake.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from twisted.internet.defer import Deferred, DeferredSemaphore
+from twisted.internet.threads import deferToThread
+
+T = TypeVar("T")
+
+# Hashes computed at once, whatever the load: a login storm queues here and
+# costs at most two threads (and 128 MiB), never the reactor's time.
+MAX_HASHES = 2
+
+
+class Hasher(Protocol):
+    """Makes and checks password hashes; every answer may come later."""
+
+    def hash(self, password: str) -> Deferred[str]:
+        """The hash of C{password} (PHC form, salted)."""
+
+    def verify(self, hash: str, password: str) -> Deferred[bool]:
+        """Whether C{password} matches C{hash} (C{False} for a malformed hash too)."""
+
+    def dummy_verify(self, password: str) -> Deferred[bool]:
+        """Take as long as L{verify} does, for a name without an account; C{False}."""
+
+    def needs_rehash(self, hash: str) -> bool:
+        """Whether C{hash} was made with other parameters than today's."""
+
+
+class Argon2Hasher:
+    """
+    argon2id (C{argon2.PasswordHasher}, RFC 9106's parameters by default)
+    in threads of the reactor's pool, at most L{MAX_HASHES} at once.
+
+    @param run: runs a function in a thread and answers with a Deferred
+        (C{deferToThread}; tests pass one that runs at once).
+    """
+
+    def __init__(self, hasher: Any = None,
+                 run: Callable[..., Deferred[Any]] = deferToThread,
+                 limit: int = MAX_HASHES) -> None:
+        if hasher is None:
+            from argon2 import PasswordHasher
+
+            hasher = PasswordHasher()
+        self._ph = hasher
+        self._run = run
+        self._lock = DeferredSemaphore(limit)
+        self._dummy: str | None = None
+
+    def _in_thread(self, f: Callable[..., T], *args: Any) -> Deferred[T]:
+        return self._lock.run(self._run, f, *args)
+
+    def hash(self, password: str) -> Deferred[str]:
+        return self._in_thread(self._ph.hash, password)
+
+    def _verify(self, hash: str, password: str) -> bool:
+        from argon2.exceptions import InvalidHashError, VerificationError
+
+        try:
+            return bool(self._ph.verify(hash, password))
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def verify(self, hash: str, password: str) -> Deferred[bool]:
+        return self._in_thread(self._verify, hash, password)
+
+    def _dummy_verify(self, password: str) -> bool:
+        if self._dummy is None:  # made once, in a thread, with today's parameters
+            self._dummy = self._ph.hash(secrets.token_urlsafe(16))
+        self._verify(self._dummy, password)
+        return False
+
+    def dummy_verify(self, password: str) -> Deferred[bool]:
+        return self._in_thread(self._dummy_verify, password)
+
+    def needs_rehash(self, hash: str) -> bool:
+        try:
+            return bool(self._ph.check_needs_rehash(hash))
+        except Exception:  # a malformed hash: verify fails it anyway
+            return False
