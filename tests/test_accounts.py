@@ -436,3 +436,57 @@ class SessionCallTests(SynchronousTestCase):
                                        PasswordRequired)
         self.assertEqual((failure.value.code, failure.value.numeric), ("password_required", "433"))
         self.assertEqual(transport.value(), b"")  # not told: the front end asks
+
+
+class ClientPasswordTests(SynchronousTestCase):
+    """chat-client answers Password: from --password / --password-file."""
+
+    def test_password_option_answers_the_prompt(self) -> None:
+        from .test_client import GREETING, WELCOME, connect, sent
+
+        protocol, transport, ui, _ = connect(name="alice", passcode="x",
+                                             password="correct horse")
+        protocol.dataReceived(GREETING + b"Username:\r\nPassword:\r\n")
+        self.assertEqual(sent(transport), [b"x", b"alice", b"correct horse"])
+        protocol.dataReceived(WELCOME)
+        self.assertTrue(protocol.logged_in)
+        self.assertNotIn("Password:", ui.lines)
+
+    def test_password_asked_secretly(self) -> None:
+        from .test_client import GREETING, FakeUI, connect, sent
+
+        protocol, transport, ui, _ = connect(ui=FakeUI(interactive=True), name="alice",
+                                             passcode="x")
+        protocol.dataReceived(GREETING + b"Username:\r\nPassword:\r\n")
+        [(prompt, secret, asking)] = ui.asks
+        self.assertEqual((prompt, secret), ("Password:", True))
+        asking.callback("correct horse")
+        self.assertEqual(sent(transport), [b"x", b"alice", b"correct horse"])
+
+    def test_wrong_password_option_fails(self) -> None:
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        from twisted_chat.client.protocol import ClientError
+
+        from .test_client import GREETING, FakeUI, connect
+
+        protocol, transport, ui, _ = connect(ui=FakeUI(interactive=True), name="alice",
+                                             passcode="x", password="wrong one")
+        protocol.dataReceived(GREETING + b"Username:\r\nPassword:\r\n"
+                              b"ERROR wrong password\r\nUsername:\r\n")
+        self.assertTrue(transport.disconnecting)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        error = self.failureResultOf(protocol.finished, ClientError)
+        self.assertEqual(str(error.value), "login failed: wrong password")
+
+    def test_password_file(self) -> None:
+        from twisted_chat.client.config import UsageError, parse_args
+
+        path = os.path.join(temp_dir(self), "pw")
+        with open(path, "w") as f:
+            f.write("correct horse\n")
+        self.assertEqual(parse_args(["--password-file", path]).password, "correct horse")
+        self.assertEqual(parse_args(["--password", "abcdefgh"]).password, "abcdefgh")
+        self.assertRaisesRegex(UsageError, "use --password or --password-file, not both",
+                               parse_args, ["--password", "x", "--password-file", path])
