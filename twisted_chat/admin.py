@@ -114,10 +114,10 @@ def _run(args: Any, store: SQLiteAccounts, out: TextIO,
     command = args.command
     if command == "list":
         accounts = store.all()
-        for account in accounts:
-            created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(account.created))
+        for each in accounts:
+            created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(each.created))
             out.write("%-20s  %-8s  created %s UTC\n"
-                      % (account.name, "operator" if account.operator else "", created))
+                      % (each.name, "operator" if each.operator else "", created))
         out.write("%d account%s\n" % (len(accounts), "" if len(accounts) == 1 else "s"))
         return
     name = args.name
