@@ -14,14 +14,20 @@ from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.auth.cred import AccountChecker, AccountThrottled, ChatRealm, Visitor
 from twisted_chat.auth.hashing import Argon2Hasher
+from twisted_chat.client.config import UsageError, parse_args
+from twisted_chat.client.protocol import ClientError
 from twisted_chat.config import ChatConfig
 from twisted_chat.domain.server import ChatServer
+from twisted_chat.errors import PasswordRequired
 from twisted_chat.frontends.line.protocol import ChatLineFactory
+from twisted_chat.frontends.web.site import ChatWebFactory
 from twisted_chat.interfaces import IVisitor
 from twisted_chat.limits import RecentCount
 from twisted_chat.storage.accounts import (
@@ -32,7 +38,10 @@ from twisted_chat.storage.accounts import (
 )
 from twisted_chat.storage.history import MemoryHistory, SQLiteHistory
 
+# test_client imports urwid, which runs a subprocess at import: here, at collection
 from .helpers import FakeParticipant, World, lines, temp_dir
+from .test_client import GREETING, WELCOME, FakeUI, connect, sent
+from .test_web import Browser
 
 
 class FakeHasher:
@@ -425,8 +434,6 @@ class SessionCallTests(SynchronousTestCase):
         self.assertEqual(member.name, "alice")
 
     def test_claim_of_a_registered_name_needs_a_password(self) -> None:
-        from twisted_chat.errors import PasswordRequired
-
         world = AccountWorld()
         world.add("alice", "correct horse")
         protocol, transport = world.connect()
@@ -442,8 +449,6 @@ class ClientPasswordTests(SynchronousTestCase):
     """chat-client answers Password: from --password / --password-file."""
 
     def test_password_option_answers_the_prompt(self) -> None:
-        from .test_client import GREETING, WELCOME, connect, sent
-
         protocol, transport, ui, _ = connect(name="alice", passcode="x",
                                              password="correct horse")
         protocol.dataReceived(GREETING + b"Username:\r\nPassword:\r\n")
@@ -453,8 +458,6 @@ class ClientPasswordTests(SynchronousTestCase):
         self.assertNotIn("Password:", ui.lines)
 
     def test_password_asked_secretly(self) -> None:
-        from .test_client import GREETING, FakeUI, connect, sent
-
         protocol, transport, ui, _ = connect(ui=FakeUI(interactive=True), name="alice",
                                              passcode="x")
         protocol.dataReceived(GREETING + b"Username:\r\nPassword:\r\n")
@@ -464,13 +467,6 @@ class ClientPasswordTests(SynchronousTestCase):
         self.assertEqual(sent(transport), [b"x", b"alice", b"correct horse"])
 
     def test_wrong_password_option_fails(self) -> None:
-        from twisted.internet.error import ConnectionDone
-        from twisted.python.failure import Failure
-
-        from twisted_chat.client.protocol import ClientError
-
-        from .test_client import GREETING, FakeUI, connect
-
         protocol, transport, ui, _ = connect(ui=FakeUI(interactive=True), name="alice",
                                              passcode="x", password="wrong one")
         protocol.dataReceived(GREETING + b"Username:\r\nPassword:\r\n"
@@ -481,8 +477,6 @@ class ClientPasswordTests(SynchronousTestCase):
         self.assertEqual(str(error.value), "login failed: wrong password")
 
     def test_password_file(self) -> None:
-        from twisted_chat.client.config import UsageError, parse_args
-
         path = os.path.join(temp_dir(self), "pw")
         with open(path, "w") as f:
             f.write("correct horse\n")
@@ -490,3 +484,48 @@ class ClientPasswordTests(SynchronousTestCase):
         self.assertEqual(parse_args(["--password", "abcdefgh"]).password, "abcdefgh")
         self.assertRaisesRegex(UsageError, "use --password or --password-file, not both",
                                parse_args, ["--password", "x", "--password-file", path])
+
+
+class WebPasswordTests(SynchronousTestCase):
+    """The browser's login with a password, through the web test fakes."""
+
+    def setUp(self) -> None:
+        self.world = AccountWorld(passcode=b"x")
+        self.world.add("alice", "correct horse")
+        self.factory = ChatWebFactory(self.world.context)
+
+    def browser(self) -> Browser:
+        browser = Browser(self.factory)
+        browser.transport.take()
+        return browser
+
+    def test_password_required_then_log_in(self) -> None:
+        browser = self.browser()
+        sent = browser.login("alice")
+        self.assertEqual(sent, [
+            {"type": "prompt", "field": "username"},
+            {"type": "error", "text": "alice is registered: give its password",
+             "code": "password_required"},
+            {"type": "prompt", "field": "password"},
+        ])
+        sent = browser.send({"type": "login", "passcode": "x", "name": "alice",
+                             "password": "correct horse"})
+        self.assertIn({"type": "welcome", "name": "alice", "room": "lobby", "max_line": 1024},
+                      sent)
+
+    def test_wrong_password(self) -> None:
+        browser = self.browser()
+        sent = browser.send({"type": "login", "passcode": "x", "name": "alice",
+                             "password": "wrong horse"})
+        self.assertEqual(sent[-2:], [
+            {"type": "error", "text": "wrong password", "code": "wrong_password"},
+            {"type": "prompt", "field": "username"},
+        ])
+        self.assertNotIn("alice", self.world.server.members)
+
+    def test_password_must_be_a_string(self) -> None:
+        browser = self.browser()
+        sent = browser.send({"type": "login", "passcode": "x", "name": "alice",
+                             "password": 5})
+        self.assertEqual(sent[0]["code"], "bad_message")
+        self.assertNotIn("alice", self.world.server.members)
