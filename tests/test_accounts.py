@@ -529,3 +529,58 @@ class WebPasswordTests(SynchronousTestCase):
                              "password": 5})
         self.assertEqual(sent[0]["code"], "bad_message")
         self.assertNotIn("alice", self.world.server.members)
+
+
+class OptionTests(SynchronousTestCase):
+    """--registration, --guests, --operator and the wiring of build()."""
+
+    def parse(self, *args: str) -> ChatConfig:
+        from twisted_chat.tap import Options, config_from_options
+
+        options = Options()
+        options.parseOptions(list(args))
+        return config_from_options(options)
+
+    def test_defaults_and_values(self) -> None:
+        config = self.parse()
+        self.assertEqual((config.registration, config.guests, config.operators),
+                         ("open", True, ()))
+        config = self.parse("--registration", "closed", "--guests", "no",
+                            "--operator", "alice", "--operator", "Bob")
+        self.assertEqual((config.registration, config.guests, config.operators),
+                         ("closed", False, ("alice", "Bob")))
+
+    def test_bad_values(self) -> None:
+        from twisted.python import usage
+
+        for args, message in ((["--registration", "maybe"], "--registration takes open or closed"),
+                              (["--guests", "true"], "--guests takes yes or no")):
+            error = self.assertRaises(usage.UsageError, self.parse, *args)
+            self.assertIn(message, str(error))
+
+    def test_config_file(self) -> None:
+        path = os.path.join(temp_dir(self), "chat.toml")
+        with open(path, "w") as f:
+            f.write('guests = "no"\noperator = ["alice", "bob"]\nregistration = "closed"\n')
+        config = self.parse("--config", path)
+        self.assertEqual((config.registration, config.guests, config.operators),
+                         ("closed", False, ("alice", "bob")))
+
+    def test_build_wires_the_account_checker(self) -> None:
+        from twisted.cred.credentials import IUsernamePassword
+        from twisted.internet.testing import MemoryReactorClock
+
+        from twisted_chat.tap import build
+
+        path = os.path.join(temp_dir(self), "chat.db")
+        service = build(self.parse("--db", path, "--port", "1234", "--operator", "alice"),
+                        MemoryReactorClock())
+        context = service.context
+        self.assertIn(IUsernamePassword, context.portal.listCredentialsInterfaces())
+        self.assertIsInstance(context.accounts, SQLiteAccounts)
+        self.assertIsInstance(context.hasher, Argon2Hasher)
+        db = sqlite3.connect(path)
+        self.addCleanup(db.close)
+        self.assertEqual(db.execute("SELECT count(*) FROM accounts").fetchone(), (0,))
+        memory = build(self.parse("--db", ":memory:", "--port", "1234"), MemoryReactorClock())
+        self.assertIsInstance(memory.context.accounts, MemoryAccounts)
