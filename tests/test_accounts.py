@@ -10,7 +10,7 @@ import dataclasses
 import os
 import sqlite3
 
-from twisted.cred.credentials import UsernamePassword
+from twisted.cred.credentials import IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, succeed
@@ -584,3 +584,54 @@ class OptionTests(SynchronousTestCase):
         self.assertEqual(db.execute("SELECT count(*) FROM accounts").fetchone(), (0,))
         memory = build(self.parse("--db", ":memory:", "--port", "1234"), MemoryReactorClock())
         self.assertIsInstance(memory.context.accounts, MemoryAccounts)
+
+
+class SlowHasher(FakeHasher):
+    """Answers verifies only when told (a queue of hashes ahead)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[tuple[Deferred[bool], bool]] = []
+
+    def verify(self, hash: str, password: str) -> Deferred[bool]:
+        d: Deferred[bool] = Deferred()
+        self.pending.append((d, hash.split("$", 1)[1] == password))
+        return d
+
+    def answer(self) -> None:
+        d, ok = self.pending.pop(0)
+        d.callback(ok)
+
+
+class QueuedHashTests(SynchronousTestCase):
+    """While a password waits for the hasher, input is held and the deadline stops."""
+
+    def setUp(self) -> None:
+        self.world = AccountWorld()
+        self.hasher = SlowHasher()
+        self.world.portal.checkers[IUsernamePassword] = AccountChecker(
+            self.world.accounts, self.hasher, self.world.throttle)
+        self.world.add("alice", "correct horse")
+
+    def test_no_timeout_while_the_hash_is_queued(self) -> None:
+        _, bob = self.world.login("bob")
+        protocol, transport = self.world.connect()
+        protocol.dataReceived(b"alice\r\ncorrect horse\r\n/me waves\r\n")
+        self.world.clock.advance(self.world.config.login_timeout + 5)
+        self.assertFalse(transport.disconnecting)
+        lines(transport)
+        self.hasher.answer()
+        out = lines(transport)
+        self.assertIn("Welcome, alice! You are in #lobby. Type /help for commands.", out)
+        self.assertIn("Users in #lobby (2): alice, bob", out)
+        self.assertTrue(lines(bob)[-1].endswith("] * alice waves"))  # the held line, after login
+
+    def test_deadline_starts_again_after_a_refusal(self) -> None:
+        protocol, transport = self.world.connect()
+        protocol.dataReceived(b"alice\r\nwrong one\r\n")
+        self.world.clock.advance(self.world.config.login_timeout + 5)
+        self.hasher.answer()
+        self.assertFalse(transport.disconnecting)
+        self.world.clock.advance(self.world.config.login_timeout + 1)
+        self.assertIn("ERROR login timed out", lines(transport))
+        self.assertTrue(transport.disconnecting)

@@ -1,24 +1,65 @@
 """
 Password hashing: argon2id through C{argon2-cffi}, off the reactor thread,
-at most two hashes at once (each takes 64 MiB and tens of milliseconds
-with argon2's default parameters).  The L{Hasher} protocol is what the
-checker and the session use, so tests inject a fast, synchronous fake.
+at most two hashes at once (each takes 64 MiB and 100-200 ms of CPU with
+argon2's default parameters).  The hashes run in two threads of their own
+at a lower CPU priority (nice 10, on Linux), so that a login storm takes
+the CPU the reactor leaves over instead of delaying chat.  The L{Hasher}
+protocol is what the checker and the session use, so tests inject a fast,
+synchronous fake.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredSemaphore
-from twisted.internet.threads import deferToThread
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from twisted_chat.storage.history import _lower_priority
 
 T = TypeVar("T")
 
 # Hashes computed at once, whatever the load: a login storm queues here and
 # costs at most two threads (and 128 MiB), never the reactor's time.
 MAX_HASHES = 2
+# The nice value of the hashing threads (Linux gives each thread its own).
+HASH_NICE = 10
+
+
+class HashThreads:
+    """
+    Runs functions in L{MAX_HASHES} threads of their own, started on first
+    use and stopped when the reactor shuts down; each thread lowers its own
+    priority to L{HASH_NICE} before its first hash.
+    """
+
+    def __init__(self, reactor: Any = None, size: int = MAX_HASHES) -> None:
+        self._reactor = reactor
+        self._size = size
+        self._pool: ThreadPool | None = None
+        self._local = threading.local()
+
+    def _niced(self, f: Callable[..., T], *args: Any) -> T:
+        if not getattr(self._local, "niced", False):
+            self._local.niced = True
+            _lower_priority(HASH_NICE)
+        return f(*args)
+
+    def __call__(self, f: Callable[..., T], *args: Any) -> Deferred[T]:
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = self._reactor = global_reactor
+        if self._pool is None:
+            self._pool = ThreadPool(0, self._size, name="argon2")
+            self._pool.start()
+            reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
+        return deferToThreadPool(reactor, self._pool, self._niced, f, *args)
 
 
 class Hasher(Protocol):
@@ -40,21 +81,22 @@ class Hasher(Protocol):
 class Argon2Hasher:
     """
     argon2id (C{argon2.PasswordHasher}, RFC 9106's parameters by default)
-    in threads of the reactor's pool, at most L{MAX_HASHES} at once.
+    in L{HashThreads}, at most L{MAX_HASHES} at once (the rest wait in
+    line, in order).
 
     @param run: runs a function in a thread and answers with a Deferred
-        (C{deferToThread}; tests pass one that runs at once).
+        (default: a L{HashThreads}; tests pass one that runs at once).
     """
 
     def __init__(self, hasher: Any = None,
-                 run: Callable[..., Deferred[Any]] = deferToThread,
+                 run: Callable[..., Deferred[Any]] | None = None,
                  limit: int = MAX_HASHES) -> None:
         if hasher is None:
             from argon2 import PasswordHasher
 
             hasher = PasswordHasher()
         self._ph = hasher
-        self._run = run
+        self._run = run if run is not None else HashThreads(size=limit)
         self._lock = DeferredSemaphore(limit)
         self._dummy: str | None = None
 

@@ -476,6 +476,10 @@ class ChatSession:
         if not self._paused:
             self._paused = True
             self._front.pause_input()
+        # The login deadline is for clients that do not answer: it stops
+        # while the server's own check (a queued password hash) runs, and
+        # starts again when the answer comes.
+        self._ctx.deadlines.discard(self)
         return caller
 
     def _answer(self, result: Any) -> Any:
@@ -487,6 +491,8 @@ class ChatSession:
         caller, self._waiting = self._waiting, None
         if caller is None:
             return result
+        if self._state == LOGIN:
+            self._ctx.deadlines.touch(self)
         if isinstance(result, Failure):
             caller.errback(result)
         else:
