@@ -283,18 +283,21 @@ class DialogueTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
 
     def test_wrong_passwords_lock_the_address_out(self) -> None:
+        """A connection open before the lockout is refused at its password."""
+        early, early_transport = self.world.connect()
         self.world.add("bob", "password1")
         self.world.add("carol", "password1")
         for name in (b"bob", b"carol", b"alice"):  # one wrong password for each account
             protocol, transport = self.world.connect()
             protocol.dataReceived(name + b"\r\nbad\r\n")
-        protocol, transport = self.world.connect()
-        lines(transport)
-        protocol.dataReceived(b"alice\r\ncorrect horse\r\n")
-        out = lines(transport)
+        lines(early_transport)
+        early.dataReceived(b"alice\r\ncorrect horse\r\n")
+        out = lines(early_transport)
+        self.assertEqual(out[0], "Password:")
         self.assertTrue(out[-1].startswith("ERROR too many wrong passwords from your address"),
                         out)
-        self.assertTrue(transport.disconnecting)
+        self.assertTrue(early_transport.disconnecting)
+        self.assertNotIn("alice", self.world.server.members)
 
     def test_account_throttle_from_anywhere(self) -> None:
         self.world.add("bob", "password1")
@@ -634,4 +637,20 @@ class QueuedHashTests(SynchronousTestCase):
         self.assertFalse(transport.disconnecting)
         self.world.clock.advance(self.world.config.login_timeout + 1)
         self.assertIn("ERROR login timed out", lines(transport))
+        self.assertTrue(transport.disconnecting)
+
+
+class OpenServerLockoutTests(SynchronousTestCase):
+    """On a server without a passcode, wrong passwords lock the address out at connect too."""
+
+    def test_refused_at_connect(self) -> None:
+        world = AccountWorld()
+        for name in ("a1", "a2", "a3"):
+            world.add(name, "password1")
+            protocol, transport = world.connect()
+            protocol.dataReceived(name.encode() + b"\r\nwrong one\r\n")
+        protocol, transport = world.connect()
+        out = lines(transport)
+        self.assertTrue(out[-1].startswith("ERROR too many wrong passwords from your address"),
+                        out)
         self.assertTrue(transport.disconnecting)

@@ -521,6 +521,7 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
     accounts = open_accounts(config.db)
     if isinstance(accounts, SQLiteAccounts):
         accounts.check()  # refused now, with one line; reopened on first use (in the daemon)
+        reactor.addSystemEventTrigger("after", "shutdown", accounts.close)
     hasher = Argon2Hasher()
     realm = ChatRealm(server, config.operators)
     gate: ICredentialsChecker

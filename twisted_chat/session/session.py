@@ -280,12 +280,11 @@ class ChatSession:
     def start(self) -> bool:
         """
         Begin: the login deadline starts.  An address locked out for wrong
-        passcodes is refused (told, and closed): C{False}.
+        passcodes or passwords is refused (told, and closed): C{False}.
         """
         self._ctx.deadlines.touch(self)
-        if self.needs_passcode:
-            return self._locked_out() is None
-        return True
+        # Wrong passwords lock an address out too, on an open server as well.
+        return self._locked_out("passcodes" if self.needs_passcode else "passwords") is None
 
     def _locked_out(self, what: str = "passcodes") -> LockedOut | None:
         """Refuse (told, closed) if this address guessed wrong too often lately."""

@@ -28,9 +28,12 @@ CREATE TABLE IF NOT EXISTS accounts (
 )
 """
 
-# How long a write waits for another process's (chat-admin's, the
-# server's) transaction, in seconds; each is one short statement.
+# How long a statement waits for another process's transaction, in seconds
+# (each is one short statement): chat-admin waits for the server ...
 BUSY_TIMEOUT = 5.0
+# ... and the server, which reads and writes accounts on the reactor thread,
+# waits less, then answers "try again later".
+SERVER_BUSY_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,4 +220,4 @@ def open_accounts(path: str) -> MemoryAccounts | SQLiteAccounts:
     """The account store of the C{--db} C{path} (C{:memory:}: in memory only)."""
     if path == ":memory:":
         return MemoryAccounts()
-    return SQLiteAccounts(path)
+    return SQLiteAccounts(path, busy_timeout=SERVER_BUSY_TIMEOUT)
