@@ -16,6 +16,7 @@ from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -26,7 +27,7 @@ from twisted_chat.client.protocol import ClientError
 from twisted_chat.config import ChatConfig
 from twisted_chat.domain.server import ChatServer
 from twisted_chat.errors import PasswordRequired
-from twisted_chat.frontends.line.protocol import ChatLineFactory
+from twisted_chat.frontends.line.protocol import ChatLineFactory, ChatLineProtocol
 from twisted_chat.frontends.web.site import ChatWebFactory
 from twisted_chat.interfaces import IVisitor
 from twisted_chat.limits import RecentCount
@@ -654,3 +655,43 @@ class OpenServerLockoutTests(SynchronousTestCase):
         self.assertTrue(out[-1].startswith("ERROR too many wrong passwords from your address"),
                         out)
         self.assertTrue(transport.disconnecting)
+
+
+class OperatorTests(SynchronousTestCase):
+    """/addaccount: an operator creates accounts, also with --registration closed."""
+
+    def setUp(self) -> None:
+        self.world = AccountWorld(registration="closed", operators=("root1",))
+        self.world.add("root1", "password1")  # an operator by --operator
+        self.world.add("oper2", "password2", operator=True)  # by the account's flag
+
+    def log_in(self, name: str, password: str) -> tuple[ChatLineProtocol, StringTransport]:
+        protocol, transport = self.world.connect()
+        protocol.dataReceived(b"%s\r\n%s\r\n" % (name.encode(), password.encode()))
+        self.assertIn("Welcome, %s!" % name, " ".join(lines(transport)))
+        return protocol, transport
+
+    def test_operator_creates_an_account(self) -> None:
+        for name, password, new in (("root1", "password1", "carol"),
+                                    ("oper2", "password2", "dave")):
+            protocol, transport = self.log_in(name, password)
+            self.assertTrue(protocol.session.operator)
+            protocol.dataReceived(b"/addaccount %s correct horse\r\n" % new.encode())
+            self.assertEqual(lines(transport), ["created the account %s" % new])
+            account = self.world.accounts.get(new)
+            assert account is not None
+            self.assertEqual(account.hash, "fake1$correct horse")
+        protocol.dataReceived(b"/addaccount carol password9\r\n")
+        self.assertEqual(lines(transport), ["ERROR carol is registered already"])
+        protocol.dataReceived(b"/addaccount no!name password9\r\n")
+        self.assertEqual(lines(transport), [
+            "ERROR a name is 1-20 characters: ASCII letters, digits, _ - ."])
+
+    def test_others_may_not(self) -> None:
+        self.world.add("eve", "password3")
+        for protocol, transport in (self.world.login("guest"), self.log_in("eve", "password3")):
+            self.assertFalse(protocol.session.operator)
+            protocol.dataReceived(b"/addaccount mallory password9\r\n")
+            self.assertEqual(lines(transport)[-1],
+                             "ERROR /addaccount is not for you (operator only)")
+        self.assertIsNone(self.world.accounts.get("mallory"))

@@ -109,6 +109,13 @@ def _password(rest: str, typed: str) -> Command:
     return Command("password", old, new)
 
 
+def _addaccount(rest: str, typed: str) -> Command:
+    name, password = split(rest)
+    if not name or not password:
+        raise BadUsage("usage: /addaccount <name> <password>")
+    return Command("addaccount", name, password)
+
+
 def _quit(rest: str, typed: str) -> Command:
     return Command("quit", rest)
 
@@ -184,6 +191,10 @@ def password(session: ChatSession, command: Command) -> None:
     session.change_password(command.arg, command.text)
 
 
+def addaccount(session: ChatSession, command: Command) -> None:
+    session.create_account(command.arg, command.text)
+
+
 def quit_(session: ChatSession, command: Command) -> None:
     session.front.send(Goodbye())
     session.quit(command.arg.strip())
@@ -212,6 +223,9 @@ BUILTIN = (
                 _register, register),
     CommandSpec("password", (), "/password <old> <new>", "change your account's password",
                 _password, password),
+    CommandSpec("addaccount", (), "/addaccount <name> <password>",
+                "create an account (server operators only)", _addaccount, addaccount,
+                who="operator"),
     CommandSpec("quit", (), "/quit [reason]", "leave the chat", _quit, quit_, limited=False),
     # Reached by plain text, the "\" escape and the shortcuts, not by a /word.
     CommandSpec("say", (), "", "", None, say),

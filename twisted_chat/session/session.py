@@ -62,7 +62,7 @@ from twisted_chat.storage.accounts import (
     MemoryAccounts,
     NoSuchAccount,
 )
-from twisted_chat.text import clean, visible
+from twisted_chat.text import check_name, clean, visible
 
 
 class Frontend(Participant, Protocol):
@@ -743,6 +743,32 @@ class ChatSession:
                     "%s is registered: from now on this name needs your password" % name))
             self.log.info("{name} registered from {peer}", name=name,
                           peer=self._front.describe_peer())
+            return account
+
+        d = self._ctx.hasher.hash(password).addCallback(store)
+        d.addErrback(self._account_failed)
+        return d
+
+    def create_account(self, name: str, password: str) -> Deferred[Account | None]:
+        """
+        C{/addaccount} (operators only, also with C{--registration closed}):
+        make an account C{name} with C{password}.  A mistake raises a
+        L{ChatError} at once; a name registered meanwhile is told.
+        """
+        check_name(name)
+        _check_password(password)
+        if self._ctx.accounts.get(name) is not None:
+            raise RegistrationRefused("%s is registered already" % name)
+
+        def store(hash: str) -> Account | None:
+            try:
+                account = self._ctx.accounts.add(name, hash)
+            except AccountExists:
+                self._tell(RegistrationRefused("%s is registered already" % name))
+                return None
+            self._front.send(Info("created the account %s" % name))
+            self.log.info("{operator} created the account {name}", operator=self.user.name,
+                          name=name)
             return account
 
         d = self._ctx.hasher.hash(password).addCallback(store)
