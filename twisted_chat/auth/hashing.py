@@ -114,13 +114,21 @@ class Argon2Hasher:
         except (VerificationError, InvalidHashError):
             return False
 
+    def _dummy_hash(self) -> str:
+        """The hash a name without an account is checked against (made once, in a thread)."""
+        if self._dummy is None:
+            self._dummy = self._ph.hash(secrets.token_urlsafe(16))
+        return self._dummy
+
+    def _real_verify(self, hash: str, password: str) -> bool:
+        self._dummy_hash()  # so the first login costs the same, whichever it is
+        return self._verify(hash, password)
+
     def verify(self, hash: str, password: str) -> Deferred[bool]:
-        return self._in_thread(self._verify, hash, password)
+        return self._in_thread(self._real_verify, hash, password)
 
     def _dummy_verify(self, password: str) -> bool:
-        if self._dummy is None:  # made once, in a thread, with today's parameters
-            self._dummy = self._ph.hash(secrets.token_urlsafe(16))
-        self._verify(self._dummy, password)
+        self._verify(self._dummy_hash(), password)
         return False
 
     def dummy_verify(self, password: str) -> Deferred[bool]:
