@@ -217,6 +217,16 @@ class Argon2HasherTests(SynchronousTestCase):
         stronger = Argon2Hasher(PasswordHasher(time_cost=2, memory_cost=8, parallelism=1))
         self.assertTrue(stronger.needs_rehash(hash))
 
+    def test_first_check_makes_the_dummy_hash(self) -> None:
+        """A known name's first verify pays for the dummy hash too: no first-login tell."""
+        hash = self.successResultOf(self.hasher.hash("correct horse"))
+        self.assertIsNone(self.hasher._dummy)
+        self.successResultOf(self.hasher.verify(hash, "correct horse"))
+        dummy = self.hasher._dummy
+        self.assertIsNotNone(dummy)
+        self.successResultOf(self.hasher.dummy_verify("x"))
+        self.assertIs(self.hasher._dummy, dummy)
+
     def test_at_most_two_at_once(self) -> None:
         pending: list[Deferred[object]] = []
 
