@@ -61,6 +61,9 @@ class AdminTests(SynchronousTestCase):
 
     def test_errors(self) -> None:
         self.assertRaisesRegex(AdminError, "does not exist", self.admin, "list")
+        self.assertRaisesRegex(AdminError, "a password is 8 to 128 characters", self.admin,
+                               "add", "bob", answers=("short", "short"))
+        self.assertFalse(os.path.exists(self.db))  # no stray file for a mistake
         self.admin("add", "alice", "--password-file", self.secret)
         for argv, answers, message in [
             (("add", "Alice", "--password-file", self.secret), (), "exists already"),

@@ -126,7 +126,8 @@ def _run(args: Any, store: SQLiteAccounts, out: TextIO,
             check_name(name)
         except ChatError as e:
             raise AdminError("cannot add %r: %s" % (name, e)) from None
-        if store.get(name) is not None:
+        # (a new file is made only once the password is good)
+        if os.path.exists(args.db) and store.get(name) is not None:
             raise AdminError("%s exists already (passwd changes its password)" % name)
         password = read_password(args.password_file, ask)
         try:
