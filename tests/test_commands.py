@@ -110,7 +110,7 @@ class RegistryTests(SynchronousTestCase):
         self.assertEqual(HELP, REGISTRY.help_lines())
         self.assertEqual(HELP[0], ("/help", "show this list"))
         self.assertEqual(HELP[-1], ("\\text", "send text literally, e.g. \\/join or \\:)"))
-        self.assertEqual(len(HELP), 14)
+        self.assertEqual(len(HELP), 17)  # 14 + /register, /password, /addaccount (issue 15)
 
     def test_every_typed_command_parses(self) -> None:
         """Each /name and alias of the registry is a command; say and time are not typed."""

@@ -136,7 +136,7 @@ class CountsTests(SynchronousTestCase):
         self.world.connect()
         self.assertEqual(self.counts.logins, {
             "ok": 2, "wrong_passcode": 3, "bad_name": 1, "name_taken": 1,
-            "locked_out": 1, "timed_out": 1})
+            "locked_out": 1, "timed_out": 1, "wrong_password": 0})
 
     def test_disconnects_by_reason(self) -> None:
         """Quit, a closed connection and the shutdown are each counted once, by reason."""

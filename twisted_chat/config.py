@@ -27,6 +27,10 @@ class ChatConfig:
         connection's output of a reactor turn with one direct C{send}
         (L{twisted_chat.frontends.line.fastwrite}); C{False} (env
         C{TWISTED_CHAT_DIRECT_SEND=0}) writes through C{transport.write} only.
+    @ivar registration: C{"open"} (anyone may C{/register}) or C{"closed"}
+        (only an operator or C{chat-admin} creates accounts).
+    @ivar guests: whether names without an account may log in.
+    @ivar operators: account names made server operators (C{--operator}).
     """
 
     ports: tuple[str, ...] = (DEFAULT_PORT,)
@@ -47,3 +51,6 @@ class ChatConfig:
     idle_timeout: float = 0.0
     metrics: str | None = None
     direct_send: bool = True
+    registration: str = "open"
+    guests: bool = True
+    operators: tuple[str, ...] = ()

@@ -184,3 +184,46 @@ def numeric(code: str) -> str:
 
 
 _NUMERICS: dict[str, str] | None = None
+
+
+# -- accounts -------------------------------------------------------------------
+
+
+class PasswordRequired(LoginRefused):
+    """
+    The name is a registered account and no password came with it: the
+    front end asks for one (telnet: C{Password:}; the browser's page: its
+    password field; IRC: C{433}).  Not told as an C{ERROR} by the session.
+    """
+
+    code, numeric, field = "password_required", "433", "password"
+
+
+class WrongPassword(LoginRefused):
+    """The password is wrong (or the name has no account): ask for the name again."""
+
+    code, numeric, field = "wrong_password", "464", "name"
+
+
+class AccountLocked(LoginRefused):
+    """The account had too many wrong passwords in the last minute, from anywhere."""
+
+    code, numeric, field = "account_locked", "464", "name"
+
+
+class AccountRequired(LoginRefused):
+    """C{--guests no}: only registered accounts may log in."""
+
+    code, numeric, field = "account_required", "433", "name"
+
+
+class RegistrationRefused(ChatError):
+    """C{/register} or C{/password} refused (closed, throttled, a bad password)."""
+
+    code = "registration_refused"
+
+
+class BadPassword(RegistrationRefused):
+    """A new password that is too short or too long."""
+
+    code, numeric = "bad_password", "461"

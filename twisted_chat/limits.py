@@ -303,3 +303,51 @@ class PasscodeLockout:
             if banned[host] > now:
                 break
             del banned[host]
+
+
+class RecentCount:
+    """
+    Counts events per key within the last C{window} seconds and says when
+    a key reached C{limit}: wrong passwords per account (3 a minute from
+    anywhere), registrations per address (3 an hour).
+
+    Keys are kept in the order of their latest event, so expiring is
+    popping from the front; at most C{max_tracked} keys (the oldest go
+    first).
+    """
+
+    MAX_TRACKED = 10_000
+
+    def __init__(self, clock: IReactorTime, limit: int, window: float,
+                 max_tracked: int = MAX_TRACKED) -> None:
+        self._clock = clock
+        self.limit = limit
+        self.window = window
+        self._max_tracked = max_tracked
+        self._events: OrderedDict[str, list[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        events = self._events
+        while events:  # forget keys whose latest event left the window
+            first = next(iter(events))
+            if now - events[first][-1] < self.window:
+                break
+            del events[first]
+        return [t for t in events.get(key, ()) if now - t < self.window]
+
+    def full(self, key: str) -> bool:
+        """Whether C{key} had C{limit} events within the window."""
+        return len(self._recent(key, self._clock.seconds())) >= self.limit
+
+    def add(self, key: str) -> None:
+        """Count one event of C{key}."""
+        now = self._clock.seconds()
+        recent = self._recent(key, now)
+        recent.append(now)
+        self._events.pop(key, None)
+        self._events[key] = recent[-self.limit:]
+        if len(self._events) > self._max_tracked:
+            self._events.popitem(last=False)

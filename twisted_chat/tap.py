@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from twisted.application.service import IService
-from twisted.cred.checkers import AllowAnonymousAccess
+from twisted.cred.checkers import AllowAnonymousAccess, ICredentialsChecker
 from twisted.cred.portal import Portal
 from twisted.internet.endpoints import _parse as parse_endpoint
 from twisted.internet.endpoints import serverFromString
@@ -23,19 +23,25 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from twisted_chat import __version__
-from twisted_chat.auth.cred import ChatRealm, PasscodeChecker
+from twisted_chat.auth.cred import AccountChecker, ChatRealm, PasscodeChecker
+from twisted_chat.auth.hashing import Argon2Hasher
 from twisted_chat.commands import MAX_HISTORY
 from twisted_chat.config import DEFAULT_PORT, ChatConfig
 from twisted_chat.domain.server import ChatServer
 from twisted_chat.frontends.line.protocol import ChatLineFactory
 from twisted_chat.frontends.web.site import build_site, normalize_origin
 from twisted_chat.interfaces import History
+from twisted_chat.limits import RecentCount
 from twisted_chat.metrics.observer import NULL_OBSERVER
 from twisted_chat.service import ChatService, Listener
 from twisted_chat.session.session import SessionContext
+from twisted_chat.storage.accounts import AccountError, SQLiteAccounts, open_accounts
 from twisted_chat.storage.history import HistoryError, MemoryHistory, SQLiteHistory
 
 log = Logger(namespace="twisted_chat.tap")
+
+# Wrong passwords an account takes a minute, from anywhere (SPEC 7).
+ACCOUNT_ATTEMPTS = 3
 
 
 def endpoint_description(text: str) -> str:
@@ -175,6 +181,16 @@ def _bounded(
     return coerce
 
 
+def _choice(option: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    def coerce(text: str) -> str:
+        if text not in choices:
+            raise ValueError("--%s takes %s, not %r" % (option, " or ".join(choices), text))
+        return text
+
+    coerce.coerceDoc = ""  # type: ignore[attr-defined]
+    return coerce
+
+
 class Options(usage.Options):
     """Options for C{twistd chat}."""
 
@@ -190,7 +206,14 @@ class Options(usage.Options):
          "The shared secret every session must give (visible in ps: prefer --passcode-file)."],
         ["passcode-file", None, None,
          "Read the passcode from this file (one trailing newline is stripped)."],
-        ["db", None, "chat.db", "SQLite file for room history; :memory: keeps nothing."],
+        ["db", None, "chat.db",
+         "SQLite file for room history and accounts; :memory: keeps nothing."],
+        ["registration", None, "open",
+         ("Who creates accounts: open (anyone, with /register) or closed (an operator or "
+          "chat-admin only)."), _choice("registration", ("open", "closed"))],
+        ["guests", None, "yes",
+         "Whether names without an account may log in: yes, or no (registered accounts only).",
+         _choice("guests", ("yes", "no"))],
         ["web", None, None,
          ("Serve the browser client (page at /, WebSocket at /ws) here: a port number or "
           "a Twisted endpoint description (tcp:8081, ssl:8443:privateKey=key.pem). [default: off]"),
@@ -227,9 +250,10 @@ class Options(usage.Options):
 
     # Options given more than once; in a config file, lists.  A command line
     # that gives one replaces the file's whole list.
-    REPEATABLE = frozenset({"port", "limit-exempt", "web-origin"})
+    REPEATABLE = frozenset({"port", "limit-exempt", "web-origin", "operator"})
     # What the command line's option of each repeatable one fills.
-    _LISTS = {"port": "ports", "limit-exempt": "limit-exempt", "web-origin": "web-origins"}
+    _LISTS = {"port": "ports", "limit-exempt": "limit-exempt", "web-origin": "web-origins",
+              "operator": "operators"}
     # A command line giving either replaces both of the file's.
     _EXCLUSIVE = frozenset({"passcode", "passcode-file"})
     _probing = False  # a parse only to see what the command line gives
@@ -239,6 +263,7 @@ class Options(usage.Options):
         self["ports"] = []
         self["limit-exempt"] = []
         self["web-origins"] = []
+        self["operators"] = []
 
     def opt_port(self, description: str) -> None:
         self["ports"].append(endpoint_description(description))
@@ -258,6 +283,14 @@ class Options(usage.Options):
         "An address not held to --max-per-ip (e.g. 127.0.0.1 behind a proxy); "
         "may be given more than once. [default: none; loopback is held to the limit "
         "like any address unless given here]"
+    )
+
+    def opt_operator(self, name: str) -> None:
+        self["operators"].append(name)
+
+    opt_operator.__doc__ = (
+        "An account name made a server operator (as chat-admin op NAME does); "
+        "may be given more than once. [default: none]"
     )
 
     def opt_version(self) -> NoReturn:
@@ -458,6 +491,9 @@ def config_from_options(options: Options) -> ChatConfig:
         web_origins=tuple(options["web-origins"]),
         metrics=options["metrics"],
         direct_send=os.environ.get("TWISTED_CHAT_DIRECT_SEND", "1") != "0",
+        registration=options["registration"],
+        guests=options["guests"] == "yes",
+        operators=tuple(options["operators"]),
     )
 
 
@@ -485,13 +521,21 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
             history.observer = counts
     server = ChatServer(history, reactor, config.history,
                         observer=counts if counts is not None else NULL_OBSERVER)
-    realm = ChatRealm(server)
+    accounts = open_accounts(config.db)
+    if isinstance(accounts, SQLiteAccounts):
+        accounts.check()  # refused now, with one line; reopened on first use (in the daemon)
+        reactor.addSystemEventTrigger("after", "shutdown", accounts.close)
+    hasher = Argon2Hasher()
+    realm = ChatRealm(server, config.operators)
+    gate: ICredentialsChecker
     if config.passcode is None:
-        portal = Portal(realm, [AllowAnonymousAccess()])
+        gate = AllowAnonymousAccess()
         log.warn("no --passcode given: anyone who can connect can chat")
     else:
-        portal = Portal(realm, [PasscodeChecker(config.passcode)])
-    context = SessionContext.create(server, portal, config, reactor)
+        gate = PasscodeChecker(config.passcode)
+    throttle = RecentCount(reactor, ACCOUNT_ATTEMPTS, 60.0)
+    portal = Portal(realm, [gate, AccountChecker(accounts, hasher, throttle)])
+    context = SessionContext.create(server, portal, config, reactor, accounts, hasher)
     service = ChatService(context, history)
     factory = ChatLineFactory(context)
     for description in config.ports:
@@ -586,7 +630,7 @@ def makeService(options: Options) -> IService:
         config = dataclasses.replace(config, max_clients=max_clients)
     try:
         return build(config, reactor)
-    except HistoryError as e:
+    except (HistoryError, AccountError) as e:
         _fail(str(e))
     except ValueError as e:  # a malformed endpoint description
         _fail(str(e))

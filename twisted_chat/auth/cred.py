@@ -1,23 +1,32 @@
 """
-The passcode gate, in twisted.cred's terms: L{Passcode} credentials, a
-L{PasscodeChecker} that compares them in constant time, and a L{ChatRealm}
-whose L{Visitor} avatar claims a name and frees it on logout.
+The gate, in twisted.cred's terms: L{Passcode} credentials, a
+L{PasscodeChecker} that compares them in constant time, an
+L{AccountChecker} for registered names (C{IUsernamePassword}: argon2id
+hashes from the account store, on the same Portal), and a L{ChatRealm}
+whose L{Visitor} avatar knows its account (if any), claims a name and
+frees it on logout.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from twisted.cred.checkers import ANONYMOUS, ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_chat.auth.hashing import Hasher
 from twisted_chat.domain.server import ChatServer, Member
 from twisted_chat.interfaces import IPasscode, IVisitor, Participant
+from twisted_chat.limits import RecentCount
+from twisted_chat.storage.accounts import Account, AccountStore
 
 
 @implementer(IPasscode)
@@ -46,6 +55,68 @@ class PasscodeChecker:
         return fail(UnauthorizedLogin("wrong passcode"))
 
 
+class AccountThrottled(UnauthorizedLogin):
+    """The account had its wrong passwords for this minute: not even checked."""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+@implementer(ICredentialsChecker)
+class AccountChecker:
+    """
+    Checks a registered name's password (C{IUsernamePassword}) against the
+    hash in the account store, read at each login (no cache: an account
+    added or a password changed by C{chat-admin} counts at once).  The
+    avatar ID is the L{Account}.
+
+    A name without an account costs a dummy verify, so the time taken says
+    nothing about which names exist.  An account takes at most
+    C{throttle.limit} wrong passwords per C{throttle.window} from anywhere
+    (then L{AccountThrottled}, without checking).  A hash made with older
+    parameters is replaced after a successful login.
+    """
+
+    credentialInterfaces = (IUsernamePassword,)
+    log = Logger()
+
+    def __init__(self, store: AccountStore, hasher: Hasher, throttle: RecentCount) -> None:
+        self._store = store
+        self._hasher = hasher
+        self._throttle = throttle
+
+    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[Any]:
+        name = _text(credentials.username)
+        password = _text(credentials.password)
+        key = name.casefold()
+        if self._throttle.full(key):
+            return fail(AccountThrottled("too many wrong passwords for this account"))
+        account = self._store.get(name)
+        if account is None:
+            d = self._hasher.dummy_verify(password)
+        else:
+            d = self._hasher.verify(account.hash, password)
+        return d.addCallback(self._verified, account, key, password)
+
+    def _verified(self, ok: bool, account: Account | None, key: str,
+                  password: str) -> Any:
+        if not ok or account is None:
+            self._throttle.add(key)
+            return Failure(UnauthorizedLogin("wrong password"))
+        if self._hasher.needs_rehash(account.hash):
+            d = self._hasher.hash(password)
+            d.addCallback(lambda new: self._store.set_hash(account.name, new))
+            d.addCallbacks(
+                lambda _: self.log.info("rehashed the password of {name} (new parameters)",
+                                        name=account.name),
+                lambda f: self.log.failure("rehashing the password of {name} failed", f,
+                                           name=account.name))
+            d.addCallback(lambda _: account)
+            return d
+        return account
+
+
 @implementer(IVisitor)
 class Visitor(Member):
     """
@@ -54,11 +125,18 @@ class Visitor(Member):
     user costs one object, not two); its logout takes it offline.
     """
 
-    __slots__ = ("_server",)
+    __slots__ = ("_server", "account", "operator")
 
-    def __init__(self, server: ChatServer, participant: Participant) -> None:
+    def __init__(self, server: ChatServer, participant: Participant,
+                 account: Account | None = None, operator: bool = False) -> None:
+        """
+        @param account: the account it logged in as (C{None}: a guest).
+        @param operator: whether it is a server operator.
+        """
         super().__init__(participant)
         self._server = server
+        self.account = account
+        self.operator = operator
 
     @property
     def member(self) -> Member | None:
@@ -82,10 +160,16 @@ class Visitor(Member):
 
 @implementer(IRealm)
 class ChatRealm:
-    """Makes a L{Visitor} for each session that passes the gate."""
+    """
+    Makes a L{Visitor} for each session that passes the gate: a guest for
+    the passcode (or anonymous) gate, one that knows its L{Account} (and
+    whether it is an operator: the account's flag or C{--operator}) for
+    the account checker.
+    """
 
-    def __init__(self, server: ChatServer) -> None:
+    def __init__(self, server: ChatServer, operators: Iterable[str] = ()) -> None:
         self._server = server
+        self._operators = frozenset(name.casefold() for name in operators)
 
     def requestAvatar(
         self, avatarId: Any, mind: object, *interfaces: Any
@@ -94,5 +178,8 @@ class ChatRealm:
             raise NotImplementedError(interfaces)
         # IRealm types the mind as object; ours is always the session's
         # front end, passed to portal.login by ChatSession.
-        visitor = Visitor(self._server, cast(Participant, mind))
+        account = avatarId if isinstance(avatarId, Account) else None
+        operator = account is not None and (
+            account.operator or account.name.casefold() in self._operators)
+        visitor = Visitor(self._server, cast(Participant, mind), account, operator)
         return IVisitor, visitor, visitor.logout

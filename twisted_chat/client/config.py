@@ -23,6 +23,7 @@ class ClientConfig:
     port: int = 8080
     name: str | None = None
     passcode: str | None = None
+    password: str | None = None
     tls: bool = False
     ca: str | None = None
     plain: bool = False
@@ -49,12 +50,37 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="read the passcode from this file (one trailing newline is stripped)",
     )
+    parser.add_argument(
+        "--password", help="your account's password (visible in ps; see --password-file)"
+    )
+    parser.add_argument(
+        "--password-file",
+        metavar="PATH",
+        help="read your account's password from this file (one trailing newline is stripped)",
+    )
     parser.add_argument("--tls", action="store_true", help="connect with TLS")
     parser.add_argument("--ca", metavar="FILE", help="trust this PEM certificate (with --tls)")
     parser.add_argument(
         "--plain", action="store_true", help="line mode even on a terminal (no full-screen UI)"
     )
     return parser
+
+
+def _secret(what: str, given: str | None, path: str | None) -> str | None:
+    """C{--what}, or C{--what-file}'s text without one trailing newline."""
+    if given is not None and path is not None:
+        raise UsageError("use --%s or --%s-file, not both" % (what, what))
+    if path is None:
+        return given
+    try:
+        secret = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError("cannot read %s file: %s" % (what, error)) from None
+    if secret.endswith("\r\n"):
+        return secret[:-2]
+    if secret.endswith("\n"):
+        return secret[:-1]
+    return secret
 
 
 def parse_args(argv: Sequence[str]) -> ClientConfig:
@@ -65,18 +91,8 @@ def parse_args(argv: Sequence[str]) -> ClientConfig:
     @raise SystemExit: from argparse itself (bad syntax, C{--help}).
     """
     args = _parser().parse_args(list(argv))
-    if args.passcode is not None and args.passcode_file is not None:
-        raise UsageError("use --passcode or --passcode-file, not both")
-    passcode = args.passcode
-    if args.passcode_file is not None:
-        try:
-            passcode = Path(args.passcode_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise UsageError("cannot read passcode file: %s" % (error,)) from None
-        if passcode.endswith("\r\n"):
-            passcode = passcode[:-2]
-        elif passcode.endswith("\n"):
-            passcode = passcode[:-1]
+    passcode = _secret("passcode", args.passcode, args.passcode_file)
+    password = _secret("password", args.password, args.password_file)
     if not 0 < args.port < 65536:
         raise UsageError("--port must be between 1 and 65535")
     if args.ca is not None and not args.tls:
@@ -93,6 +109,7 @@ def parse_args(argv: Sequence[str]) -> ClientConfig:
         port=args.port,
         name=args.name,
         passcode=passcode,
+        password=password,
         tls=args.tls,
         ca=args.ca,
         plain=args.plain,

@@ -34,7 +34,8 @@ default flood limit (5 a second, burst 10), so piped input is not dropped.
 
 _PASSCODE = "passcode"
 _NAME = "name"
-_PROMPTS = {"Passcode:": _PASSCODE, "Username:": _NAME}
+_PASSWORD = "password"
+_PROMPTS = {"Passcode:": _PASSCODE, "Username:": _NAME, "Password:": _PASSWORD}
 
 
 class ClientError(Exception):
@@ -93,7 +94,7 @@ class ChatClientProtocol(LineReceiver):
     """
     The client side of the line protocol of SPEC section 2.
 
-    Login: answers C{Passcode:} and C{Username:} from L{ClientConfig}, or asks
+    Login: answers C{Passcode:}, C{Username:} and C{Password:} from L{ClientConfig}, or asks
     the interface (interactive) or uses the next input line (plain).  A
     passcode given as an option that the server refuses ends the client; so
     does any refusal in plain mode.  Interactively a refused name, or a typed
@@ -138,7 +139,7 @@ class ChatClientProtocol(LineReceiver):
         self._quit_timeout = quit_timeout
         self._state = "connecting"
         self._queue: deque[str] = deque()
-        self._attempts = {_PASSCODE: 0, _NAME: 0}
+        self._attempts = {_PASSCODE: 0, _NAME: 0, _PASSWORD: 0}
         self._awaiting: str | None = None  # plain mode: which answer the next input is
         self._asking: Deferred[str] | None = None
         self._last_error: str | None = None
@@ -285,7 +286,8 @@ class ChatClientProtocol(LineReceiver):
     def _prompted(self, kind: str, prompt: str) -> None:
         attempt = self._attempts[kind]
         self._attempts[kind] += 1
-        given = self._config.passcode if kind == _PASSCODE else self._config.name
+        given = {_PASSCODE: self._config.passcode, _NAME: self._config.name,
+                 _PASSWORD: self._config.password}[kind]
         if attempt == 0 and given is not None:
             self._answer(kind, "option", given)
             return
@@ -294,7 +296,7 @@ class ChatClientProtocol(LineReceiver):
             return
         self._prompt_kind = kind
         if self.ui.interactive:
-            self._asking = self.ui.ask(prompt, kind == _PASSCODE)
+            self._asking = self.ui.ask(prompt, kind in (_PASSCODE, _PASSWORD))
             self._asking.addCallbacks(self._asked, self._ask_failed)
         else:
             self.ui.show(prompt)

@@ -96,6 +96,26 @@ def _me(rest: str, typed: str) -> Command:
     return Command("me", rest)
 
 
+def _register(rest: str, typed: str) -> Command:
+    if not rest:
+        raise BadUsage("usage: /register <password> (8 to 128 characters)")
+    return Command("register", rest)
+
+
+def _password(rest: str, typed: str) -> Command:
+    old, new = split(rest)
+    if not old or not new:
+        raise BadUsage("usage: /password <old> <new>")
+    return Command("password", old, new)
+
+
+def _addaccount(rest: str, typed: str) -> Command:
+    name, password = split(rest)
+    if not name or not password:
+        raise BadUsage("usage: /addaccount <name> <password>")
+    return Command("addaccount", name, password)
+
+
 def _quit(rest: str, typed: str) -> Command:
     return Command("quit", rest)
 
@@ -163,6 +183,18 @@ def help_(session: ChatSession, command: Command) -> None:
     session.front.send(Help(session.commands.help_lines()))
 
 
+def register(session: ChatSession, command: Command) -> None:
+    session.register(command.arg)
+
+
+def password(session: ChatSession, command: Command) -> None:
+    session.change_password(command.arg, command.text)
+
+
+def addaccount(session: ChatSession, command: Command) -> None:
+    session.create_account(command.arg, command.text)
+
+
 def quit_(session: ChatSession, command: Command) -> None:
     session.front.send(Goodbye())
     session.quit(command.arg.strip())
@@ -186,6 +218,14 @@ BUILTIN = (
     CommandSpec("search", (), "/search <words>",
                 "the newest %d messages of your room with all the words" % SEARCH_LIMIT,
                 _search, search),
+    CommandSpec("register", (), "/register <password>",
+                "make your name an account (a password of 8 to 128 characters)",
+                _register, register),
+    CommandSpec("password", (), "/password <old> <new>", "change your account's password",
+                _password, password),
+    CommandSpec("addaccount", (), "/addaccount <name> <password>",
+                "create an account (server operators only)", _addaccount, addaccount,
+                who="operator"),
     CommandSpec("quit", (), "/quit [reason]", "leave the chat", _quit, quit_, limited=False),
     # Reached by plain text, the "\" escape and the shortcuts, not by a /word.
     CommandSpec("say", (), "", "", None, say),

@@ -31,7 +31,7 @@ class ChatObserver(Protocol):
 
     def login(self, result: str) -> None:
         """
-        A login step ended: C{ok}, C{wrong_passcode}, C{bad_name},
+        A login step ended: C{ok}, C{wrong_passcode}, C{wrong_password}, C{bad_name},
         C{name_taken}, C{locked_out} or C{timed_out}.
         """
 
@@ -92,7 +92,8 @@ NULL_OBSERVER = NullObserver()
 # The label values each count starts with (shown as 0 before anything happens,
 # so a rate() over them is defined from the first scrape).
 FRONTENDS = ("line", "web")
-LOGIN_RESULTS = ("ok", "wrong_passcode", "bad_name", "name_taken", "locked_out", "timed_out")
+LOGIN_RESULTS = ("ok", "wrong_passcode", "bad_name", "name_taken", "locked_out", "timed_out",
+                 "wrong_password")
 DISCONNECT_REASONS = ("quit", "closed", "idle_timeout", "shutdown")
 MESSAGE_KINDS = ("message", "action", "private")
 DELIVERY_KINDS = ("message", "notice", "private", "other")

@@ -163,8 +163,8 @@ class ChatCollector(Collector):
                                 "Connections that have not finished logging in.",
                                 value=len(self._logging_in))
         yield _labelled(CounterMetricFamily, "chat_logins",
-                        "Login steps by result (ok, wrong_passcode, bad_name, name_taken,"
-                        " locked_out, timed_out).", "result", counts.logins)
+                        "Login steps by result (ok, wrong_passcode, wrong_password, bad_name,"
+                        " name_taken, locked_out, timed_out).", "result", counts.logins)
         yield _labelled(CounterMetricFamily, "chat_disconnects",
                         "Members gone offline, by reason (quit, closed, idle_timeout,"
                         " shutdown).", "reason", counts.disconnects)

@@ -1,6 +1,7 @@
 """
-The line front end's login dialogue: C{Passcode:} and C{Username:} prompts
-over the session's typed calls, then every line to L{ChatSession.text}.
+The line front end's login dialogue: C{Passcode:}, C{Username:} and (for a
+registered name) C{Password:} prompts over the session's typed calls, then
+every line to L{ChatSession.text}.
 Only the line (telnet) front end uses it; the browser and IRC call the
 session directly.
 """
@@ -24,7 +25,7 @@ HTTP_REQUEST = re.compile(
     r"(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PRI) \S+ HTTP/\d(?:\.\d)?\Z")
 
 # Dialogue states.
-PASSCODE, NAME, WAITING, CHAT, CLOSED = range(5)
+PASSCODE, NAME, WAITING, CHAT, CLOSED, PASSWORD = range(6)
 
 
 class LineDialogue:
@@ -39,7 +40,7 @@ class LineDialogue:
     L{ChatSession.text} itself (an idle connection then keeps no dialogue).
     """
 
-    __slots__ = ("_session", "_front", "_listening", "_state", "_first")
+    __slots__ = ("_session", "_front", "_listening", "_state", "_first", "_name")
     log = Logger()
 
     def __init__(self, session: ChatSession, front: Frontend,
@@ -53,6 +54,7 @@ class LineDialogue:
         self._listening = listening if listening is not None else {}
         self._state = PASSCODE
         self._first = True
+        self._name = ""  # the registered name whose password is asked
 
     def start(self) -> None:
         """Start the session and send the first prompt (after the greeting)."""
@@ -84,7 +86,12 @@ class LineDialogue:
             d.addCallbacks(self._authenticated, self._refused)
         elif state == NAME:
             self._state = WAITING
+            self._name = line
             d = self._session.log_in(None, line)
+            d.addCallbacks(self._claimed, self._refused)
+        elif state == PASSWORD:
+            self._state = WAITING
+            d = self._session.log_in(None, self._name, password=line)
             d.addCallbacks(self._claimed, self._refused)
         # WAITING cannot get here (the session holds input while it checks);
         # CLOSED drops lines.
@@ -106,6 +113,8 @@ class LineDialogue:
             self._state = CLOSED
         elif cast(ChatError, failure.value).field == "passcode":
             self._ask(PASSCODE, "passcode")
+        elif cast(ChatError, failure.value).field == "password":
+            self._ask(PASSWORD, "password")
         else:
             self._ask(NAME, "username")
 

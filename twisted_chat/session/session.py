@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from twisted.cred.credentials import Anonymous, ICredentials
+from twisted.cred.credentials import Anonymous, ICredentials, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, fail, succeed
@@ -22,14 +22,18 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from twisted_chat.auth.cred import Passcode, Visitor
+from twisted_chat.auth.cred import AccountThrottled, Passcode, Visitor
+from twisted_chat.auth.hashing import Argon2Hasher, Hasher
 from twisted_chat.commands import REGISTRY, Command, CommandRegistry
 from twisted_chat.commands.parse import parse
 from twisted_chat.config import ChatConfig
 from twisted_chat.domain.events import Error, Info, Welcome
 from twisted_chat.domain.server import LOBBY, ChatServer, Member
 from twisted_chat.errors import (
+    AccountLocked,
+    AccountRequired,
     AlreadyLoggedIn,
+    BadPassword,
     ChatError,
     Flooding,
     LockedOut,
@@ -37,17 +41,28 @@ from twisted_chat.errors import (
     LoginFailed,
     LoginRefused,
     NotLoggedIn,
+    PasswordRequired,
+    RegistrationRefused,
     ServerFailure,
     TimedOut,
     TooManyAttempts,
     TooManyBadNames,
     UnknownCommand,
     WrongPasscode,
+    WrongPassword,
 )
 from twisted_chat.interfaces import IPasscode, IVisitor, Participant
-from twisted_chat.limits import ConnectionLimits, Deadlines, PasscodeLockout
+from twisted_chat.limits import ConnectionLimits, Deadlines, PasscodeLockout, RecentCount
 from twisted_chat.ratelimit import TokenBucket
-from twisted_chat.text import clean, visible
+from twisted_chat.storage.accounts import (
+    Account,
+    AccountError,
+    AccountExists,
+    AccountStore,
+    MemoryAccounts,
+    NoSuchAccount,
+)
+from twisted_chat.text import check_name, clean, visible
 
 
 class Frontend(Participant, Protocol):
@@ -75,6 +90,9 @@ class SessionContext:
     @ivar idle: logged-in sessions, closed after the idle timeout (C{None}: off).
     @ivar listening: where the listeners listen, by kind (C{"web"}: the
         browser page's C{http://host:port/}), filled in as they start.
+    @ivar accounts: the registered accounts (read through at each login).
+    @ivar hasher: hashes new passwords (C{/register}, C{/password}).
+    @ivar registrations: registrations per address (3 an hour).
     """
 
     server: ChatServer
@@ -87,12 +105,20 @@ class SessionContext:
     idle: Deadlines[ChatSession] | None = None
     listening: dict[str, str] = field(default_factory=dict)
     commands: CommandRegistry = REGISTRY
+    accounts: AccountStore = field(default_factory=MemoryAccounts)
+    hasher: Hasher = field(default_factory=Argon2Hasher)
+    registrations: RecentCount | None = None
 
     @classmethod
     def create(
-        cls, server: ChatServer, portal: Portal, config: ChatConfig, clock: IReactorTime
+        cls, server: ChatServer, portal: Portal, config: ChatConfig, clock: IReactorTime,
+        accounts: AccountStore | None = None, hasher: Hasher | None = None,
     ) -> SessionContext:
-        """The context for C{config}'s limits and timeouts."""
+        """
+        The context for C{config}'s limits and timeouts.  C{accounts} and
+        C{hasher} must be those of the portal's L{AccountChecker}, if any
+        (default: accounts in memory, argon2id).
+        """
         idle = None
         if config.idle_timeout > 0:
             idle = Deadlines(clock, config.idle_timeout, ChatSession.idle_timed_out)
@@ -106,6 +132,9 @@ class SessionContext:
             limits=ConnectionLimits(clock, config.max_clients, config.max_per_ip,
                                     frozenset(config.limit_exempt)),
             idle=idle,
+            accounts=accounts if accounts is not None else MemoryAccounts(),
+            hasher=hasher if hasher is not None else Argon2Hasher(),
+            registrations=RecentCount(clock, REGISTRATIONS_PER_HOUR, 3600.0),
         )
 
     @property
@@ -127,6 +156,13 @@ _LOGGED_OUT = _LoggedOut()
 
 # Session states.
 LOGIN, CHAT, CLOSED = range(3)
+
+# Wrong passwords one connection may send before it is closed (SPEC 7).
+MAX_BAD_PASSWORDS = 3
+# Registrations one address may make in an hour.
+REGISTRATIONS_PER_HOUR = 3
+# The length of a password, in characters.
+PASSWORD_LENGTH = (8, 128)
 
 # Bad names one connection may try before it is closed: each draws a reply,
 # so without a bound a pipelined list of names makes the server write more
@@ -154,7 +190,7 @@ class ChatSession:
     """
 
     __slots__ = ("_ctx", "_front", "_state", "_visitor", "_bad_passcodes", "_bad_names",
-                 "_bucket", "_waiting", "_paused", "dropped")
+                 "_bucket", "_waiting", "_paused", "dropped", "_signed_in", "_bad_passwords")
     log = Logger()
 
     def __init__(self, context: SessionContext, front: Frontend) -> None:
@@ -164,6 +200,8 @@ class ChatSession:
         self._visitor: Visitor | _LoggedOut | None = None
         self._bad_passcodes = 0
         self._bad_names = 0
+        self._bad_passwords = 0
+        self._signed_in: Visitor | None = None  # an account's avatar, before its claim
         self._bucket: TokenBucket | None = None
         self._waiting: Deferred[Any] | None = None  # the caller's, while a check runs
         self._paused = False  # whether we hold the front end's input
@@ -219,8 +257,22 @@ class ChatSession:
         """Whether the session is over."""
         return self._state == CLOSED
 
+    @property
+    def account(self) -> Account | None:
+        """The account the user logged in as (C{None}: a guest, or not logged in)."""
+        visitor = self._visitor
+        return visitor.account if isinstance(visitor, Visitor) else None
+
+    @property
+    def operator(self) -> bool:
+        """Whether the user is a server operator (an account with the flag)."""
+        visitor = self._visitor
+        return isinstance(visitor, Visitor) and visitor.operator
+
     def may(self, who: str) -> bool:
         """Whether the user is among C{who} (a L{CommandSpec}'s C{who})."""
+        if who == "operator":
+            return self.operator
         return who == "everyone"
 
     # -- login ----------------------------------------------------------------
@@ -228,21 +280,20 @@ class ChatSession:
     def start(self) -> bool:
         """
         Begin: the login deadline starts.  An address locked out for wrong
-        passcodes is refused (told, and closed): C{False}.
+        passcodes or passwords is refused (told, and closed): C{False}.
         """
         self._ctx.deadlines.touch(self)
-        if self.needs_passcode:
-            return self._locked_out() is None
-        return True
+        # Wrong passwords lock an address out too, on an open server as well.
+        return self._locked_out("passcodes" if self.needs_passcode else "passwords") is None
 
-    def _locked_out(self) -> LockedOut | None:
+    def _locked_out(self, what: str = "passcodes") -> LockedOut | None:
         """Refuse (told, closed) if this address guessed wrong too often lately."""
         left = self._ctx.lockout.remaining(self._front.peer_host())
         if not left:
             return None
         self._ctx.server.observer.login("locked_out")
         error = LockedOut(
-            "too many wrong passcodes from your address; try again in %d s" % (left + 0.999))
+            "too many wrong %s from your address; try again in %d s" % (what, left + 0.999))
         self._tell(error)
         self.close()
         return error
@@ -273,39 +324,124 @@ class ChatSession:
         d.addErrback(self._bug)
         return self._wait(d)
 
-    def claim(self, name: str, room: str | None = LOBBY) -> Deferred[Member]:
+    def claim(self, name: str, room: str | None = LOBBY,
+              password: str | None = None) -> Deferred[Member]:
         """
         Take C{name} (trimmed of surrounding spaces) through the realm's
         avatar, after L{authenticate}.  A bad or taken name is told and
         fails (L{BadName}, L{NameTaken}: C{field} C{"name"}); the
         L{MAX_BAD_NAMES}th closes (L{TooManyBadNames}).  On success the
         user is welcomed and joins C{room} (C{None}: none, for IRC).
+
+        A registered name needs its C{password} (else L{PasswordRequired},
+        C{field} C{"password"}, B{not} told: the front end asks), checked
+        by L{sign_in} first, unless L{sign_in} for that account succeeded
+        already (IRC's SASL).  C{--guests no}: a name without an account
+        is refused (L{AccountRequired}).
         """
+        if password is not None:
+            return self.sign_in(name, password).addCallback(
+                lambda account: self.claim(account.name, room))
         refused = self._refusal()
         if refused is not None:
             return refused
         visitor = self._visitor
         if not isinstance(visitor, Visitor):
             return fail(LoginRefused("authenticate before claiming a name"))
-        d = visitor.claim_name(name.strip())
-        d.addCallbacks(self._claimed, self._name_refused, callbackArgs=(room,))
+        name = name.strip()
+        signed = self._signed_in
+        if signed is not None and signed.account is not None \
+                and signed.account.name.casefold() == name.casefold():
+            visitor, name = signed, signed.account.name
+        else:
+            try:
+                account = self._ctx.accounts.get(name)
+            except AccountError:
+                self.log.failure("reading the accounts failed")
+                return fail(self._end_login(
+                    LoginFailed("the server failed to log you in; try again later")))
+            if account is not None:
+                return fail(PasswordRequired("%s is registered: give its password"
+                                             % account.name))
+            if not self._ctx.config.guests:
+                d: Deferred[Member] = fail(AccountRequired(
+                    "this server admits registered accounts only; log in with yours"))
+                d.addErrback(self._name_refused)
+                return d
+        d = visitor.claim_name(name)
+        d.addCallbacks(self._claimed, self._name_refused, callbackArgs=(room, visitor))
         d.addErrback(self._bug)
         return self._wait(d)
 
-    def log_in(self, passcode: bytes | None, name: str, room: str | None = LOBBY,
-               authenticated: Callable[[], object] | None = None) -> Deferred[Member]:
+    def sign_in(self, name: str, password: str) -> Deferred[Account]:
         """
-        L{authenticate} (unless done), then L{claim}: the browser's and
-        IRC's login.  C{authenticated} is called once the passcode passed,
-        before the claim (the browser sends its C{username} prompt there).
+        Check C{password} for the account C{name} through the portal
+        (L{twisted_chat.auth.cred.AccountChecker}), after L{authenticate};
+        a later L{claim} of that name needs no password (IRC's SASL PLAIN
+        calls this, then L{claim} with the nick).  Fires with the
+        L{Account}.  A wrong password is told (C{ERROR wrong password}),
+        counts toward the address's lockout and fails with
+        L{WrongPassword} (C{field} C{"name"}); the account's 4th wrong one
+        within a minute from anywhere fails with L{AccountLocked}; the
+        connection's L{MAX_BAD_PASSWORDS}th closes it (L{TooManyAttempts}).
+        """
+        refused = self._refusal()
+        if refused is not None:
+            return refused
+        if not isinstance(self._visitor, Visitor):
+            return fail(LoginRefused("authenticate before signing in"))
+        locked = self._locked_out("passwords")
+        if locked is not None:
+            return fail(locked)
+        credentials = UsernamePassword(name.strip().encode("utf-8", "surrogateescape"),
+                                       password.encode("utf-8", "surrogateescape"))
+        d = self._ctx.portal.login(credentials, self._front, IVisitor)
+        d.addCallbacks(self._signed, self._password_refused)
+        d.addErrback(self._bug)
+        return self._wait(d)
+
+    def _signed(self, result: tuple[Any, Visitor, Any]) -> Any:
+        _, visitor, _ = result
+        if self._state == CLOSED:
+            return None
+        self._signed_in = visitor
+        return self._answer(visitor.account)
+
+    def _password_refused(self, failure: Failure) -> Any:
+        failure.trap(UnauthorizedLogin)
+        if self._state == CLOSED:
+            return None
+        self._bad_passwords += 1
+        self._ctx.server.observer.login("wrong_password")
+        self._ctx.lockout.failed(self._front.peer_host())
+        self.log.warn("wrong password from {peer} (attempt {attempt})",
+                      peer=self._front.describe_peer(), attempt=self._bad_passwords)
+        if self._bad_passwords >= MAX_BAD_PASSWORDS:
+            return self._end_login(TooManyAttempts("too many attempts"))
+        error: LoginRefused
+        if failure.check(AccountThrottled):
+            error = AccountLocked("too many attempts for this account; wait a minute")
+        else:
+            error = WrongPassword("wrong password")
+        self._tell(error)
+        return self._answer(Failure(error))
+
+    def log_in(self, passcode: bytes | None, name: str, room: str | None = LOBBY,
+               authenticated: Callable[[], object] | None = None,
+               password: str | None = None) -> Deferred[Member]:
+        """
+        L{authenticate} (unless done), then L{claim} (with C{password} for
+        a registered name): the browser's and IRC's login.
+        C{authenticated} is called once the passcode passed, before the
+        claim (the browser sends its C{username} prompt there).
         """
         if self._visitor is not None and self._state == LOGIN:
-            return self.claim(name, room)
+            return self.claim(name, room, password)
 
         def then(_: None) -> Deferred[Member]:
             if authenticated is not None:
                 authenticated()
-            return self.claim(name, room)
+            return self.claim(name, room, password)
 
         return self.authenticate(passcode).addCallback(then)
 
@@ -339,6 +475,10 @@ class ChatSession:
         if not self._paused:
             self._paused = True
             self._front.pause_input()
+        # The login deadline is for clients that do not answer: it stops
+        # while the server's own check (a queued password hash) runs, and
+        # starts again when the answer comes.
+        self._ctx.deadlines.discard(self)
         return caller
 
     def _answer(self, result: Any) -> Any:
@@ -350,6 +490,8 @@ class ChatSession:
         caller, self._waiting = self._waiting, None
         if caller is None:
             return result
+        if self._state == LOGIN:
+            self._ctx.deadlines.touch(self)
         if isinstance(result, Failure):
             caller.errback(result)
         else:
@@ -410,7 +552,8 @@ class ChatSession:
         self._tell(cast(ChatError, failure.value))
         return self._answer(failure)
 
-    def _claimed(self, member: Member, room: str | None) -> Any:
+    def _claimed(self, member: Member, room: str | None, visitor: Visitor) -> Any:
+        self._visitor = visitor  # an account's avatar replaces the guest's
         if self._state == CLOSED:  # the connection went while we waited
             self._do_logout("disconnected")
             return None
@@ -559,6 +702,125 @@ class ChatSession:
             if echo:  # said on the user's behalf: show them what (no echo otherwise)
                 self._front.send(Info("You said: " + text))
 
+    # -- accounts ---------------------------------------------------------------
+
+    def register(self, password: str) -> Deferred[Account | None]:
+        """
+        C{/register}: make the user's name an account with C{password}
+        (hashed off the reactor thread).  A mistake raises a L{ChatError}
+        at once; a failure later (the name registered meanwhile) is told.
+        Fires with the account (C{None} if refused later).
+        """
+        visitor = cast(Visitor, self._visitor)
+        if visitor.account is not None:
+            raise RegistrationRefused("you are registered already (/password changes it)")
+        if self._ctx.config.registration != "open" and not visitor.operator:
+            raise RegistrationRefused(
+                "registration is closed on this server; an operator creates accounts")
+        _check_password(password)
+        host = self._front.peer_host()
+        registrations = self._ctx.registrations
+        if registrations is not None and registrations.full(host):
+            raise RegistrationRefused(
+                "too many registrations from your address; try again in an hour")
+        if self._ctx.accounts.get(visitor.name) is not None:
+            raise RegistrationRefused("%s is registered already" % visitor.name)
+        if registrations is not None:
+            registrations.add(host)
+        name = visitor.name
+
+        def store(hash: str) -> Account | None:
+            try:
+                account = self._ctx.accounts.add(name, hash)
+            except AccountExists:
+                self._tell(RegistrationRefused("%s is registered already" % name))
+                return None
+            if visitor.name == name:  # still logged in as that name
+                visitor.account = account
+                visitor.operator = account.operator or name.casefold() in {
+                    op.casefold() for op in self._ctx.config.operators}
+                self._front.send(Info(
+                    "%s is registered: from now on this name needs your password" % name))
+            self.log.info("{name} registered from {peer}", name=name,
+                          peer=self._front.describe_peer())
+            return account
+
+        d = self._ctx.hasher.hash(password).addCallback(store)
+        d.addErrback(self._account_failed)
+        return d
+
+    def create_account(self, name: str, password: str) -> Deferred[Account | None]:
+        """
+        C{/addaccount} (operators only, also with C{--registration closed}):
+        make an account C{name} with C{password}.  A mistake raises a
+        L{ChatError} at once; a name registered meanwhile is told.
+        """
+        check_name(name)
+        _check_password(password)
+        if self._ctx.accounts.get(name) is not None:
+            raise RegistrationRefused("%s is registered already" % name)
+
+        def store(hash: str) -> Account | None:
+            try:
+                account = self._ctx.accounts.add(name, hash)
+            except AccountExists:
+                self._tell(RegistrationRefused("%s is registered already" % name))
+                return None
+            self._front.send(Info("created the account %s" % name))
+            self.log.info("{operator} created the account {name}", operator=self.user.name,
+                          name=name)
+            return account
+
+        d = self._ctx.hasher.hash(password).addCallback(store)
+        d.addErrback(self._account_failed)
+        return d
+
+    def change_password(self, old: str, new: str) -> Deferred[bool]:
+        """
+        C{/password}: check C{old} (through the portal: a wrong one counts
+        like a wrong login), then store C{new}'s hash.  Fires with whether
+        it changed; a wrong C{old} is told (C{ERROR wrong password}).
+        """
+        account = self.account
+        if account is None:
+            raise RegistrationRefused("you are a guest; /register <password> first")
+        _check_password(new)
+        credentials = UsernamePassword(account.name.encode("utf-8", "surrogateescape"),
+                                       old.encode("utf-8", "surrogateescape"))
+        d: Deferred[Any] = self._ctx.portal.login(credentials, self._front, IVisitor)
+
+        def checked(result: tuple[Any, Visitor, Any]) -> Deferred[bool]:
+            return self._ctx.hasher.hash(new).addCallback(changed)
+
+        def changed(hash: str) -> bool:
+            try:
+                self._ctx.accounts.set_hash(account.name, hash)
+            except NoSuchAccount:
+                self._tell(RegistrationRefused("your account was deleted meanwhile"))
+                return False
+            self._front.send(Info("password changed"))
+            self.log.info("{name} changed their password", name=account.name)
+            return True
+
+        def wrong(failure: Failure) -> bool:
+            failure.trap(UnauthorizedLogin)
+            self._ctx.lockout.failed(self._front.peer_host())
+            if failure.check(AccountThrottled):
+                self._tell(AccountLocked("too many attempts for this account; wait a minute"))
+            else:
+                self._tell(WrongPassword("wrong password"))
+            return False
+
+        d.addCallbacks(checked, wrong)
+        d.addErrback(self._account_failed)
+        return d
+
+    def _account_failed(self, failure: Failure) -> None:
+        self.log.failure("storing an account failed", failure)
+        if self._state != CLOSED:
+            self._tell(ServerFailure("the server failed to store that; try again later"))
+        return None
+
     def quit(self, reason: str = "") -> None:
         """Leave (the room hears why) and close."""
         self._do_logout("quit (%s)" % reason if reason else "quit")
@@ -610,3 +872,10 @@ class ChatSession:
         if self._state == CLOSED:
             return None
         return self._end_login(LoginFailed("the server failed to log you in; try again later"))
+
+
+def _check_password(password: str) -> None:
+    """@raise BadPassword: unless C{password} is 8 to 128 characters."""
+    low, high = PASSWORD_LENGTH
+    if not low <= len(password) <= high:
+        raise BadPassword("a password is %d to %d characters" % (low, high))

@@ -198,10 +198,11 @@ class ChatWebSocket:
     parsed), C{command} a typed line (L{ChatSession.text}).  This front end
     sends the C{prompt} events the page expects itself: the first at open,
     C{username} once the passcode passed, and the refused field again
-    after an error.  Every event the session or the domain sends becomes
-    one JSON text message.  A line sent with an C{id} is answered with an
-    L{Ack} carrying it, or, when it was refused, with the errors it caused
-    carrying it.
+    after an error (a registered name without a password: the error
+    C{password_required}, then the C{password} prompt).  Every event the
+    session or the domain sends becomes one JSON text message.  A line sent
+    with an C{id} is answered with an L{Ack} carrying it, or, when it was
+    refused, with the errors it caused carrying it.
     """
 
     __slots__ = (
@@ -226,7 +227,8 @@ class ChatWebSocket:
         self._session: ChatSession | None = None
         self._state = OPENING
         self._paused = False
-        # What came while the session held input: (kind, text or (passcode, name), id).
+        # What came while the session held input:
+        # (kind, text or (passcode, name, password), id).
         self._held: list[tuple[str, Any, int | None]] = []
         self._ping_pending = False
         # slow-reader accounting: our producer on the TCP transport (see buildProtocol)
@@ -302,7 +304,8 @@ class ChatWebSocket:
         elif kind == "login":
             name = _line(parsed, "name", max_line)
             passcode = _line(parsed, "passcode", max_line, required=False)
-            self._log_in(passcode, name)
+            password = _line(parsed, "password", max_line) if "password" in parsed else None
+            self._log_in(passcode, name, password or None)
         elif isinstance(kind, str) and len(kind) <= 20 and kind.isprintable():
             raise BadMessage("unknown message type %r (use login, say or command)" % kind)
         else:
@@ -354,18 +357,19 @@ class ChatWebSocket:
         else:
             session.text(text)
 
-    def _log_in(self, passcode: str, name: str) -> None:
+    def _log_in(self, passcode: str, name: str, password: str | None = None) -> None:
         """
-        Log in with the page's passcode and name (once the passcode passed,
-        only the name is used).  A login that comes while the last one is
-        being checked waits for its answer.
+        Log in with the page's passcode, name and (for a registered name)
+        password (once the passcode passed, only the name and password are
+        used).  A login that comes while the last one is being checked
+        waits for its answer.
         """
         if self._paused:
-            self._hold("login", (passcode, name), None)
+            self._hold("login", (passcode, name, password), None)
             return
         session = cast(ChatSession, self._session)
         d = session.log_in(passcode.encode("utf-8", "surrogateescape"), name,
-                           authenticated=self._authenticated)
+                           authenticated=self._authenticated, password=password)
         d.addCallbacks(self._logged_in, self._refused)
 
     def _authenticated(self) -> None:
@@ -382,8 +386,14 @@ class ChatWebSocket:
         failure.trap(ChatError)
         if self._state != LOGIN or cast(ChatSession, self._session).closed:
             return
-        field = cast(ChatError, failure.value).field
-        if field:
+        error = cast(ChatError, failure.value)
+        field = error.field
+        if field == "password":
+            # A registered name without a password: the session told nothing;
+            # the page hears it as an error with its code, then the prompt.
+            self._write(_error(error))
+            self._write(Prompt("password"))
+        elif field:
             self._write(Prompt("passcode" if field == "passcode" else "username"))
 
     # -- the session's front end ----------------------------------------------

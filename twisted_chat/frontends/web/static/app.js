@@ -24,6 +24,8 @@
   const loginButton = $("login-button");
   const passcodeInput = $("passcode");
   const nameInput = $("name");
+  const passwordRow = $("password-row");
+  const passwordInput = $("password");
   const rememberInput = $("remember");
   const chat = $("chat");
   const region = $("messages-region");
@@ -41,7 +43,7 @@
   const input = $("message");
 
   let socket = null;          // the current WebSocket
-  let creds = null;           // {passcode, name}
+  let creds = null;           // {passcode, name, password}; the password is never saved
   let loginPending = false;   // a login was sent and not yet answered
   let loggedIn = false;       // welcomed on the current socket
   let reconnecting = false;   // keep reconnecting when the socket drops
@@ -85,7 +87,9 @@
 
   function saveLogin() {
     save(SAVED_REMEMBER, rememberInput.checked ? null : "no");
-    save(SAVED_LOGIN, rememberInput.checked && creds && loggedIn ? creds : null);
+    // Never the password: after a reload the page asks for it again.
+    save(SAVED_LOGIN, rememberInput.checked && creds && loggedIn
+      ? {passcode: creds.passcode, name: creds.name} : null);
   }
 
   function forgetSession() {
@@ -356,7 +360,16 @@
   }
 
   function sendLogin() {
-    loginPending = transmit({type: "login", passcode: creds.passcode, name: creds.name});
+    const message = {type: "login", passcode: creds.passcode, name: creds.name};
+    if (creds.password) message.password = creds.password;
+    loginPending = transmit(message);
+  }
+
+  // The server said the name is registered: ask for its password.
+  function askPassword() {
+    passwordRow.hidden = false;
+    passwordInput.value = "";
+    passwordInput.focus();
   }
 
   // Send a say or a command with a fresh id; `echo` (if any) stays pending
@@ -564,9 +577,16 @@
           }
           reconnecting = false;
           rejoin = null;
-          save(SAVED_LOGIN, null);  // a remembered login that fails is forgotten
           setStatus("Not logged in");
+          if (event.code === "password_required") {
+            showLogin(event.text, true);
+            askPassword();
+            break;
+          }
+          save(SAVED_LOGIN, null);  // a remembered login that fails is forgotten
+          if (creds) creds.password = "";
           showLogin(event.text);
+          if (event.code === "wrong_password") askPassword();
         }
         break;
       case "message":
@@ -689,8 +709,8 @@
 
   // -- what the user does --------------------------------------------------
 
-  function logIn(passcode, name) {
-    creds = {passcode: passcode, name: name};
+  function logIn(passcode, name, password) {
+    creds = {passcode: passcode, name: name, password: password || ""};
     try { localStorage.setItem("twisted-chat-name", name); } catch (err) { /* private mode */ }
     if (privates.length && me !== name) privates = [];
     attempt = 0;
@@ -712,7 +732,13 @@
     loginError.textContent = "";
     loginButton.disabled = true;
     reconnecting = false;
-    logIn(passcodeInput.value, name);
+    logIn(passcodeInput.value, name, passwordRow.hidden ? "" : passwordInput.value);
+  });
+
+  // Another name: the password asked for the last one does not apply.
+  nameInput.addEventListener("input", () => {
+    passwordRow.hidden = true;
+    passwordInput.value = "";
   });
 
   rememberInput.addEventListener("change", saveLogin);

@@ -1,0 +1,95 @@
+"""chat-admin against a temporary database (SPEC 7)."""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_chat.admin import AdminError, run
+from twisted_chat.storage.accounts import SQLiteAccounts
+from twisted_chat.storage.history import SQLiteHistory
+
+from .helpers import temp_dir
+
+
+def fake_hash(password: str) -> str:
+    return "fake1$" + password
+
+
+class AdminTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.dir = temp_dir(self)
+        self.db = os.path.join(self.dir, "chat.db")
+        self.secret = os.path.join(self.dir, "secret")
+        with open(self.secret, "w") as f:
+            f.write("correct horse\n")
+
+    def admin(self, *argv: str, answers: tuple[str, ...] = ()) -> str:
+        out = io.StringIO()
+        given = list(answers)
+        run(["--db", self.db, *argv], out=out, ask=lambda prompt: given.pop(0),
+            hash=fake_hash)
+        return out.getvalue()
+
+    def account(self, name: str) -> object:
+        store = SQLiteAccounts(self.db)
+        self.addCleanup(store.close)
+        return store.get(name)
+
+    def test_add_list_op_deop_passwd_delete(self) -> None:
+        self.assertEqual(self.admin("add", "alice", "--password-file", self.secret),
+                         "added alice\n")
+        self.assertEqual(self.account("alice").hash, "fake1$correct horse")  # type: ignore
+        self.assertEqual(self.admin("add", "bob", answers=("password1", "password1")),
+                         "added bob\n")
+        self.assertEqual(self.admin("op", "ALICE"), "alice is now a server operator\n")
+        listing = self.admin("list").splitlines()
+        self.assertEqual(len(listing), 3)
+        self.assertTrue(listing[0].startswith("alice") and "operator" in listing[0])
+        self.assertNotIn("operator", listing[1])
+        self.assertEqual(listing[2], "2 accounts")
+        self.assertEqual(self.admin("deop", "alice"), "alice is no longer a server operator\n")
+        self.assertEqual(self.admin("passwd", "bob", answers=("password2", "password2")),
+                         "changed the password of bob\n")
+        self.assertEqual(self.account("bob").hash, "fake1$password2")  # type: ignore
+        self.assertEqual(self.admin("delete", "bob"), "deleted bob\n")
+        self.assertIsNone(self.account("bob"))
+
+    def test_errors(self) -> None:
+        self.assertRaisesRegex(AdminError, "does not exist", self.admin, "list")
+        self.assertRaisesRegex(AdminError, "a password is 8 to 128 characters", self.admin,
+                               "add", "bob", answers=("short", "short"))
+        self.assertFalse(os.path.exists(self.db))  # no stray file for a mistake
+        self.admin("add", "alice", "--password-file", self.secret)
+        for argv, answers, message in [
+            (("add", "Alice", "--password-file", self.secret), (), "exists already"),
+            (("add", "no way", "--password-file", self.secret), (), "cannot add 'no way'"),
+            (("add", "admin", "--password-file", self.secret), (), "reserved"),
+            (("add", "bob"), ("password1", "password2"), "the passwords differ"),
+            (("add", "bob"), ("short", "short"), "a password is 8 to 128 characters"),
+            (("add", "bob", "--password-file", "/nonexistent/x"), (), "cannot read"),
+            (("passwd", "carol"), (), "no account named carol"),
+            (("delete", "carol"), (), "no account named carol"),
+            (("op", "carol"), (), "no account named carol"),
+        ]:
+            self.assertRaisesRegex(AdminError, message, self.admin, *argv, answers=answers)
+        self.assertIsNone(self.account("bob"))
+
+    def test_history_opens_a_database_chat_admin_created(self) -> None:
+        self.admin("add", "alice", "--password-file", self.secret)
+        SQLiteHistory(self.db, Clock(), connect=False).check()
+        self.assertIsNotNone(self.account("alice"))
+
+    def test_no_clear_text_in_the_file(self) -> None:
+        run(["--db", self.db, "add", "alice", "--password-file", self.secret],
+            out=io.StringIO())  # the real argon2id
+        with open(self.db, "rb") as f:
+            self.assertNotIn(b"correct horse", f.read())
+        db = sqlite3.connect(self.db)
+        self.addCleanup(db.close)
+        (hash,) = db.execute("SELECT hash FROM accounts").fetchone()
+        self.assertTrue(hash.startswith("$argon2id$"))
