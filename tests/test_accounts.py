@@ -250,6 +250,25 @@ class DialogueTests(SynchronousTestCase):
         self.world = AccountWorld()
         self.world.add("alice", "correct horse")
 
+    def test_password_hidden_on_telnet(self) -> None:
+        """
+        The hidden input keys on the dialogue's prompts: a telnet client
+        types the password unseen (WILL ECHO before C{Password:}, WONT ECHO
+        once it is in), as it types the passcode.
+        """
+        iac, will, wont, do, echo, binary = b"\xff", b"\xfb", b"\xfc", b"\xfd", b"\x01", b"\x00"
+        protocol, transport = self.world.connect()
+        protocol.dataReceived(iac + will + binary)  # it answers the greeting: telnet
+        transport.clear()
+        protocol.dataReceived(b"alice\r\n")
+        self.assertEqual(transport.value(), iac + will + echo + b"Password:\r\n")
+        protocol.dataReceived(iac + do + echo)  # agreed: not answered
+        transport.clear()
+        protocol.dataReceived(b"correct horse\r\n")
+        data = transport.value()
+        self.assertTrue(data.startswith(iac + wont + echo), data)
+        self.assertIn(b"Welcome, alice!", data)
+
     def test_password_prompt(self) -> None:
         protocol, transport = self.world.connect()
         lines(transport)

@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from twisted_chat.config import ChatConfig
-from twisted_chat.frontends.base import SendQueue
+from twisted_chat.frontends.base import ReadingSendQueue, SendQueue
 from twisted_chat.frontends.web.site import ChatWebFactory, frame_size
 
 from . import test_web as web_tests
@@ -77,7 +77,7 @@ class SendQueueTests(SynchronousTestCase):
     def test_reader_paused_while_stalled(self) -> None:
         """The connection's reading stops while its output is stalled (issue 11)."""
         reader = Reader()
-        queue = SendQueue(100, reader)
+        queue = ReadingSendQueue(100, reader)
         queue.pauseProducing()
         self.assertTrue(reader.paused)
         queue.resumeProducing()

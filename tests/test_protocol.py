@@ -16,7 +16,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from twisted_chat.config import ChatConfig
-from twisted_chat.domain.events import Prompt
 from twisted_chat.frontends.line.protocol import ChatLineProtocol
 from twisted_chat.text import clock_stamp, strip_telnet, utc_offset, zone_name
 
@@ -546,14 +545,6 @@ class TelnetTests(SynchronousTestCase):
         self.assertEqual(lines(transport)[0],
                          "Welcome, alice! You are in #lobby. Type /help for commands.")
         self.assertNotIn("send", protocol.__dict__)
-
-    def test_password_prompt_hidden_too(self) -> None:
-        """The mechanism keys on the prompt: a password prompt hides input as well."""
-        protocol, transport = self.telnet()
-        protocol.dataReceived(b"x\r\n" + IAC + DONT + ECHO)
-        transport.clear()
-        protocol.send(Prompt("password"))
-        self.assertEqual(transport.value(), HIDE + b"Password:\r\n")
 
     def test_late_answer_hides_pending_passcode(self) -> None:
         """A client whose answer comes after the prompt gets WILL ECHO then."""

@@ -12,9 +12,10 @@ class TokenBucket:
     @ivar warned: set by the owner once it has logged a refusal; cleared
         whenever a token is taken again.
     @ivar told: when the owner last told the client it was refused.
+    @ivar dropped: how many lines the owner dropped for want of a token.
     """
 
-    __slots__ = ("_clock", "_rate", "_burst", "_tokens", "_stamp", "warned", "told")
+    __slots__ = ("_clock", "_rate", "_burst", "_tokens", "_stamp", "warned", "told", "dropped")
 
     def __init__(self, clock: IReactorTime, rate: float, burst: int) -> None:
         self._clock = clock
@@ -24,6 +25,7 @@ class TokenBucket:
         self._stamp = clock.seconds()
         self.warned = False
         self.told = float("-inf")
+        self.dropped = 0
 
     def take(self) -> bool:
         """Spend one token; C{False} (and nothing spent) when there is none."""

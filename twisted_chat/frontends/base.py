@@ -49,18 +49,19 @@ class SendQueue:
         limit was passed (the client is dropped).
     """
 
-    __slots__ = ("stalled", "queued", "limit", "reader")
+    __slots__ = ("stalled", "queued", "limit")
+    # The producer of the connection's input, paused while the output is
+    # stalled: see ReadingSendQueue (the line front end needs none, and an
+    # idle connection's bytes count).
+    reader: IPushProducer | None = None
 
-    def __init__(self, limit: int, reader: IPushProducer | None = None) -> None:
+    def __init__(self, limit: int) -> None:
         """
         @param limit: bytes that may be written while stalled.
-        @param reader: the producer of the connection's input, paused while
-            the output is stalled.
         """
         self.stalled = False
         self.queued = 0
         self.limit = limit
-        self.reader = reader
 
     def add(self, size: int, overflow: Callable[[int], object]) -> bool:
         """
@@ -101,3 +102,13 @@ class SendQueue:
 
     def stopProducing(self) -> None:
         """The connection is closing; nothing to do."""
+
+
+class ReadingSendQueue(SendQueue):
+    """A L{SendQueue} that also pauses the connection's reading while stalled."""
+
+    __slots__ = ("reader",)
+
+    def __init__(self, limit: int, reader: IPushProducer | None = None) -> None:
+        super().__init__(limit)
+        self.reader = reader

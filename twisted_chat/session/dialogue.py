@@ -9,6 +9,7 @@ session directly.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.logger import Logger
@@ -40,14 +41,17 @@ class LineDialogue:
     L{ChatSession.text} itself (an idle connection then keeps no dialogue).
     """
 
-    __slots__ = ("_session", "_front", "_listening", "_state", "_first", "_name")
+    __slots__ = ("_session", "_front", "_listening", "_state", "_first", "_name", "_prompted")
     log = Logger()
 
     def __init__(self, session: ChatSession, front: Frontend,
-                 listening: dict[str, str] | None = None) -> None:
+                 listening: dict[str, str] | None = None,
+                 prompted: Callable[[str | None], object] | None = None) -> None:
         """
         @param listening: where the listeners listen, by kind (the
             session context's): C{"web"} names the page for HTTP clients.
+        @param prompted: told each prompt's field just before it is sent,
+            and C{None} once logged in (telnet hides input at some prompts).
         """
         self._session = session
         self._front = front
@@ -55,6 +59,7 @@ class LineDialogue:
         self._state = PASSCODE
         self._first = True
         self._name = ""  # the registered name whose password is asked
+        self._prompted = prompted
 
     def start(self) -> None:
         """Start the session and send the first prompt (after the greeting)."""
@@ -67,6 +72,8 @@ class LineDialogue:
 
     def _ask(self, state: int, field: str) -> None:
         self._state = state
+        if self._prompted is not None:
+            self._prompted(field)
         self._front.send(Prompt(field))
 
     def line_received(self, line: str) -> None:
@@ -106,6 +113,8 @@ class LineDialogue:
 
     def _claimed(self, member: Member) -> None:
         self._state = CHAT
+        if self._prompted is not None:
+            self._prompted(None)
 
     def _refused(self, failure: Failure) -> None:
         failure.trap(ChatError)

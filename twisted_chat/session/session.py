@@ -168,6 +168,8 @@ PASSWORD_LENGTH = (8, 128)
 # so without a bound a pipelined list of names makes the server write more
 # than it reads.
 MAX_BAD_NAMES = 10
+# Where each count of mistakes sits in ChatSession._strikes.
+_PASSCODES, _NAMES, _PASSWORDS = 0, 8, 16
 
 
 class ChatSession:
@@ -189,8 +191,11 @@ class ChatSession:
         answers each line compares it before and after L{text} or L{command}).
     """
 
-    __slots__ = ("_ctx", "_front", "_state", "_visitor", "_bad_passcodes", "_bad_names",
-                 "_bucket", "_waiting", "_paused", "dropped", "_signed_in", "_bad_passwords")
+    # _strikes: wrong passcodes, bad names and wrong passwords on this
+    # connection, a byte each in one int (see _strike): an idle connection's
+    # bytes count, and each count closes the connection long before 255.
+    __slots__ = ("_ctx", "_front", "_state", "_visitor", "_strikes",
+                 "_bucket", "_waiting", "_paused", "_signed_in")
     log = Logger()
 
     def __init__(self, context: SessionContext, front: Frontend) -> None:
@@ -198,17 +203,19 @@ class ChatSession:
         self._front = front
         self._state = LOGIN
         self._visitor: Visitor | _LoggedOut | None = None
-        self._bad_passcodes = 0
-        self._bad_names = 0
-        self._bad_passwords = 0
+        self._strikes = 0
         self._signed_in: Visitor | None = None  # an account's avatar, before its claim
         self._bucket: TokenBucket | None = None
         self._waiting: Deferred[Any] | None = None  # the caller's, while a check runs
         self._paused = False  # whether we hold the front end's input
-        self.dropped = 0
 
     # -- what handlers and front ends read ----------------------------------
 
+
+    def _strike(self, kind: int) -> int:
+        """Count one more mistake of C{kind}; how many there were so far."""
+        self._strikes += 1 << kind
+        return (self._strikes >> kind) & 0xFF
     @property
     def member(self) -> Member | None:
         """The logged-in member, or C{None} before login and after logout."""
@@ -246,6 +253,11 @@ class ChatSession:
     def authenticated(self) -> bool:
         """Whether L{authenticate} succeeded (so L{claim} may be called)."""
         return self._visitor is not None
+
+    @property
+    def dropped(self) -> int:
+        """How many lines the flood limit dropped (kept by the token bucket)."""
+        return self._bucket.dropped if self._bucket is not None else 0
 
     @property
     def logged_in(self) -> bool:
@@ -411,12 +423,12 @@ class ChatSession:
         failure.trap(UnauthorizedLogin)
         if self._state == CLOSED:
             return None
-        self._bad_passwords += 1
+        bad_passwords = self._strike(_PASSWORDS)
         self._ctx.server.observer.login("wrong_password")
         self._ctx.lockout.failed(self._front.peer_host())
         self.log.warn("wrong password from {peer} (attempt {attempt})",
-                      peer=self._front.describe_peer(), attempt=self._bad_passwords)
-        if self._bad_passwords >= MAX_BAD_PASSWORDS:
+                      peer=self._front.describe_peer(), attempt=bad_passwords)
+        if bad_passwords >= MAX_BAD_PASSWORDS:
             return self._end_login(TooManyAttempts("too many attempts"))
         error: LoginRefused
         if failure.check(AccountThrottled):
@@ -514,9 +526,9 @@ class ChatSession:
         failure.trap(UnauthorizedLogin)
         if self._state == CLOSED:
             return None
-        self._bad_passcodes += 1
+        bad_passcodes = self._strike(_PASSCODES)
         self._ctx.server.observer.login("wrong_passcode")
-        if self._bad_passcodes == 1:
+        if bad_passcodes == 1:
             # One wrong passcode per connection counts towards the address's
             # lockout: a client that sends several lines at once (curl, a
             # TLS client at the plain port) is one mistake, not three.
@@ -524,9 +536,9 @@ class ChatSession:
         self.log.warn(
             "wrong passcode from {peer} (attempt {attempt})",
             peer=self._front.describe_peer(),
-            attempt=self._bad_passcodes,
+            attempt=bad_passcodes,
         )
-        if self._bad_passcodes >= self._ctx.config.login_attempts:
+        if bad_passcodes >= self._ctx.config.login_attempts:
             return self._end_login(TooManyAttempts("too many attempts"))
         error = WrongPasscode("wrong passcode")
         self._tell(error)
@@ -546,8 +558,7 @@ class ChatSession:
         failure.trap(ChatError)
         if self._state == CLOSED:
             return None
-        self._bad_names += 1
-        if self._bad_names >= MAX_BAD_NAMES:
+        if self._strike(_NAMES) >= MAX_BAD_NAMES:
             return self._end_login(TooManyBadNames("too many bad names"))
         self._tell(cast(ChatError, failure.value))
         return self._answer(failure)
@@ -674,7 +685,7 @@ class ChatSession:
             bucket = self._bucket = TokenBucket(self._ctx.clock, config.rate, config.burst)
         if bucket.take():
             return False
-        self.dropped += 1
+        bucket.dropped += 1
         self._ctx.server.observer.line_dropped()
         if not bucket.warned:  # log once per flood, not once per line
             bucket.warned = True

@@ -17,7 +17,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from typing_extensions import override
 
-from twisted_chat.domain.events import Error, Event, Prompt, Welcome
+from twisted_chat.domain.events import Error, Event
 from twisted_chat.errors import ChatError, LineTooLong, TooManyConnections, WrongProtocol
 from twisted_chat.frontends.base import IConnectionTransport, SendQueue
 from twisted_chat.frontends.line.fastwrite import TurnFlusher, can_send_directly, send_now
@@ -120,12 +120,11 @@ class ChatLineProtocol(LineReceiver):
         transport.registerProducer(self.send_queue, True)
         if can_send_directly(transport):
             self._flusher = self.factory.flusher  # None when direct_send is off
-        # Until the welcome, events pass _LoggingIn.send; swapping the class
-        # (not adding an instance attribute) keeps chat's fan-out free of it
-        # and the instance dict small (an idle connection's bytes count).
-        self.__class__ = _LoggingIn
         self.session = ChatSession(self.factory.context, self)
-        self.dialogue = LineDialogue(self.session, self, self.factory.context.listening)
+        # The dialogue tells us its prompts (telnet hides input at some), so
+        # send() itself, chat's fan-out path, never looks at an event's kind.
+        self.dialogue = LineDialogue(self.session, self, self.factory.context.listening,
+                                     self._prompted)
         self.send(GREETING)
         self.dialogue.start()
 
@@ -208,6 +207,12 @@ class ChatLineProtocol(LineReceiver):
     def _write_telnet(self, commands: bytes) -> None:
         if commands:
             ChatLineProtocol.send(self, Telnet(commands))
+
+    def _prompted(self, field: str | None) -> None:
+        """The dialogue is about to prompt for C{field} (C{None}: logged in)."""
+        self._prompt = field
+        if field is not None and self._options is not None:
+            self._write_telnet(self._options.hide(field in HIDDEN_PROMPTS))
 
     def _tls_hello(self) -> None:
         """A TLS client at a plain port: say so in plain text, without a login attempt."""
@@ -295,24 +300,6 @@ class ChatLineProtocol(LineReceiver):
         if isinstance(peer, IPv4Address | IPv6Address):
             return "%s:%s" % (peer.host, peer.port)
         return str(peer)
-
-
-class _LoggingIn(ChatLineProtocol):
-    """
-    A L{ChatLineProtocol} until its welcome: its C{send} notes prompts
-    (input is hidden at passcode prompts), then the class is swapped back.
-    """
-
-    def send(self, event: Event) -> None:
-        """L{ChatLineProtocol.send}, noting prompts."""
-        if type(event) is Prompt:
-            self._prompt = event.field
-            if self._options is not None:
-                self._write_telnet(self._options.hide(event.field in HIDDEN_PROMPTS))
-        elif type(event) is Welcome:
-            self._prompt = None
-            self.__class__ = ChatLineProtocol  # type: ignore[assignment]  # back to the base class
-        ChatLineProtocol.send(self, event)
 
 
 class ChatLineFactory(ServerFactory[Protocol]):

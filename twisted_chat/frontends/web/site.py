@@ -34,7 +34,7 @@ from twisted_chat.commands import Command
 from twisted_chat.domain.events import Error, Event, Prompt
 from twisted_chat.domain.server import Member
 from twisted_chat.errors import ChatError, Flooding, LineTooLong, NotLoggedIn
-from twisted_chat.frontends.base import IConnectionTransport, SendQueue
+from twisted_chat.frontends.base import IConnectionTransport, ReadingSendQueue
 from twisted_chat.frontends.web.render import Ack, json_text, to_json
 from twisted_chat.limits import Deadlines
 from twisted_chat.ratelimit import TokenBucket
@@ -232,7 +232,7 @@ class ChatWebSocket:
         self._held: list[tuple[str, Any, int | None]] = []
         self._ping_pending = False
         # slow-reader accounting: our producer on the TCP transport (see buildProtocol)
-        self.send_queue = SendQueue(factory.sendq)
+        self.send_queue = ReadingSendQueue(factory.sendq)
         self._line_id: int | None = None  # the id of the line being handled
         self._line_failed = False  # it caused an error
 
