@@ -168,8 +168,10 @@ PASSWORD_LENGTH = (8, 128)
 # so without a bound a pipelined list of names makes the server write more
 # than it reads.
 MAX_BAD_NAMES = 10
-# Where each count of mistakes sits in ChatSession._strikes.
+# Where each count of mistakes sits in ChatSession._strikes, and its flag
+# for held input.
 _PASSCODES, _NAMES, _PASSWORDS = 0, 8, 16
+_HELD = 1 << 24
 
 
 class ChatSession:
@@ -192,10 +194,11 @@ class ChatSession:
     """
 
     # _strikes: wrong passcodes, bad names and wrong passwords on this
-    # connection, a byte each in one int (see _strike): an idle connection's
-    # bytes count, and each count closes the connection long before 255.
+    # connection, a byte each in one int (see _strike), and the _HELD bit
+    # (whether we hold the front end's input while a check runs): an idle
+    # connection's bytes count, and each count closes it long before 255.
     __slots__ = ("_ctx", "_front", "_state", "_visitor", "_strikes",
-                 "_bucket", "_waiting", "_paused", "_signed_in")
+                 "_bucket", "_waiting", "_signed_in")
     log = Logger()
 
     def __init__(self, context: SessionContext, front: Frontend) -> None:
@@ -207,7 +210,6 @@ class ChatSession:
         self._signed_in: Visitor | None = None  # an account's avatar, before its claim
         self._bucket: TokenBucket | None = None
         self._waiting: Deferred[Any] | None = None  # the caller's, while a check runs
-        self._paused = False  # whether we hold the front end's input
 
     # -- what handlers and front ends read ----------------------------------
 
@@ -484,8 +486,8 @@ class ChatSession:
             if isinstance(result, Failure):
                 return fail(result)
             return succeed(result)
-        if not self._paused:
-            self._paused = True
+        if not self._strikes & _HELD:
+            self._strikes |= _HELD
             self._front.pause_input()
         # The login deadline is for clients that do not answer: it stops
         # while the server's own check (a queued password hash) runs, and
@@ -508,8 +510,8 @@ class ChatSession:
             caller.errback(result)
         else:
             caller.callback(result)
-        if self._paused and self._waiting is None and self._state != CLOSED:
-            self._paused = False
+        if self._strikes & _HELD and self._waiting is None and self._state != CLOSED:
+            self._strikes &= ~_HELD
             self._front.resume_input()
         return None
 
