@@ -299,9 +299,7 @@ class IRCProtocol(Protocol):
             handler(self, event)
 
     def _private(self, event: Private) -> None:
-        if event.outgoing:
-            if "echo-message" in self.caps:
-                self._say_to(self.prefix, event.recipient, event.text, event.when)
+        if event.outgoing:  # the confirmation: echo-message's echo is sent by _privmsg
             return
         self._say_to(self.hub.prefix(event.sender), self.nick, event.text, event.when)
 
@@ -664,19 +662,16 @@ class IRCProtocol(Protocol):
                 if not quiet:
                     self.reply("401", target, "No such nick")
                 return
+            if other is self.session.member:  # to yourself: it comes back
+                self.message(command, self.nick, raw, source=self.prefix)
+                return
             if action:
                 text = "* %s %s" % (self.nick, text)
             self.session.command(Command("msg", other.name, text))
             away = getattr(other.participant, "away", None)
             if away and not quiet and self._errors == errors:
                 self.reply("301", other.name, away)
-            if self._errors == errors and other.participant is self:
-                return  # a message to yourself: the confirmation is the echo
-            if self._errors == errors and "echo-message" in self.caps and quiet:
-                tags = _tag_time(self.factory.context.clock.seconds()) \
-                    if "server-time" in self.caps else None
-                self.message(command, other.name, raw, source=self.prefix, tags=tags)
-            return
+            target = other.name
         if self._errors == errors and "echo-message" in self.caps:
             tags = _tag_time(self.factory.context.clock.seconds()) \
                 if "server-time" in self.caps else None
