@@ -8,11 +8,11 @@ from __future__ import annotations
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.helpers import PEER, World, lines
 from twisted_chat.config import ChatConfig
 from twisted_chat.domain.events import Entry
 from twisted_chat.frontends.irc.protocol import MAX_FRAME, IRCFactory, IRCHub, IRCProtocol
 from twisted_chat.frontends.irc.render import server_time
-from tests.helpers import PEER, World, lines
 
 NAME = "irc.test"
 
@@ -96,8 +96,8 @@ class RegistrationTests(SynchronousTestCase):
         world.login("alice")
         protocol, transport = world.irc()
         send(protocol, "NICK alice", "USER u 0 * :R")
-        self.assertEqual(lines(transport), [":irc.test 433 * alice :the name alice is taken; "
-                                            "pick another"])
+        taken = ":irc.test 433 * alice :the name alice is taken; pick another"
+        self.assertEqual(lines(transport), [taken])
         send(protocol, "NICK b@d")
         self.assertEqual(lines(transport)[0].split()[1:4], ["432", "*", "b@d"])
         send(protocol, "NICK :")

@@ -16,6 +16,7 @@ session except QUIT and the limits (flood, sendq, login timeout).
 from __future__ import annotations
 
 import fnmatch
+import re
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -61,6 +62,8 @@ from twisted_chat.frontends.line.protocol import detect_dead_peers
 from twisted_chat.session.session import ChatSession, SessionContext
 from twisted_chat.text import MAX_NAME, room_key
 
+_FORBIDDEN = re.compile(r"[\x00\r\n]")
+
 # What a framed line may hold: the tags part, the message, and a CR.
 MAX_FRAME = MAX_TAGS + MAX_BODY + 1
 
@@ -100,6 +103,17 @@ class IRCHub:
         """C{name}'s C{nick!user@host}."""
         found = self.prefixes.get(name.lower())
         return found if found is not None else render.prefix_of(name)
+
+
+def _safe(params: Sequence[str]) -> tuple[str, ...]:
+    """C{params} with every middle one made a word (echoing what a client sent)."""
+    middle = [_word(param) for param in params[:-1]]
+    last = _FORBIDDEN.sub("", params[-1]) if params else None
+    return (*middle, last) if last is not None else ()
+
+
+def _word(text: str) -> str:
+    return _FORBIDDEN.sub("", text).replace(" ", "_").lstrip(":") or "*"
 
 
 def _tag_time(when: float) -> dict[str, str]:
@@ -272,7 +286,11 @@ class IRCProtocol(Protocol):
         """Send one message from C{source} (the server by default)."""
         if source is None:
             source = self.hub.server_name
-        self.write(format_message(tags, source, command, params) + b"\r\n")
+        try:
+            data = format_message(tags, source, command, params)
+        except ValueError:  # a client's word echoed as a middle parameter (WHO "a b")
+            data = format_message(tags, source, command, _safe(params))
+        self.write(data + b"\r\n")
 
     def reply(self, number: str, *params: str) -> None:
         """A numeric reply to this client (its nick first)."""
