@@ -56,7 +56,7 @@ class IRCFuzzTests(SynchronousTestCase):
                 quit_sent = any(part.upper().startswith(b"QUIT") for part in lines_)
                 if not quit_sent:
                     self.assertFalse(transport.disconnecting, data)
-            for protocol, transport in clients:
+            for _protocol, transport in clients:
                 out = transport.value()
                 if out:
                     self.assertTrue(out.endswith(b"\r\n"), out[-200:])
