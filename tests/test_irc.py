@@ -262,6 +262,62 @@ class ChannelTests(SynchronousTestCase):
         self.assertEqual([line.split()[1] for line in out[1:]], ["409", "391", "422", "421"])
         self.assertEqual(out[-1], ":irc.test 421 bob FOO :Unknown command")
 
+    def test_nick_change(self) -> None:
+        """NICK after registration renames: IRC users see NICK, telnet users a notice."""
+        telnet, tout = self.world.login("alice")
+        carol, cout = self.world.irc_login("carol")
+        send(carol, "JOIN #lobby")
+        send(self.irc, "JOIN #lobby")
+        lines(self.out)
+        lines(cout)
+        lines(tout)
+        send(self.irc, "NICK alice", "NICK b@d", "NICK Bobby")
+        out = lines(self.out)
+        self.assertEqual(out[0].split()[1:3], ["433", "bob"])
+        self.assertEqual(out[1].split()[1:3], ["432", "bob"])
+        self.assertEqual(out[2], ":bob!u@192.0.2.7 NICK Bobby")
+        self.assertEqual(lines(cout), [":bob!u@192.0.2.7 NICK Bobby"])
+        self.assertEqual([line[11:] for line in lines(tout)],
+                         ["*** bob is now known as Bobby ***"])
+        self.assertIsNone(self.world.server.directory.find("bob"))
+        self.assertIs(self.world.server.directory.find("bobby").participant, self.irc)
+        telnet.dataReceived(b"/msg Bobby hi\r\n")
+        self.assertEqual(lines(self.out), [":alice!alice@twisted-chat PRIVMSG Bobby hi"])
+        send(self.irc, "NICK BOBBY", "PRIVMSG #lobby :x")
+        self.assertEqual(lines(self.out), [":Bobby!u@192.0.2.7 NICK BOBBY"])
+        self.assertEqual(lines(cout), [":Bobby!u@192.0.2.7 NICK BOBBY",
+                                       ":BOBBY!u@192.0.2.7 PRIVMSG #lobby x"])
+        # the old nick is free at once
+        other, _ = self.world.irc_login("bob")
+
+    def test_whowas(self) -> None:
+        """WHOWAS answers from IRC users who left, newest first."""
+        carol, _ = self.world.irc_login("carol")
+        send(carol, "QUIT :bye")
+        carol.connectionLost(None)
+        send(self.irc, "WHOWAS carol", "WHOWAS nobody", "WHOWAS")
+        self.assertEqual(lines(self.out), [
+            ":irc.test 314 bob carol u 192.0.2.7 * :Real Name",
+            ":irc.test 312 bob carol irc.test twisted-chat",
+            ":irc.test 369 bob carol :End of WHOWAS",
+            ":irc.test 406 bob nobody :There was no such nickname",
+            ":irc.test 369 bob nobody :End of WHOWAS",
+            ":irc.test 461 bob WHOWAS :Not enough parameters"])
+
+    def test_invisible(self) -> None:
+        """MODE +i hides a user from WHO masks, not from an exact nick or a shared channel."""
+        carol, cout = self.world.irc_login("carol")
+        send(carol, "MODE carol +i", "MODE carol")
+        self.assertEqual(lines(cout), [":carol!u@192.0.2.7 MODE carol +i",
+                                       ":irc.test 221 carol +i"])
+        send(self.irc, "WHO car*", "WHO carol")
+        self.assertEqual([line.split()[1] for line in lines(self.out)], ["315", "352", "315"])
+        send(carol, "JOIN #a")
+        send(self.irc, "JOIN #a")
+        lines(self.out)
+        send(self.irc, "WHO car*")
+        self.assertEqual([line.split()[1] for line in lines(self.out)], ["352", "315"])
+
     def test_away_reply(self) -> None:
         """A PRIVMSG to an away IRC user gets 301."""
         carol, _ = self.world.irc_login("carol")
@@ -328,6 +384,16 @@ class CrossFrontendTests(SynchronousTestCase):
         self.assertEqual(lines(self.out), [":carol!u@192.0.2.7 JOIN #lobby",
                                            ":carol!u@192.0.2.7 PRIVMSG #lobby hi"])
 
+    def test_irc_line_cut(self) -> None:
+        """A text that fits an IRC line but not with the prefix is cut to one line."""
+        irc, _ = self.world.irc_login("carol")
+        send(irc, "JOIN #lobby")
+        lines(self.out)
+        send(irc, "PRIVMSG #lobby :" + "a" * 490)
+        (line,) = lines(self.out)
+        self.assertIn(len(line.encode()) + 2, (511, 512))  # 512 with the trailing ':'
+        self.assertTrue(line.endswith("a" * 400))
+
     def test_long_telnet_line_split(self) -> None:
         """A telnet line longer than an IRC line arrives as several PRIVMSGs."""
         self.telnet.dataReceived(b"word " * 200 + b"\r\n")
@@ -372,7 +438,8 @@ class LimitTests(SynchronousTestCase):
         lines(out)
         lines(tout)
         irc.dataReceived(b"PRIVMSG #lobby :caf\xe9\r\n")
-        self.assertEqual(lines(out)[0].split()[:3], ["FAIL", "PRIVMSG", "INVALID_UTF8"])
+        self.assertEqual(lines(out)[0].split()[:4], [":irc.test", "FAIL", "PRIVMSG",
+                                                     "INVALID_UTF8"])
         self.assertEqual(lines(tout), [])
         self.assertFalse(out.disconnecting)
 

@@ -60,7 +60,7 @@ from twisted_chat.frontends.irc.parser import (
 )
 from twisted_chat.frontends.line.protocol import detect_dead_peers
 from twisted_chat.session.session import ChatSession, SessionContext
-from twisted_chat.text import MAX_NAME, room_key
+from twisted_chat.text import MAX_NAME, check_name, room_key
 
 _FORBIDDEN = re.compile(r"[\x00\r\n]")
 
@@ -73,9 +73,13 @@ CAPABILITIES = ("batch", "echo-message", "message-tags", "multi-prefix", "server
 ISUPPORT = (
     "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:", "CHANMODES=,,,nt", "CHANNELLEN=33",
     "CHANTYPES=#", "CLIENTTAGDENY=*", "KICKLEN=390", "MODES=1", "NETWORK=twisted-chat",
-    "NICKLEN=%d" % MAX_NAME, "PREFIX=(o)@",
+    "NICKLEN=%d" % MAX_NAME, "PREFIX=(ov)@+",
     "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:1", "TOPICLEN=390", "UTF8ONLY",
 )
+
+# WHOWAS remembers this many users a nick, and this many nicks.
+WHOWAS_PER_NICK = 5
+WHOWAS_NICKS = 1000
 
 # Commands a client may send before it is registered.
 BEFORE_REGISTRATION = frozenset({"PASS", "NICK", "USER", "CAP", "PING", "PONG", "QUIT"})
@@ -98,6 +102,17 @@ class IRCHub:
         self.topics: dict[str, tuple[str, str, float]] = {}  # room -> (text, by, when)
         self.unregistered = 0
         self.max_users = 0
+        # nick key -> (nick, user, host, real name), newest first: WHOWAS
+        self.whowas: dict[str, list[tuple[str, str, str, str]]] = {}
+
+    def departed(self, nick: str, user: str, host: str, realname: str) -> None:
+        """Remember who was C{nick}, for WHOWAS (a few per nick, a bounded table)."""
+        entries = self.whowas.pop(nick.lower(), [])
+        entries.insert(0, (nick, user, host, realname))
+        del entries[WHOWAS_PER_NICK:]
+        self.whowas[nick.lower()] = entries  # re-inserted: the oldest nicks go first
+        while len(self.whowas) > WHOWAS_NICKS:
+            del self.whowas[next(iter(self.whowas))]
 
     def prefix(self, name: str) -> str:
         """C{name}'s C{nick!user@host}."""
@@ -133,6 +148,8 @@ class IRCProtocol(Protocol):
     _registered = False
     _closing = False
     _quiet = False  # a NOTICE: errors are not answered
+    _gone = False  # whether WHOWAS has heard of the departure
+    invisible = False  # user mode +i: hidden from WHO masks
     _errors = 0  # Error events sent (a command failed when it grew)
     send_queue: SendQueue
 
@@ -217,12 +234,12 @@ class IRCProtocol(Protocol):
             self._too_long()
             return
         except InvalidUTF8 as e:
-            self.write(b"FAIL %s INVALID_UTF8 :Message rejected: it was not valid UTF-8\r\n"
-                       % e.command.encode("ascii"))
+            self.message("FAIL", e.command, "INVALID_UTF8",
+                         "Message rejected: it was not valid UTF-8")
             return
         except ForbiddenCharacter as e:
-            self.write(b"FAIL %s INVALID_MESSAGE :Message rejected: it held a NUL or CR\r\n"
-                       % e.command.encode("ascii"))
+            self.message("FAIL", e.command, "INVALID_MESSAGE",
+                         "Message rejected: it held a NUL or a CR")
             return
         except ParseError:
             return
@@ -261,8 +278,15 @@ class IRCProtocol(Protocol):
             session.connection_lost()
         self._forget()
 
+    def _departed(self) -> None:
+        """Leave a WHOWAS entry (once)."""
+        if self._registered and not self._gone:
+            self._gone = True
+            self.hub.departed(self.nick, self.user or self.nick, self.host, self.realname)
+
     def _forget(self) -> None:
         """Leave the hub's tables (after the quit notice was rendered)."""
+        self._departed()
         key = self.nick.lower()
         if self._registered and self.hub.clients.get(key) is self:
             del self.hub.clients[key]
@@ -434,13 +458,61 @@ class IRCProtocol(Protocol):
             return
         nick = params[0]
         if self._registered:
-            if nick == self.nick:
-                return
-            self.reply("400", "NICK", "Changing your nick is not supported here; "
-                       "reconnect with the new one")
+            if nick != self.nick:
+                self._rename(nick)
             return
         self.wanted = nick
         self._try_register()
+
+    def _rename(self, nick: str) -> None:
+        """
+        NICK after registration: the directory's name changes (the member
+        and its rooms stay); IRC users sharing a room see C{NICK}, telnet
+        and browser users a notice.
+        """
+        member = self.session.member
+        if member is None:
+            return
+        try:
+            check_name(nick)
+        except ChatError as e:
+            self.reply("432", nick, str(e))
+            return
+        directory = self._directory
+        other = directory.find(nick)
+        if other is not None and other is not member:
+            self.reply("433", nick, "the name %s is taken; pick another" % nick)
+            return
+        old, old_prefix = member.name, self.prefix
+        directory.release(member)
+        outcome: list[Any] = []
+        directory.claim(nick, member).addBoth(outcome.append)
+        if not outcome or isinstance(outcome[0], Failure):  # lost a race (a cluster)
+            if outcome:
+                outcome[0].trap(ChatError)
+            directory.claim(old, member).addErrback(lambda f: None)
+            self.reply("433", nick, "the name %s is taken; pick another" % nick)
+            return
+        hub = self.hub
+        self._departed()
+        self._gone = False
+        hub.clients.pop(old.lower(), None)
+        hub.prefixes.pop(old.lower(), None)
+        self.nick = member.name
+        hub.clients[member.key] = self
+        hub.prefixes[member.key] = self.prefix
+        line = format_message(None, old_prefix, "NICK", (member.name,)) + b"\r\n"
+        self.write(line)
+        server = self.factory.context.server
+        pairs = []
+        for room in member.rooms:
+            notice = server.notice(room, "%s is now known as %s" % (old, member.name))
+            when = render.server_time(notice.when)
+            tagged = format_message({"time": when}, old_prefix, "NICK", (member.name,))
+            notice._irc = (line, tagged + b"\r\n")  # type: ignore[assignment]
+            pairs.append((room.name, notice))
+        if pairs:
+            server.bus.publish_once(pairs, exclude=member)
 
     def irc_USER(self, params: Sequence[str]) -> None:
         if self._registered:
@@ -535,6 +607,7 @@ class IRCProtocol(Protocol):
     def irc_QUIT(self, params: Sequence[str]) -> None:
         reason = params[0] if params else ""
         if self._registered:
+            self._departed()
             self.session.command(Command("quit", reason))
         self.session.close()
 
@@ -797,9 +870,23 @@ class IRCProtocol(Protocol):
                 self.reply("502", "Can't change mode for other users")
             return
         if len(params) == 1:
-            self.reply("221", "+")
+            self.reply("221", "+i" if self.invisible else "+")
             return
-        self.reply("501", "Unknown MODE flag")
+        change = params[1]
+        adding, applied, unknown = True, "", False
+        for char in change:
+            if char in "+-":
+                adding = char == "+"
+            elif char == "i":
+                if self.invisible != adding:
+                    self.invisible = adding
+                    applied += ("+" if adding else "-") + "i"
+            else:
+                unknown = True
+        if applied:
+            self.message("MODE", self.nick, applied, source=self.prefix)
+        if unknown:
+            self.reply("501", "Unknown MODE flag")
 
     def irc_KICK(self, params: Sequence[str]) -> None:
         if len(params) < 2:
@@ -866,7 +953,17 @@ class IRCProtocol(Protocol):
             pattern = mask.lower()
             if pattern in ("0", ""):
                 pattern = "*"
+            me = self.session.member
+            mine = set(me.rooms) if me is not None else set()
+            exact = self._directory.find(mask)
             for member in server.members.values():
+                if member is exact:
+                    members.append(member)
+                    continue
+                client = member.participant
+                if (isinstance(client, IRCProtocol) and client.invisible and member is not me
+                        and mine.isdisjoint(member.rooms)):
+                    continue  # +i: not found by a mask unless sharing a channel
                 user, host, realname, _ = self._ident(member)
                 if any(fnmatch.fnmatchcase(value.lower(), pattern)
                        for value in (member.name, user, host, realname)):
@@ -905,6 +1002,27 @@ class IRCProtocol(Protocol):
             self.reply("317", member.name, str(int(now - client.last_active)),
                        str(int(client.signon)), "seconds idle, signon time")
         self.reply("318", member.name, "End of /WHOIS list")
+
+    def irc_WHOWAS(self, params: Sequence[str]) -> None:
+        if not params or not params[0]:
+            self.reply("461", "WHOWAS", "Not enough parameters")
+            return
+        nick = params[0].split(",")[0]
+        count = 0
+        if len(params) > 1:
+            try:
+                count = int(params[1])
+            except ValueError:
+                count = 0
+        entries = self.hub.whowas.get(nick.lower(), [])
+        if count > 0:
+            entries = entries[:count]
+        if not entries:
+            self.reply("406", nick, "There was no such nickname")
+        for was, user, host, realname in entries:
+            self.reply("314", was, user, host, "*", realname)
+            self.reply("312", was, self.hub.server_name, "twisted-chat")
+        self.reply("369", nick, "End of WHOWAS")
 
     def irc_OPER(self, params: Sequence[str]) -> None:
         if len(params) < 2:

@@ -14,7 +14,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from twisted_chat.domain.events import Entry, Message, Notice
-from twisted_chat.frontends.irc.parser import format_message, room_for_last, split_text
+from twisted_chat.frontends.irc.parser import (
+    MAX_BODY,
+    format_message,
+    room_for_last,
+    split_text,
+    truncate_utf8,
+)
 
 # The pseudo-host of users who are not on IRC (telnet, browser), and of IRC
 # users once they are gone.
@@ -39,14 +45,23 @@ def prefix_of(name: str) -> str:
 def privmsgs(source: str, target: str, text: str, action: bool = False,
              command: str = "PRIVMSG") -> list[tuple[str, ...]]:
     """
-    The parameters of the PRIVMSGs that carry C{text} to C{target}, split to
-    fit 512 bytes (a telnet line may be longer than an IRC one).
+    The parameters of the PRIVMSGs that carry C{text} to C{target} within
+    512 bytes: a text longer than an IRC line (a telnet line may be) is split
+    into several; one that fits an IRC line but not with the sender's prefix
+    is cut.
     """
     room = room_for_last(source, command, (target,))
     if action:
         room -= 9  # \x01ACTION and \x01
-        return [(target, "\x01ACTION %s\x01" % part) for part in split_text(text, room)]
-    return [(target, part) for part in split_text(text, room)]
+    if len(text) <= MAX_BODY and len(text.encode("utf-8")) <= MAX_BODY:
+        # At most one IRC line's text (what an IRC client sent): one line,
+        # cut where the prefix leaves no room, as IRC servers do.
+        parts = [truncate_utf8(text, room)]
+    else:  # a longer telnet or browser line: several lines, nothing lost
+        parts = split_text(text, room)
+    if action:
+        return [(target, "\x01ACTION %s\x01" % part) for part in parts]
+    return [(target, part) for part in parts]
 
 
 def lines(tags: dict[str, str] | None, source: str | None, command: str,
