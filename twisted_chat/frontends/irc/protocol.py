@@ -20,7 +20,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol, ServerFactory
@@ -330,10 +330,11 @@ class IRCProtocol(Protocol):
         """Render C{event} for this client."""
         kind = type(event)
         if kind is Message or kind is Notice:
-            memo: Any = event._irc
+            room_event = cast("Message | Notice", event)
+            memo = room_event._irc
             if memo is None:
-                memo = event._irc = render.room_event(  # type: ignore[assignment]
-                    event, self.hub.prefix, self.hub.server_name)  # type: ignore[arg-type]
+                memo = room_event._irc = render.room_event(
+                    room_event, self.hub.prefix, self.hub.server_name)
             self.write(memo[1] if "server-time" in self.caps else memo[0])
             return
         handler = _EVENTS.get(kind)
@@ -509,7 +510,7 @@ class IRCProtocol(Protocol):
             notice = server.notice(room, "%s is now known as %s" % (old, member.name))
             when = render.server_time(notice.when)
             tagged = format_message({"time": when}, old_prefix, "NICK", (member.name,))
-            notice._irc = (line, tagged + b"\r\n")  # type: ignore[assignment]
+            notice._irc = (line, tagged + b"\r\n")
             pairs.append((room.name, notice))
         if pairs:
             server.bus.publish_once(pairs, exclude=member)
