@@ -384,6 +384,19 @@ class CrossFrontendTests(SynchronousTestCase):
         self.assertEqual(lines(self.out), [":carol!u@192.0.2.7 JOIN #lobby",
                                            ":carol!u@192.0.2.7 PRIVMSG #lobby hi"])
 
+    def test_notice_to_channel(self) -> None:
+        """A NOTICE to a channel is a NOTICE on IRC and a message on telnet, kept in history."""
+        irc, out = self.world.irc_login("carol")
+        send(irc, "JOIN #lobby")
+        lines(self.out)
+        lines(out)
+        lines(self.tout)
+        send(self.irc, "NOTICE #lobby :heads up \x1b[31mred")
+        self.assertEqual(lines(out), [":bob!u@192.0.2.7 NOTICE #lobby :heads up red"])
+        self.assertEqual([line[11:] for line in lines(self.tout)], ["bob: heads up red"])
+        entries = self.successResultOf(self.world.history.recent("lobby", 5))
+        self.assertEqual([(e.sender, e.text) for e in entries], [("bob", "heads up red")])
+
     def test_irc_line_cut(self) -> None:
         """A text that fits an IRC line but not with the prefix is cut to one line."""
         irc, _ = self.world.irc_login("carol")

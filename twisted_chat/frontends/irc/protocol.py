@@ -31,6 +31,7 @@ from typing_extensions import override
 from twisted_chat import __version__
 from twisted_chat.commands import Command
 from twisted_chat.domain.events import (
+    Entry,
     Error,
     Event,
     History,
@@ -60,7 +61,7 @@ from twisted_chat.frontends.irc.parser import (
 )
 from twisted_chat.frontends.line.protocol import detect_dead_peers
 from twisted_chat.session.session import ChatSession, SessionContext
-from twisted_chat.text import MAX_NAME, check_name, room_key
+from twisted_chat.text import MAX_NAME, check_name, clean, room_key, visible
 
 _FORBIDDEN = re.compile(r"[\x00\r\n]")
 
@@ -747,7 +748,10 @@ class IRCProtocol(Protocol):
                 if not quiet:
                     self.reply("404", target, "Cannot send to channel (join it first)")
                 return
-            self.session.command(Command("me" if action else "say", text, "#" + key))
+            if quiet and not action:
+                self._notice(key, text)
+            else:
+                self.session.command(Command("me" if action else "say", text, "#" + key))
         else:
             other = self._directory.find(target)
             if other is None:
@@ -768,6 +772,30 @@ class IRCProtocol(Protocol):
             tags = _tag_time(self.factory.context.clock.seconds()) \
                 if "server-time" in self.caps else None
             self.message(command, target, raw, source=self.prefix, tags=tags)
+
+    def _notice(self, key: str, text: str) -> None:
+        """
+        A NOTICE to a channel: a message of the room (telnet and browser
+        users see a message, history keeps it) that IRC users see as a
+        NOTICE: the event's IRC memo is filled here, before the fan-out.
+        """
+        member = self.session.member
+        if member is None or self.session.flooding():
+            return
+        text = clean(text)
+        if not visible(text):
+            return
+        server = self.factory.context.server
+        when, stamp = server.now()
+        entry = Entry(key, member.name, text, when)
+        event = Message(entry, stamp)
+        source = self.prefix
+        params = render.privmsgs(source, "#" + key, text, command="NOTICE")
+        event._irc = (render.lines(None, source, "NOTICE", params),
+                      render.lines(_tag_time(when), source, "NOTICE", params))
+        server.observer.message("message")
+        server.bus.publish(key, event, member)
+        server.history.append(entry)
 
     def irc_NAMES(self, params: Sequence[str]) -> None:
         if not params:
