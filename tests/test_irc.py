@@ -318,6 +318,27 @@ class ChannelTests(SynchronousTestCase):
         send(self.irc, "WHO car*")
         self.assertEqual([line.split()[1] for line in lines(self.out)], ["352", "315"])
 
+    def test_whox(self) -> None:
+        """WHO mask %fields[,token] answers 354 with the fields in WHOX's order."""
+        send(self.irc, "JOIN #a", "WHO bob %nrtuc,42", "WHO bob %n")
+        out = lines(self.out)[3:]
+        self.assertEqual(out, [":irc.test 354 bob 42 #a u bob :Real Name",
+                               ":irc.test 315 bob bob :End of WHO list",
+                               ":irc.test 354 bob bob", ":irc.test 315 bob bob :End of WHO list"])
+
+    def test_labeled_response(self) -> None:
+        """A labelled command's answer carries the label: one line, a batch, or ACK."""
+        irc, out = self.world.irc_login("carol", "labeled-response", "batch")
+        send(irc, "@label=a1 PING x", "@label=b2 PONG x", "@label=c3 WHOIS carol")
+        got = lines(out)
+        self.assertEqual(got[0], "@label=a1 :irc.test PONG irc.test x")
+        self.assertEqual(got[1], "@label=b2 :irc.test ACK")
+        self.assertEqual(got[2], "@label=c3 :irc.test BATCH +l1 labeled-response")
+        self.assertEqual(got[3], "@batch=l1 :irc.test 311 carol carol u 192.0.2.7 * :Real Name")
+        self.assertEqual(got[-1], ":irc.test BATCH -l1")
+        send(self.irc, "@label=z PING y")  # bob did not ask for labeled-response
+        self.assertEqual(lines(self.out), [":irc.test PONG irc.test y"])
+
     def test_away_reply(self) -> None:
         """A PRIVMSG to an away IRC user gets 301."""
         carol, _ = self.world.irc_login("carol")

@@ -68,15 +68,19 @@ _FORBIDDEN = re.compile(r"[\x00\r\n]")
 # What a framed line may hold: the tags part, the message, and a CR.
 MAX_FRAME = MAX_TAGS + MAX_BODY + 1
 
-CAPABILITIES = ("batch", "echo-message", "message-tags", "multi-prefix", "server-time",
-                "userhost-in-names")
+CAPABILITIES = ("batch", "echo-message", "labeled-response", "message-tags", "multi-prefix",
+                "server-time", "userhost-in-names")
 
 ISUPPORT = (
     "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:", "CHANMODES=,,,nt", "CHANNELLEN=33",
     "CHANTYPES=#", "CLIENTTAGDENY=*", "KICKLEN=390", "MODES=1", "NETWORK=twisted-chat",
     "NICKLEN=%d" % MAX_NAME, "PREFIX=(ov)@+",
     "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:1", "TOPICLEN=390", "UTF8ONLY",
+    "WHOX",
 )
+
+# WHOX's fields, in the order its replies give them.
+WHOX_FIELDS = "tcuihsnfdlaor"
 
 # WHOWAS remembers this many users a nick, and this many nicks.
 WHOWAS_PER_NICK = 5
@@ -132,6 +136,13 @@ def _word(text: str) -> str:
     return _FORBIDDEN.sub("", text).replace(" ", "_").lstrip(":") or "*"
 
 
+def _add_tag(line: bytes, tag: bytes) -> bytes:
+    """C{line} with one more tag (C{key=value}, escaped)."""
+    if line[:1] == b"@":
+        return b"@" + tag + b";" + line[1:]
+    return b"@" + tag + b" " + line
+
+
 def _tag_time(when: float) -> dict[str, str]:
     return {"time": render.server_time(when)}
 
@@ -151,6 +162,7 @@ class IRCProtocol(Protocol):
     _quiet = False  # a NOTICE: errors are not answered
     _gone = False  # whether WHOWAS has heard of the departure
     invisible = False  # user mode +i: hidden from WHO masks
+    _labeled: list[bytes] | None = None  # a labelled command's answers, held
     _errors = 0  # Error events sent (a command failed when it grew)
     send_queue: SendQueue
 
@@ -259,8 +271,20 @@ class IRCProtocol(Protocol):
             self.reply("421", command, "Unknown command")
             return
         self.last_active = self.factory.context.clock.seconds()
+        label = message.tags.get("label") if "labeled-response" in self.caps else None
+        if label:
+            self._labeled = []
+            try:
+                self._handle(handler, command, message.params)
+            finally:
+                self._answer_labeled(label)
+            return
+        self._handle(handler, command, message.params)
+
+    def _handle(self, handler: Callable[[Sequence[str]], None], command: str,
+                params: Sequence[str]) -> None:
         try:
-            handler(message.params)
+            handler(params)
         except ChatError as e:
             self.reply(e.numeric, command, str(e))
         except Exception:
@@ -295,7 +319,32 @@ class IRCProtocol(Protocol):
 
     # -- output ---------------------------------------------------------------
 
+    def _answer_labeled(self, label: str) -> None:
+        """
+        Send what a labelled command answered (labeled-response): C{ACK}
+        for nothing, the one line with the label, or a batch of them.
+        """
+        data, self._labeled = b"".join(self._labeled or ()), None
+        tag = format_message({"label": label}, None, "X")[:-2]  # b"@label=..."
+        answers = data.split(b"\r\n")[:-1]
+        if not answers:
+            self.write(b"%s :%s ACK\r\n" % (tag, self.hub.server_name.encode()))
+        elif len(answers) == 1:
+            self.write(_add_tag(answers[0], tag[1:]) + b"\r\n")
+        else:
+            self._batch += 1
+            batch = b"l%d" % self._batch
+            server = self.hub.server_name.encode()
+            lines = [b"%s :%s BATCH +%s labeled-response" % (tag, server, batch)]
+            lines += [_add_tag(line, b"batch=" + batch) for line in answers]
+            lines.append(b":%s BATCH -%s" % (server, batch))
+            self.write(b"\r\n".join(lines) + b"\r\n")
+
     def write(self, data: bytes) -> None:
+        labeled = self._labeled
+        if labeled is not None:
+            labeled.append(data)
+            return
         if self.send_queue.stalled and not self.send_queue.add(len(data), self._overflowed):
             return
         self.transport.write(data)
@@ -969,6 +1018,10 @@ class IRCProtocol(Protocol):
 
     def irc_WHO(self, params: Sequence[str]) -> None:
         mask = params[0] if params else "*"
+        whox = token = None
+        if len(params) > 1 and params[1].startswith("%"):  # WHOX: %fields[,token]
+            whox, _, token = params[1][1:].partition(",")
+            token = token[:3] if token.isdigit() else ""
         members: list[Member] = []
         channel = "*"
         key = self._channel(mask)
@@ -1003,9 +1056,27 @@ class IRCProtocol(Protocol):
             where = channel
             if where == "*" and member.rooms:
                 where = "#" + next(iter(member.rooms)).name
+            flags = "G" if away else "H"
+            if whox is not None:
+                self._whox(whox, token, member, where, user, host, flags, realname)
+                continue
             self.reply("352", where, user, host, self.hub.server_name, member.name,
-                       "G" if away else "H", "0 " + realname)
+                       flags, "0 " + realname)
         self.reply("315", mask, "End of WHO list")
+
+    def _whox(self, fields: str, token: str, member: Member, channel: str, user: str,
+              host: str, flags: str, realname: str) -> None:
+        """One WHOX reply (354): the C{fields} asked for, in WHOX's fixed order."""
+        client = member.participant
+        idle = "0"
+        if isinstance(client, IRCProtocol) and client._registered:
+            now = self.factory.context.clock.seconds()
+            idle = str(int(now - client.last_active))
+        values = {"t": token or "0", "c": channel, "u": user,
+                  "i": host if host.replace(".", "").isdigit() else "255.255.255.255",
+                  "h": host, "s": self.hub.server_name, "n": member.name, "f": flags,
+                  "d": "0", "l": idle, "a": "0", "o": "n/a", "r": realname}
+        self.reply("354", *[values[char] for char in WHOX_FIELDS if char in fields])
 
     def irc_WHOIS(self, params: Sequence[str]) -> None:
         if not params:
