@@ -52,12 +52,14 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
     # SASL PLAIN arrives with accounts (SPEC 7); list "PLAIN" here then.
     supported_sasl_mechanisms: frozenset[str] = frozenset()
     supports_sts = False
-    # The capabilities SPEC 6 requires.  irctest skips a test whose CAP REQ is
+    # The capabilities SPEC 6 requires, and those we offer besides.  irctest skips a test whose CAP REQ is
     # NAKed only for capabilities *not* listed here, so a regression in one of
     # these fails instead of hiding as a skip.
     capabilities = frozenset(
         {
+            Capabilities.BATCH,
             Capabilities.ECHO_MESSAGE,
+            Capabilities.LABELED_RESPONSE,
             Capabilities.MESSAGE_TAGS,
             Capabilities.MULTI_PREFIX,
             Capabilities.SERVER_TIME,
