@@ -336,8 +336,21 @@ class ChannelTests(SynchronousTestCase):
         self.assertEqual(got[2], "@label=c3 :irc.test BATCH +l1 labeled-response")
         self.assertEqual(got[3], "@batch=l1 :irc.test 311 carol carol u 192.0.2.7 * :Real Name")
         self.assertEqual(got[-1], ":irc.test BATCH -l1")
+        send(irc, "@label=d4 FOO", "@label=e5 PRIVMSG carol :me")
+        got = lines(out)
+        self.assertEqual(got[0], "@label=d4 :irc.test 421 carol FOO :Unknown command")
+        # to yourself: the message arrives unlabelled (no echo-message here: nothing else)
+        self.assertEqual(got[1:], [":carol!u@192.0.2.7 PRIVMSG carol me",
+                                   "@label=e5 :irc.test ACK"])
         send(self.irc, "@label=z PING y")  # bob did not ask for labeled-response
         self.assertEqual(lines(self.out), [":irc.test PONG irc.test y"])
+
+    def test_notice_between_irc_users(self) -> None:
+        """A NOTICE from one IRC user to another stays a NOTICE (cleaned), echoed if asked."""
+        carol, cout = self.world.irc_login("carol", "echo-message")
+        send(carol, "NOTICE bob :ping \x1b[2Jthere")
+        self.assertEqual(lines(self.out), [":carol!u@192.0.2.7 NOTICE bob :ping there"])
+        self.assertEqual(lines(cout), [":carol!u@192.0.2.7 NOTICE bob :ping \x1b[2Jthere"])
 
     def test_away_reply(self) -> None:
         """A PRIVMSG to an away IRC user gets 301."""

@@ -256,7 +256,17 @@ class IRCProtocol(Protocol):
             return
         except ParseError:
             return
-        command = message.command
+        label = message.tags.get("label") if "labeled-response" in self.caps else None
+        if label:
+            self._labeled = []
+            try:
+                self._handle(message.command, message.params)
+            finally:
+                self._answer_labeled(label)
+            return
+        self._handle(message.command, message.params)
+
+    def _handle(self, command: str, params: Sequence[str]) -> None:
         handler = getattr(self, "irc_" + command, None)
         if not self._registered:
             if command not in BEFORE_REGISTRATION:
@@ -271,18 +281,6 @@ class IRCProtocol(Protocol):
             self.reply("421", command, "Unknown command")
             return
         self.last_active = self.factory.context.clock.seconds()
-        label = message.tags.get("label") if "labeled-response" in self.caps else None
-        if label:
-            self._labeled = []
-            try:
-                self._handle(handler, command, message.params)
-            finally:
-                self._answer_labeled(label)
-            return
-        self._handle(handler, command, message.params)
-
-    def _handle(self, handler: Callable[[Sequence[str]], None], command: str,
-                params: Sequence[str]) -> None:
         try:
             handler(params)
         except ChatError as e:
@@ -341,10 +339,15 @@ class IRCProtocol(Protocol):
             self.write(b"\r\n".join(lines) + b"\r\n")
 
     def write(self, data: bytes) -> None:
+        """Send C{data} (held while a labelled command runs: L{_answer_labeled})."""
         labeled = self._labeled
         if labeled is not None:
             labeled.append(data)
             return
+        self.deliver(data)
+
+    def deliver(self, data: bytes) -> None:
+        """Send C{data} now, within the sendq."""
         if self.send_queue.stalled and not self.send_queue.add(len(data), self._overflowed):
             return
         self.transport.write(data)
@@ -365,6 +368,13 @@ class IRCProtocol(Protocol):
         except ValueError:  # a client's word echoed as a middle parameter (WHO "a b")
             data = format_message(tags, source, command, _safe(params))
         self.write(data + b"\r\n")
+
+    def _line_from(self, command: str, target: str, text: str,
+                   source: str | None = None) -> bytes:
+        """A message from C{source} (this user) as this client gets it, with CRLF."""
+        tags = _tag_time(self.factory.context.clock.seconds()) \
+            if "server-time" in self.caps else None
+        return format_message(tags, source or self.prefix, command, (target, text)) + b"\r\n"
 
     def reply(self, number: str, *params: str) -> None:
         """A numeric reply to this client (its nick first)."""
@@ -807,8 +817,19 @@ class IRCProtocol(Protocol):
                 if not quiet:
                     self.reply("401", target, "No such nick")
                 return
-            if other is self.session.member:  # to yourself: it comes back
-                self.message(command, self.nick, raw, source=self.prefix)
+            if other is self.session.member:  # to yourself: it comes back (not labelled)
+                self.deliver(self._line_from(command, self.nick, raw))
+                if "echo-message" in self.caps:
+                    self.write(self._line_from(command, self.nick, raw))
+                return
+            client = other.participant
+            if quiet and isinstance(client, IRCProtocol):
+                # A NOTICE between IRC users stays a NOTICE (the domain's
+                # private messages are PRIVMSGs).
+                self.factory.context.server.observer.message("private")
+                client.deliver(client._line_from(command, client.nick, clean(raw), self.prefix))
+                if "echo-message" in self.caps:
+                    self.write(self._line_from(command, other.name, raw))
                 return
             if action:
                 text = "* %s %s" % (self.nick, text)
