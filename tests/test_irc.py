@@ -352,6 +352,27 @@ class ChannelTests(SynchronousTestCase):
         self.assertEqual(lines(self.out), [":carol!u@192.0.2.7 NOTICE bob :ping there"])
         self.assertEqual(lines(cout), [":carol!u@192.0.2.7 NOTICE bob :ping \x1b[2Jthere"])
 
+    def test_monitor(self) -> None:
+        """MONITOR tells when IRC users come and go, and lists and clears."""
+        self.world.login("alice")
+        send(self.irc, "MONITOR + carol,alice,*!x@y", "MONITOR L")
+        self.assertEqual(lines(self.out), [
+            ":irc.test 730 bob alice!alice@twisted-chat", ":irc.test 731 bob carol",
+            ":irc.test 732 bob carol,alice", ":irc.test 733 bob :End of MONITOR list"])
+        carol, _ = self.world.irc_login("carol")
+        self.assertEqual(lines(self.out), [":irc.test 730 bob carol!u@192.0.2.7"])
+        send(carol, "NICK carla")
+        self.assertEqual(lines(self.out), [":irc.test 731 bob carol"])
+        send(carol, "NICK carol")
+        self.assertEqual(lines(self.out), [":irc.test 730 bob carol!u@192.0.2.7"])
+        send(carol, "QUIT")
+        self.assertEqual(lines(self.out), [":irc.test 731 bob carol"])
+        send(self.irc, "MONITOR - carol", "MONITOR S", "MONITOR C", "MONITOR L")
+        self.assertEqual(lines(self.out), [":irc.test 730 bob alice!alice@twisted-chat",
+                                           ":irc.test 733 bob :End of MONITOR list"])
+        self.irc.connectionLost(None)
+        self.assertEqual(self.world.hub.watchers, {})
+
     def test_away_reply(self) -> None:
         """A PRIVMSG to an away IRC user gets 301."""
         carol, _ = self.world.irc_login("carol")

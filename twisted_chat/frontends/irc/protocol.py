@@ -73,11 +73,14 @@ CAPABILITIES = ("batch", "echo-message", "labeled-response", "message-tags", "mu
 
 ISUPPORT = (
     "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:", "CHANMODES=,,,nt", "CHANNELLEN=33",
-    "CHANTYPES=#", "CLIENTTAGDENY=*", "KICKLEN=390", "MODES=1", "NETWORK=twisted-chat",
+    "CHANTYPES=#", "CLIENTTAGDENY=*", "KICKLEN=390", "MODES=1", "MONITOR=100", "NETWORK=twisted-chat",
     "NICKLEN=%d" % MAX_NAME, "PREFIX=(ov)@+",
     "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:1", "TOPICLEN=390", "UTF8ONLY",
     "WHOX",
 )
+
+# The most nicks one client may MONITOR.
+MONITOR_LIMIT = 100
 
 # WHOX's fields, in the order its replies give them.
 WHOX_FIELDS = "tcuihsnfdlaor"
@@ -107,6 +110,8 @@ class IRCHub:
         self.topics: dict[str, tuple[str, str, float]] = {}  # room -> (text, by, when)
         self.unregistered = 0
         self.max_users = 0
+        # nick key -> the IRC clients that MONITOR it
+        self.watchers: dict[str, set[IRCProtocol]] = {}
         # nick key -> (nick, user, host, real name), newest first: WHOWAS
         self.whowas: dict[str, list[tuple[str, str, str, str]]] = {}
 
@@ -118,6 +123,16 @@ class IRCHub:
         self.whowas[nick.lower()] = entries  # re-inserted: the oldest nicks go first
         while len(self.whowas) > WHOWAS_NICKS:
             del self.whowas[next(iter(self.whowas))]
+
+    def signed_on(self, nick: str, prefix: str) -> None:
+        """Tell the clients that MONITOR C{nick} it is online (730)."""
+        for client in self.watchers.get(nick.lower(), ()):
+            client.reply("730", prefix)
+
+    def signed_off(self, nick: str) -> None:
+        """Tell the clients that MONITOR C{nick} it is offline (731)."""
+        for client in self.watchers.get(nick.lower(), ()):
+            client.reply("731", nick)
 
     def prefix(self, name: str) -> str:
         """C{name}'s C{nick!user@host}."""
@@ -178,6 +193,7 @@ class IRCProtocol(Protocol):
         self.signon = 0.0
         self.last_active = 0.0
         self._batch = 0
+        self.monitoring: dict[str, str] = {}  # nick key -> nick, as given to MONITOR
 
     # -- the connection ------------------------------------------------------
 
@@ -306,10 +322,12 @@ class IRCProtocol(Protocol):
         if self._registered and not self._gone:
             self._gone = True
             self.hub.departed(self.nick, self.user or self.nick, self.host, self.realname)
+            self.hub.signed_off(self.nick)
 
     def _forget(self) -> None:
         """Leave the hub's tables (after the quit notice was rendered)."""
         self._departed()
+        self._unmonitor(list(self.monitoring))
         key = self.nick.lower()
         if self._registered and self.hub.clients.get(key) is self:
             del self.hub.clients[key]
@@ -562,6 +580,7 @@ class IRCProtocol(Protocol):
         self.nick = member.name
         hub.clients[member.key] = self
         hub.prefixes[member.key] = self.prefix
+        hub.signed_on(member.name, self.prefix)
         line = format_message(None, old_prefix, "NICK", (member.name,)) + b"\r\n"
         self.write(line)
         server = self.factory.context.server
@@ -653,6 +672,7 @@ class IRCProtocol(Protocol):
             self.reply("005", *tokens[start:start + 12], "are supported by this server")
         self.irc_LUSERS(())
         self.irc_MOTD(())
+        hub.signed_on(member.name, self.prefix)
 
     # -- commands ---------------------------------------------------------------
 
@@ -1144,6 +1164,64 @@ class IRCProtocol(Protocol):
             self.reply("314", was, user, host, "*", realname)
             self.reply("312", was, self.hub.server_name, "twisted-chat")
         self.reply("369", nick, "End of WHOWAS")
+
+    def irc_MONITOR(self, params: Sequence[str]) -> None:
+        """MONITOR +/-/C/L/S: online and offline notices for nicks (IRC users' comings and goings)."""
+        if not params:
+            self.reply("461", "MONITOR", "Not enough parameters")
+            return
+        sub = params[0].upper()
+        targets = [word for word in (params[1] if len(params) > 1 else "").split(",") if word]
+        if sub == "+":
+            room = MONITOR_LIMIT - len(self.monitoring)
+            if len(targets) > room:
+                self.reply("734", str(MONITOR_LIMIT), ",".join(targets), "Monitor list is full")
+                targets = targets[:max(room, 0)]
+            for nick in targets:
+                if "!" in nick or "@" in nick or "*" in nick:
+                    continue
+                key = nick.lower()
+                self.monitoring[key] = nick
+                self.hub.watchers.setdefault(key, set()).add(self)
+            self._monitor_status(targets)
+        elif sub == "-":
+            self._unmonitor([nick.lower() for nick in targets])
+        elif sub == "C":
+            self._unmonitor(list(self.monitoring))
+        elif sub == "L":
+            if self.monitoring:
+                self.reply("732", ",".join(self.monitoring.values()))
+            self.reply("733", "End of MONITOR list")
+        elif sub == "S":
+            self._monitor_status(list(self.monitoring.values()))
+        else:
+            self.reply("400", "MONITOR", "Unknown MONITOR subcommand")
+
+    def _monitor_status(self, nicks: Sequence[str]) -> None:
+        online, offline = [], []
+        for nick in nicks:
+            if "!" in nick or "@" in nick or "*" in nick:
+                continue
+            member = self._directory.find(nick)
+            if member is None:
+                offline.append(nick)
+            else:
+                user, host, _, _ = self._ident(member)
+                online.append("%s!%s@%s" % (member.name, user, host))
+        if online:
+            self.reply("730", ",".join(online))
+        if offline:
+            self.reply("731", ",".join(offline))
+
+    def _unmonitor(self, keys: Sequence[str]) -> None:
+        watchers = self.hub.watchers
+        for key in keys:
+            self.monitoring.pop(key, None)
+            clients = watchers.get(key)
+            if clients is not None:
+                clients.discard(self)
+                if not clients:
+                    del watchers[key]
 
     def irc_OPER(self, params: Sequence[str]) -> None:
         if len(params) < 2:
