@@ -73,8 +73,8 @@ CAPABILITIES = ("batch", "echo-message", "labeled-response", "message-tags", "mu
 
 ISUPPORT = (
     "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:", "CHANMODES=,,,nt", "CHANNELLEN=33",
-    "CHANTYPES=#", "CLIENTTAGDENY=*", "KICKLEN=390", "MODES=1", "MONITOR=100", "NETWORK=twisted-chat",
-    "NICKLEN=%d" % MAX_NAME, "PREFIX=(ov)@+",
+    "CHANTYPES=#", "CLIENTTAGDENY=*", "KICKLEN=390", "MODES=1", "MONITOR=100",
+    "NETWORK=twisted-chat", "NICKLEN=%d" % MAX_NAME, "PREFIX=(ov)@+",
     "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:1", "TOPICLEN=390", "UTF8ONLY",
     "WHOX",
 )
@@ -1166,7 +1166,7 @@ class IRCProtocol(Protocol):
         self.reply("369", nick, "End of WHOWAS")
 
     def irc_MONITOR(self, params: Sequence[str]) -> None:
-        """MONITOR +/-/C/L/S: online and offline notices for nicks (IRC users' comings and goings)."""
+        """MONITOR + - C L S: online and offline notices for nicks (IRC users come and go)."""
         if not params:
             self.reply("461", "MONITOR", "Not enough parameters")
             return
