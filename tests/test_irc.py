@@ -365,6 +365,8 @@ class ChannelTests(SynchronousTestCase):
         self.assertEqual(lines(self.out), [":irc.test 731 bob carol"])
         send(carol, "NICK carol")
         self.assertEqual(lines(self.out), [":irc.test 730 bob carol!u@192.0.2.7"])
+        send(carol, "NICK Carol", "NICK carol")  # a case change is no news
+        self.assertEqual(lines(self.out), [])
         send(carol, "QUIT")
         self.assertEqual(lines(self.out), [":irc.test 731 bob carol"])
         send(self.irc, "MONITOR - carol", "MONITOR S", "MONITOR C", "MONITOR L")

@@ -573,14 +573,17 @@ class IRCProtocol(Protocol):
             self.reply("433", nick, "the name %s is taken; pick another" % nick)
             return
         hub = self.hub
-        self._departed()
-        self._gone = False
+        renamed = old.lower() != member.name.lower()  # not a case change
+        if renamed:
+            self._departed()
+            self._gone = False
         hub.clients.pop(old.lower(), None)
         hub.prefixes.pop(old.lower(), None)
         self.nick = member.name
         hub.clients[member.key] = self
         hub.prefixes[member.key] = self.prefix
-        hub.signed_on(member.name, self.prefix)
+        if renamed:
+            hub.signed_on(member.name, self.prefix)
         line = format_message(None, old_prefix, "NICK", (member.name,)) + b"\r\n"
         self.write(line)
         server = self.factory.context.server
