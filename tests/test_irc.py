@@ -375,6 +375,21 @@ class ChannelTests(SynchronousTestCase):
         self.irc.connectionLost(None)
         self.assertEqual(self.world.hub.watchers, {})
 
+    def test_away_notify(self) -> None:
+        """away-notify: channel members (and extended-monitor watchers) hear AWAY."""
+        carol, cout = self.world.irc_login("carol", "away-notify")
+        dave, dout = self.world.irc_login("dave", "away-notify", "extended-monitor")
+        send(dave, "MONITOR + bob")
+        send(carol, "JOIN #a")
+        lines(cout)
+        lines(dout)
+        send(self.irc, "AWAY :afk", "JOIN #a")
+        self.assertEqual(lines(cout), [":bob!u@192.0.2.7 JOIN #a", ":bob!u@192.0.2.7 AWAY afk"])
+        self.assertEqual(lines(dout), [":bob!u@192.0.2.7 AWAY afk"])
+        send(self.irc, "AWAY")
+        self.assertEqual(lines(cout), [":bob!u@192.0.2.7 AWAY"])
+        self.assertEqual(lines(dout), [":bob!u@192.0.2.7 AWAY"])
+
     def test_away_reply(self) -> None:
         """A PRIVMSG to an away IRC user gets 301."""
         carol, _ = self.world.irc_login("carol")

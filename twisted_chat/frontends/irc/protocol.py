@@ -68,8 +68,8 @@ _FORBIDDEN = re.compile(r"[\x00\r\n]")
 # What a framed line may hold: the tags part, the message, and a CR.
 MAX_FRAME = MAX_TAGS + MAX_BODY + 1
 
-CAPABILITIES = ("batch", "echo-message", "labeled-response", "message-tags", "multi-prefix",
-                "server-time", "userhost-in-names")
+CAPABILITIES = ("away-notify", "batch", "echo-message", "extended-monitor", "labeled-response",
+                "message-tags", "multi-prefix", "server-time", "userhost-in-names")
 
 ISUPPORT = (
     "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:", "CHANMODES=,,,nt", "CHANNELLEN=33",
@@ -461,6 +461,10 @@ class IRCProtocol(Protocol):
                          tags=_tag_time(self.factory.context.clock.seconds()))
         else:
             self.message("JOIN", channel, source=self.prefix)
+        if self.away:
+            joined = self._room(room)
+            if joined is not None:
+                self._tell_away(self._away_audience([joined]))
         topic = self._topic(room)
         if topic is not None:
             text, by, when = topic
@@ -1029,6 +1033,38 @@ class IRCProtocol(Protocol):
         else:
             self.away = None
             self.reply("305", "You are no longer marked as being away")
+        self._tell_away(self._away_audience())
+
+    def _away_line(self) -> bytes:
+        params = (self.away,) if self.away else ()
+        return format_message(None, self.prefix, "AWAY", params) + b"\r\n"
+
+    def _away_audience(self, rooms: Any = None) -> set[IRCProtocol]:
+        """
+        The IRC clients with away-notify sharing C{rooms} (default: all of
+        ours) with us, and those with extended-monitor that MONITOR us.
+        """
+        member = self.session.member
+        audience: set[IRCProtocol] = set()
+        if member is None:
+            return audience
+        for room in member.rooms if rooms is None else rooms:
+            for other in room.members:
+                client = other.participant
+                if isinstance(client, IRCProtocol) and "away-notify" in client.caps:
+                    audience.add(client)
+        if rooms is None:
+            for client in self.hub.watchers.get(member.key, ()):
+                if "extended-monitor" in client.caps and "away-notify" in client.caps:
+                    audience.add(client)
+        audience.discard(self)
+        return audience
+
+    def _tell_away(self, audience: set[IRCProtocol]) -> None:
+        if audience:
+            line = self._away_line()
+            for client in audience:
+                client.write(line)
 
     def irc_ISON(self, params: Sequence[str]) -> None:
         if not params:
