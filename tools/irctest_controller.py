@@ -57,8 +57,10 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
     # these fails instead of hiding as a skip.
     capabilities = frozenset(
         {
+            Capabilities.AWAY_NOTIFY,
             Capabilities.BATCH,
             Capabilities.ECHO_MESSAGE,
+            Capabilities.EXTENDED_MONITOR,
             Capabilities.LABELED_RESPONSE,
             Capabilities.MESSAGE_TAGS,
             Capabilities.MULTI_PREFIX,
@@ -72,6 +74,8 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
         "NICKLEN": "20",
         "CHANNELLEN": "33",
         "UTF8ONLY": None,
+        "MONITOR": "100",
+        "WHOX": None,
     }
     # irctest's oper tests send "OPER operuser operpassword".  Unsupported
     # until accounts and operators exist (SPEC 7-8): then create that account
