@@ -390,6 +390,13 @@ class ChannelTests(SynchronousTestCase):
         self.assertEqual(lines(cout), [":bob!u@192.0.2.7 AWAY"])
         self.assertEqual(lines(dout), [":bob!u@192.0.2.7 AWAY"])
 
+    def test_topics_of_gone_rooms_forgotten(self) -> None:
+        """The topic table does not grow with rooms that went away."""
+        for number in range(1005):
+            send(self.irc, "JOIN #r%d" % number, "TOPIC #r%d :t" % number,
+                 "PART #r%d" % number)
+        self.assertLessEqual(len(self.world.hub.topics), 1000)
+
     def test_away_reply(self) -> None:
         """A PRIVMSG to an away IRC user gets 301."""
         carol, _ = self.world.irc_login("carol")

@@ -962,7 +962,12 @@ class IRCProtocol(Protocol):
             return
         text = params[1][:390]
         if text:
-            self.hub.topics[key] = (text, self.prefix, self.factory.context.clock.seconds())
+            topics = self.hub.topics
+            if len(topics) >= 1000:  # forget the topics of rooms that went away
+                rooms = self.factory.context.server.rooms
+                for gone in [name for name in topics if name not in rooms]:
+                    del topics[gone]
+            topics[key] = (text, self.prefix, self.factory.context.clock.seconds())
         else:
             self.hub.topics.pop(key, None)
         # the topic is the IRC front end's: its members hear of the change
