@@ -125,6 +125,25 @@ class BuildTests(SynchronousTestCase):
         self.assertEqual(service.context.listening, {"web": "https://0.0.0.0:8443/"})
         self.successResultOf(service.stopService())
 
+    def test_irc_listeners(self) -> None:
+        """--irc (repeatable) adds IRC listeners sharing one hub, named by --server-name."""
+        from twisted_chat.frontends.irc.protocol import IRCFactory
+
+        reactor = MemoryReactorClock()
+        config = parse("--port", "1234", "--irc", "6667", "--irc", "tcp:6668:interface=127.0.0.1",
+                       "--server-name", "irc.example.com", "--db", ":memory:")
+        self.assertEqual(config.ircs, ("tcp:6667", "tcp:6668:interface=127.0.0.1"))
+        self.assertEqual(config.server_name, "irc.example.com")
+        service = build(config, reactor)
+        service.privilegedStartService()
+        service.startService()
+        self.assertEqual([port[0] for port in reactor.tcpServers], [1234, 6667, 6668])
+        factories = [port[1] for port in reactor.tcpServers[1:]]
+        self.assertTrue(all(isinstance(factory, IRCFactory) for factory in factories))
+        self.assertIs(factories[0].hub, factories[1].hub)
+        self.assertEqual(factories[0].hub.server_name, "irc.example.com")
+        self.successResultOf(service.stopService())
+
     def test_bad_database(self) -> None:
         path = os.path.join(temp_dir(self), "nodir", "chat.db")
         self.assertRaises(HistoryError, build, parse("--db", path), MemoryReactorClock())
@@ -163,6 +182,15 @@ class PortCheckTests(SynchronousTestCase):
         self.assertUsageError(["--web", "tcp:8080:interface=127.0.0.1"],  # --port's default
                               "--port tcp:8080 and --web tcp:8080:interface=127.0.0.1"
                               " would both listen on port 8080")
+
+    def test_irc_overlapping(self) -> None:
+        """--irc is checked against --port and --web; --server-name must be a host name."""
+        self.assertUsageError(["--port", "6667", "--irc", "6667"],
+                              "--port tcp:6667 and --irc tcp:6667 would both listen on port 6667")
+        self.assertUsageError(["--irc", "tcp:abc"],
+                              "--irc tcp:abc: 'abc' is not a port number (0 to 65535)")
+        self.assertUsageError(["--irc", "6667", "--server-name", "bad name"],
+                              "--server-name 'bad name' is not a host name like irc.example.com")
 
     def test_not_overlapping(self) -> None:
         """Different interfaces, port 0 and other kinds of endpoint may share a number."""

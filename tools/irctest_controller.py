@@ -52,12 +52,16 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
     # SASL PLAIN arrives with accounts (SPEC 7); list "PLAIN" here then.
     supported_sasl_mechanisms: frozenset[str] = frozenset()
     supports_sts = False
-    # The capabilities SPEC 6 requires.  irctest skips a test whose CAP REQ is
-    # NAKed only for capabilities *not* listed here, so a regression in one of
-    # these fails instead of hiding as a skip.
+    # The capabilities SPEC 6 requires, and those we offer besides.  irctest
+    # skips a test whose CAP REQ is NAKed only for capabilities *not* listed
+    # here, so a regression in one of these fails instead of hiding as a skip.
     capabilities = frozenset(
         {
+            Capabilities.AWAY_NOTIFY,
+            Capabilities.BATCH,
             Capabilities.ECHO_MESSAGE,
+            Capabilities.EXTENDED_MONITOR,
+            Capabilities.LABELED_RESPONSE,
             Capabilities.MESSAGE_TAGS,
             Capabilities.MULTI_PREFIX,
             Capabilities.SERVER_TIME,
@@ -70,6 +74,8 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
         "NICKLEN": "20",
         "CHANNELLEN": "33",
         "UTF8ONLY": None,
+        "MONITOR": "100",
+        "WHOX": None,
     }
     # irctest's oper tests send "OPER operuser operpassword".  Unsupported
     # until accounts and operators exist (SPEC 7-8): then create that account

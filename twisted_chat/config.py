@@ -18,6 +18,8 @@ class ChatConfig:
         reading is disconnected.
     @ivar limit_exempt: addresses not held to C{max_per_ip}.
     @ivar web: where the browser client is served (C{--web}), or C{None}.
+    @ivar ircs: where the IRC front end listens (C{--irc}, repeatable).
+    @ivar server_name: the IRC server's name (C{--server-name}; C{None}: the host name).
     @ivar web_origins: page origins, besides the server's own, allowed to
         open the WebSocket (C{--web-origin}).
     @ivar idle_timeout: seconds without a line after which a logged-in
@@ -37,6 +39,8 @@ class ChatConfig:
     passcode: bytes | None = None
     db: str = "chat.db"
     web: str | None = None
+    ircs: tuple[str, ...] = ()
+    server_name: str | None = None
     web_origins: tuple[str, ...] = ()
     max_line: int = 1024
     rate: float = 5.0

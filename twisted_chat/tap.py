@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import sys
 import time
 import tomllib
@@ -218,6 +219,8 @@ class Options(usage.Options):
          ("Serve the browser client (page at /, WebSocket at /ws) here: a port number or "
           "a Twisted endpoint description (tcp:8081, ssl:8443:privateKey=key.pem). [default: off]"),
          endpoint_description],
+        ["server-name", None, None,
+         "The IRC server's name (in every reply's prefix). [default: the host name]"],
         ["max-line", None, 1024, "Longest accepted line, in bytes.", _bounded(int, 16, 1 << 20)],
         ["rate", None, 5.0,
          "Lines a second allowed per connection after login (token bucket); 0 turns it off.",
@@ -250,10 +253,10 @@ class Options(usage.Options):
 
     # Options given more than once; in a config file, lists.  A command line
     # that gives one replaces the file's whole list.
-    REPEATABLE = frozenset({"port", "limit-exempt", "web-origin", "operator"})
+    REPEATABLE = frozenset({"port", "irc", "limit-exempt", "web-origin", "operator"})
     # What the command line's option of each repeatable one fills.
-    _LISTS = {"port": "ports", "limit-exempt": "limit-exempt", "web-origin": "web-origins",
-              "operator": "operators"}
+    _LISTS = {"port": "ports", "irc": "ircs", "limit-exempt": "limit-exempt",
+              "web-origin": "web-origins", "operator": "operators"}
     # A command line giving either replaces both of the file's.
     _EXCLUSIVE = frozenset({"passcode", "passcode-file"})
     _probing = False  # a parse only to see what the command line gives
@@ -261,6 +264,7 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["ports"] = []
+        self["ircs"] = []
         self["limit-exempt"] = []
         self["web-origins"] = []
         self["operators"] = []
@@ -275,6 +279,15 @@ class Options(usage.Options):
     )
 
     opt_p = opt_port
+
+    def opt_irc(self, description: str) -> None:
+        self["ircs"].append(endpoint_description(description))
+
+    opt_irc.__doc__ = (
+        "Serve the IRC client protocol here (irssi, WeeChat, HexChat...): a port number or a "
+        "Twisted endpoint description (tcp:6667, ssl:6697:privateKey=key.pem); repeatable. "
+        "[default: off]"
+    )
 
     def opt_limit_exempt(self, address: str) -> None:
         self["limit-exempt"].append(address)
@@ -396,8 +409,12 @@ class Options(usage.Options):
         if not self["ports"]:
             self["ports"] = [DEFAULT_PORT]
         places = [("--port", port) for port in self["ports"]]
+        places += [("--irc", irc) for irc in self["ircs"]]
         if self["web"] is not None:
             places.append(("--web", self["web"]))
+        if self["server-name"] is not None and not _SERVER_NAME.match(self["server-name"]):
+            raise usage.UsageError(
+                "--server-name %r is not a host name like irc.example.com" % self["server-name"])
         if self["metrics"] is not None:
             places.append(("--metrics", self["metrics"]))
         for option, description in places:
@@ -412,6 +429,9 @@ class Options(usage.Options):
         if self["max-clients"] is None:
             self["max-clients"] = ChatConfig.max_clients
 
+
+# An IRC server name: a host name's letters, digits, dots and dashes.
+_SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,62}\Z")
 
 # Options that are not settings: no config file key.
 _NOT_KEYS = frozenset({"help", "version", "config"})
@@ -488,6 +508,8 @@ def config_from_options(options: Options) -> ChatConfig:
         limit_exempt=tuple(options["limit-exempt"]),
         idle_timeout=options["idle-timeout"],
         web=options["web"],
+        ircs=tuple(options["ircs"]),
+        server_name=options["server-name"],
         web_origins=tuple(options["web-origins"]),
         metrics=options["metrics"],
         direct_send=os.environ.get("TWISTED_CHAT_DIRECT_SEND", "1") != "0",
@@ -555,6 +577,14 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
         Listener(_endpoint(reactor, "--web", config.web), site, "web",
                  where="--web " + _place(config.web), listened=web_listened
                  ).setServiceParent(service)
+    if config.ircs:
+        from twisted_chat.frontends.irc.protocol import IRCFactory, IRCHub, default_server_name
+
+        hub = IRCHub(config.server_name or default_server_name(), reactor)
+        irc_factory = IRCFactory(context, hub)
+        for description in config.ircs:
+            Listener(_endpoint(reactor, "--irc", description), irc_factory, "IRC",
+                     where="--irc " + _place(description)).setServiceParent(service)
     if counts is not None and config.metrics is not None:
         _serve_metrics(service, counts, context, history, config.metrics, reactor)
     return service

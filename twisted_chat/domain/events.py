@@ -27,14 +27,15 @@ class Event:
         on every other event, so a front end tests one attribute, with no
         call, before asking its renderer.
     @ivar _json: the same for the browser's JSON text (C{str}).
-    @ivar _irc: the same for IRC (C{bytes}).
+    @ivar _irc: the same for IRC: a pair of C{bytes}, without and with the
+        C{time} tag (C{server-time}), both rendered by the first IRC recipient.
     """
 
     __slots__ = ()
     kind = "event"
     _line: bytes | None = None
     _json: str | None = None
-    _irc: bytes | None = None
+    _irc: tuple[bytes, bytes] | None = None
 
 
 class RoomEvent(Event):

@@ -21,7 +21,7 @@ class ChatObserver(Protocol):
     """Told what happens, on the reactor thread; each call must be cheap."""
 
     def connection_opened(self, frontend: str) -> None:
-        """A connection to C{frontend} (C{"line"}, C{"web"}) was accepted."""
+        """A connection to C{frontend} (C{"line"}, C{"web"}, C{"irc"}) was accepted."""
 
     def connection_closed(self, frontend: str) -> None:
         """An accepted connection to C{frontend} ended."""
@@ -91,7 +91,7 @@ NULL_OBSERVER = NullObserver()
 
 # The label values each count starts with (shown as 0 before anything happens,
 # so a rate() over them is defined from the first scrape).
-FRONTENDS = ("line", "web")
+FRONTENDS = ("line", "web", "irc")
 LOGIN_RESULTS = ("ok", "wrong_passcode", "bad_name", "name_taken", "locked_out", "timed_out",
                  "wrong_password")
 DISCONNECT_REASONS = ("quit", "closed", "idle_timeout", "shutdown")

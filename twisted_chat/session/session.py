@@ -677,6 +677,13 @@ class ChatSession:
         """Send C{error} as one L{Error} event carrying its code."""
         self._front.send(Error(str(error), error.code))
 
+    def flooding(self) -> bool:
+        """
+        Take a token for a line a front end answers itself (IRC's WHO,
+        NAMES...): C{True} (told, counted) if the flood limit drops it.
+        """
+        return self._state == CHAT and self._flooding()
+
     def _flooding(self) -> bool:
         """Take a token; when there is none, say so and return C{True}."""
         bucket = self._bucket

@@ -1,0 +1,1334 @@
+# ruff: noqa: N802 (irc_COMMAND handlers are named after the IRC commands)
+"""
+The IRC front end (SPEC section 6): IRC client connections on the same
+rooms, names and rules as telnet and the browser.
+
+Framing follows the line front end: split on C{\\n}, strip one C{\\r},
+bound each line (8191 bytes of tags plus 512), decode per line (in
+L{parser.parse_message}).  Registration (C{PASS}, C{NICK}, C{USER}, C{CAP})
+ends in L{ChatSession.log_in}; then each command is either a typed session
+call (JOIN, PART, PRIVMSG, NOTICE, QUIT) or answered here from the
+directory (NAMES, WHO, WHOIS, LIST, ...).  Events come back through
+L{IRCProtocol.send} and are rendered by L{render}.  No input ends a
+session except QUIT and the limits (flood, sendq, login timeout).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from typing_extensions import override
+
+from twisted_chat import __version__
+from twisted_chat.commands import Command
+from twisted_chat.domain.events import (
+    Entry,
+    Error,
+    Event,
+    History,
+    Info,
+    Joined,
+    Message,
+    Notice,
+    Private,
+    Shutdown,
+    Users,
+)
+from twisted_chat.domain.server import Member
+from twisted_chat.errors import ChatError, TooManyConnections, numeric
+from twisted_chat.frontends.base import IConnectionTransport, SendQueue
+from twisted_chat.frontends.irc import render
+from twisted_chat.frontends.irc.parser import (
+    MAX_BODY,
+    MAX_TAGS,
+    EmptyLine,
+    ForbiddenCharacter,
+    InvalidUTF8,
+    LineTooLong,
+    NoCommand,
+    ParseError,
+    format_message,
+    parse_message,
+)
+from twisted_chat.frontends.line.protocol import detect_dead_peers
+from twisted_chat.session.session import ChatSession, SessionContext
+from twisted_chat.text import MAX_NAME, check_name, clean, room_key, visible
+
+_FORBIDDEN = re.compile(r"[\x00\r\n]")
+
+# What a framed line may hold: the tags part, the message, and a CR.
+MAX_FRAME = MAX_TAGS + MAX_BODY + 1
+
+CAPABILITIES = ("away-notify", "batch", "echo-message", "extended-monitor", "labeled-response",
+                "message-tags", "multi-prefix", "server-time", "userhost-in-names")
+
+ISUPPORT = (
+    "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:", "CHANMODES=,,,nt", "CHANNELLEN=33",
+    "CHANTYPES=#", "CLIENTTAGDENY=*", "KICKLEN=390", "MODES=1", "MONITOR=100",
+    "NETWORK=twisted-chat", "NICKLEN=%d" % MAX_NAME, "PREFIX=(ov)@+",
+    "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:1", "TOPICLEN=390", "UTF8ONLY",
+    "WHOX",
+)
+
+# The most nicks one client may MONITOR.
+MONITOR_LIMIT = 100
+
+# WHOX's fields, in the order its replies give them.
+WHOX_FIELDS = "tcuihsnfdlaor"
+
+# WHOWAS remembers this many users a nick, and this many nicks.
+WHOWAS_PER_NICK = 5
+WHOWAS_NICKS = 1000
+
+# Commands a client may send before it is registered.
+BEFORE_REGISTRATION = frozenset({"PASS", "NICK", "USER", "CAP", "PING", "PONG", "QUIT"})
+# Commands that do not count towards the flood limit (or go through the
+# session, which counts them itself).
+UNCOUNTED = frozenset({"PONG", "QUIT", "PRIVMSG", "NOTICE", "JOIN", "PART"})
+
+
+class IRCHub:
+    """
+    What every IRC connection of a server shares: the server's name, when it
+    started, the prefixes and away messages of IRC users, channel topics.
+    """
+
+    def __init__(self, server_name: str, clock: Any) -> None:
+        self.server_name = server_name
+        self.created = clock.seconds()
+        self.prefixes: dict[str, str] = {}  # member key -> nick!user@host
+        self.clients: dict[str, IRCProtocol] = {}  # member key -> its connection
+        self.topics: dict[str, tuple[str, str, float]] = {}  # room -> (text, by, when)
+        self.unregistered = 0
+        self.max_users = 0
+        # nick key -> the IRC clients that MONITOR it
+        self.watchers: dict[str, set[IRCProtocol]] = {}
+        # nick key -> (nick, user, host, real name), newest first: WHOWAS
+        self.whowas: dict[str, list[tuple[str, str, str, str]]] = {}
+
+    def departed(self, nick: str, user: str, host: str, realname: str) -> None:
+        """Remember who was C{nick}, for WHOWAS (a few per nick, a bounded table)."""
+        entries = self.whowas.pop(nick.lower(), [])
+        entries.insert(0, (nick, user, host, realname))
+        del entries[WHOWAS_PER_NICK:]
+        self.whowas[nick.lower()] = entries  # re-inserted: the oldest nicks go first
+        while len(self.whowas) > WHOWAS_NICKS:
+            del self.whowas[next(iter(self.whowas))]
+
+    def signed_on(self, nick: str, prefix: str) -> None:
+        """Tell the clients that MONITOR C{nick} it is online (730)."""
+        for client in self.watchers.get(nick.lower(), ()):
+            client.reply("730", prefix)
+
+    def signed_off(self, nick: str) -> None:
+        """Tell the clients that MONITOR C{nick} it is offline (731)."""
+        for client in self.watchers.get(nick.lower(), ()):
+            client.reply("731", nick)
+
+    def prefix(self, name: str) -> str:
+        """C{name}'s C{nick!user@host}."""
+        found = self.prefixes.get(name.lower())
+        return found if found is not None else render.prefix_of(name)
+
+
+def _safe(params: Sequence[str]) -> tuple[str, ...]:
+    """C{params} with every middle one made a word (echoing what a client sent)."""
+    middle = [_word(param) for param in params[:-1]]
+    last = _FORBIDDEN.sub("", params[-1]) if params else None
+    return (*middle, last) if last is not None else ()
+
+
+def _word(text: str) -> str:
+    return _FORBIDDEN.sub("", text).replace(" ", "_").lstrip(":") or "*"
+
+
+def _add_tag(line: bytes, tag: bytes) -> bytes:
+    """C{line} with one more tag (C{key=value}, escaped)."""
+    if line[:1] == b"@":
+        return b"@" + tag + b";" + line[1:]
+    return b"@" + tag + b" " + line
+
+
+def _tag_time(when: float) -> dict[str, str]:
+    return {"time": render.server_time(when)}
+
+
+class IRCProtocol(Protocol):
+    """One IRC client connection; the session's participant."""
+
+    log = Logger()
+    transport: IConnectionTransport
+    factory: IRCFactory
+    session: ChatSession
+    host = ""
+    _buffer = b""
+    _discarding = False
+    _paused = False
+    _registered = False
+    _closing = False
+    _quiet = False  # a NOTICE: errors are not answered
+    _gone = False  # whether WHOWAS has heard of the departure
+    invisible = False  # user mode +i: hidden from WHO masks
+    _labeled: list[bytes] | None = None  # a labelled command's answers, held
+    _errors = 0  # Error events sent (a command failed when it grew)
+    send_queue: SendQueue
+
+    def __init__(self) -> None:
+        self.nick = "*"
+        self.user: str | None = None
+        self.realname = ""
+        self.passcode: bytes | None = None
+        self.wanted: str | None = None  # the NICK asked for, before registration
+        self.caps: set[str] = set()
+        self.negotiating = False  # CAP LS/REQ hold registration until CAP END
+        self.away: str | None = None
+        self.signon = 0.0
+        self.last_active = 0.0
+        self._batch = 0
+        self.monitoring: dict[str, str] = {}  # nick key -> nick, as given to MONITOR
+
+    # -- the connection ------------------------------------------------------
+
+    @override
+    def connectionMade(self) -> None:
+        transport = self.transport
+        try:
+            transport.setTcpNoDelay(True)
+        except (AttributeError, OSError):
+            pass
+        detect_dead_peers(transport)
+        self.send_queue = SendQueue(self.factory.sendq)
+        transport.registerProducer(self.send_queue, True)
+        self.hub.unregistered += 1
+        self.session = ChatSession(self.factory.context, self)
+        self.session.start()
+
+    @property
+    def hub(self) -> IRCHub:
+        return self.factory.hub
+
+    @override
+    def dataReceived(self, data: bytes) -> None:
+        if self._buffer:
+            data = self._buffer + data
+            self._buffer = b""
+        if self._paused:
+            self._buffer = data
+            return
+        start = 0
+        if self._discarding:
+            start = data.find(b"\n") + 1
+            if not start:
+                return
+            self._discarding = False
+        find = data.find
+        while True:
+            end = find(b"\n", start)
+            if end < 0:
+                break
+            stop = end - 1 if end > start and data[end - 1] == 13 else end
+            if stop - start > MAX_FRAME:
+                self._too_long()
+            else:
+                self._line(data[start:stop])
+            start = end + 1
+            if self._paused or self._closing:
+                self._buffer = b"" if self._closing else data[start:]
+                return
+        if start:
+            data = data[start:]
+        if len(data) > MAX_FRAME + 1:
+            self._too_long()
+            self._discarding = True
+            data = b""
+        self._buffer = data
+
+    def _too_long(self) -> None:
+        self.reply("417", "Input line was too long")
+
+    def _line(self, line: bytes) -> None:
+        try:
+            message = parse_message(line)
+        except (EmptyLine, NoCommand):
+            return
+        except LineTooLong:
+            self._too_long()
+            return
+        except InvalidUTF8 as e:
+            self.message("FAIL", e.command, "INVALID_UTF8",
+                         "Message rejected: it was not valid UTF-8")
+            return
+        except ForbiddenCharacter as e:
+            self.message("FAIL", e.command, "INVALID_MESSAGE",
+                         "Message rejected: it held a NUL or a CR")
+            return
+        except ParseError:
+            return
+        label = message.tags.get("label") if "labeled-response" in self.caps else None
+        if label:
+            self._labeled = []
+            try:
+                self._handle(message.command, message.params)
+            finally:
+                self._answer_labeled(label)
+            return
+        self._handle(message.command, message.params)
+
+    def _handle(self, command: str, params: Sequence[str]) -> None:
+        handler = getattr(self, "irc_" + command, None)
+        if not self._registered:
+            if command not in BEFORE_REGISTRATION:
+                if handler is None:
+                    self.reply("421", command, "Unknown command")
+                else:
+                    self.reply("451", "You have not registered")
+                return
+        elif command not in UNCOUNTED and self.session.flooding():
+            return
+        if handler is None:
+            self.reply("421", command, "Unknown command")
+            return
+        self.last_active = self.factory.context.clock.seconds()
+        try:
+            handler(params)
+        except ChatError as e:
+            self.reply(e.numeric, command, str(e))
+        except Exception:
+            self.log.failure("IRC {command} from {peer} failed", command=command,
+                             peer=self.describe_peer())
+            self.reply("400", command, "The server failed to handle that; it was dropped")
+
+    @override
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.factory.limits.release(self.host)
+        self.factory.context.server.observer.connection_closed("irc")
+        if not self._registered:
+            self.hub.unregistered -= 1
+        session = self.__dict__.get("session")
+        if session is not None:
+            session.connection_lost()
+        self._forget()
+
+    def _departed(self) -> None:
+        """Leave a WHOWAS entry (once)."""
+        if self._registered and not self._gone:
+            self._gone = True
+            self.hub.departed(self.nick, self.user or self.nick, self.host, self.realname)
+            self.hub.signed_off(self.nick)
+
+    def _forget(self) -> None:
+        """Leave the hub's tables (after the quit notice was rendered)."""
+        self._departed()
+        self._unmonitor(list(self.monitoring))
+        key = self.nick.lower()
+        if self._registered and self.hub.clients.get(key) is self:
+            del self.hub.clients[key]
+            self.hub.prefixes.pop(key, None)
+
+    # -- output ---------------------------------------------------------------
+
+    def _answer_labeled(self, label: str) -> None:
+        """
+        Send what a labelled command answered (labeled-response): C{ACK}
+        for nothing, the one line with the label, or a batch of them.
+        """
+        data, self._labeled = b"".join(self._labeled or ()), None
+        tag = format_message({"label": label}, None, "X")[:-2]  # b"@label=..."
+        answers = data.split(b"\r\n")[:-1]
+        if not answers:
+            self.write(b"%s :%s ACK\r\n" % (tag, self.hub.server_name.encode()))
+        elif len(answers) == 1:
+            self.write(_add_tag(answers[0], tag[1:]) + b"\r\n")
+        else:
+            self._batch += 1
+            batch = b"l%d" % self._batch
+            server = self.hub.server_name.encode()
+            lines = [b"%s :%s BATCH +%s labeled-response" % (tag, server, batch)]
+            lines += [_add_tag(line, b"batch=" + batch) for line in answers]
+            lines.append(b":%s BATCH -%s" % (server, batch))
+            self.write(b"\r\n".join(lines) + b"\r\n")
+
+    def write(self, data: bytes) -> None:
+        """Send C{data} (held while a labelled command runs: L{_answer_labeled})."""
+        labeled = self._labeled
+        if labeled is not None:
+            labeled.append(data)
+            return
+        self.deliver(data)
+
+    def deliver(self, data: bytes) -> None:
+        """Send C{data} now, within the sendq."""
+        if self.send_queue.stalled and not self.send_queue.add(len(data), self._overflowed):
+            return
+        self.transport.write(data)
+
+    def _overflowed(self, queued: int) -> None:
+        self.factory.context.server.observer.send_queue_overflowed("irc")
+        self.log.warn("{peer} stopped reading ({queued} bytes waiting); disconnecting",
+                      peer=self.describe_peer(), queued=queued)
+        self.transport.abortConnection()
+
+    def message(self, command: str, *params: str, source: str | None = None,
+                tags: dict[str, str] | None = None) -> None:
+        """Send one message from C{source} (the server by default)."""
+        if source is None:
+            source = self.hub.server_name
+        try:
+            data = format_message(tags, source, command, params)
+        except ValueError:  # a client's word echoed as a middle parameter (WHO "a b")
+            data = format_message(tags, source, command, _safe(params))
+        self.write(data + b"\r\n")
+
+    def _line_from(self, command: str, target: str, text: str,
+                   source: str | None = None) -> bytes:
+        """A message from C{source} (this user) as this client gets it, with CRLF."""
+        tags = _tag_time(self.factory.context.clock.seconds()) \
+            if "server-time" in self.caps else None
+        return format_message(tags, source or self.prefix, command, (target, text)) + b"\r\n"
+
+    def reply(self, number: str, *params: str) -> None:
+        """A numeric reply to this client (its nick first)."""
+        self.message(number, self.nick, *params)
+
+    @property
+    def prefix(self) -> str:
+        return "%s!%s@%s" % (self.nick, self.user or self.nick, self.host or "unknown")
+
+    # -- the session's participant -------------------------------------------
+
+    def send(self, event: Event) -> None:
+        """Render C{event} for this client."""
+        kind = type(event)
+        if kind is Message or kind is Notice:
+            room_event = cast("Message | Notice", event)
+            memo = room_event._irc
+            if memo is None:
+                memo = room_event._irc = render.room_event(
+                    room_event, self.hub.prefix, self.hub.server_name)
+            self.write(memo[1] if "server-time" in self.caps else memo[0])
+            return
+        handler = _EVENTS.get(kind)
+        if handler is not None:
+            handler(self, event)
+
+    def _private(self, event: Private) -> None:
+        if event.outgoing:  # the confirmation: echo-message's echo is sent by _privmsg
+            return
+        self._say_to(self.hub.prefix(event.sender), self.nick, event.text, event.when)
+
+    def _say_to(self, source: str, target: str, text: str, when: float) -> None:
+        action = False
+        name = source.partition("!")[0]
+        if text.startswith("* %s " % name):  # an action sent privately (see irc_PRIVMSG)
+            text, action = text[len(name) + 3:], True
+        tags = _tag_time(when) if "server-time" in self.caps else None
+        self.write(render.lines(tags, source, "PRIVMSG",
+                                render.privmsgs(source, target, text, action)))
+
+    def _error(self, event: Error) -> None:
+        self._errors += 1
+        if self._quiet:
+            return
+        number = numeric(event.code)
+        if not self._registered:
+            if number in ("432", "433"):
+                self.reply(number, self.wanted or "*", event.text)
+            elif number == "464":
+                self.reply(number, event.text)
+            else:
+                self.message("NOTICE", self.nick, "ERROR " + event.text)
+            return
+        self.message("NOTICE", self.nick, "ERROR " + event.text)
+
+    def _info(self, event: Info) -> None:
+        self.message("NOTICE", self.nick, event.text)
+
+    def _users(self, event: Users) -> None:
+        room = event.room
+        if room is None:
+            return
+        channel = "#" + room
+        if "server-time" in self.caps:
+            self.message("JOIN", channel, source=self.prefix,
+                         tags=_tag_time(self.factory.context.clock.seconds()))
+        else:
+            self.message("JOIN", channel, source=self.prefix)
+        if self.away:
+            joined = self._room(room)
+            if joined is not None:
+                self._tell_away(self._away_audience([joined]))
+        topic = self._topic(room)
+        if topic is not None:
+            text, by, when = topic
+            self.reply("332", channel, text)
+            self.reply("333", channel, by, str(int(when)))
+        self._names(room, channel)
+
+    def _history(self, event: History) -> None:
+        if not event.replay or not event.entries:
+            return
+        prefix = self.hub.prefix
+        batch = None
+        if "batch" in self.caps:
+            self._batch += 1
+            batch = "h%d" % self._batch
+            self.message("BATCH", "+" + batch, "chathistory", "#" + event.room)
+        for entry in event.entries:
+            tags = {"time": render.server_time(entry.when)}
+            if batch is not None:
+                tags["batch"] = batch
+            self.write(render.entry_lines(entry, prefix, tags))
+        if batch is not None:
+            self.message("BATCH", "-" + batch)
+
+    def _shutdown(self, event: Shutdown) -> None:
+        self.message("NOTICE", self.nick, "*** Server shutting down ***")
+
+    def _joined(self, event: Joined) -> None:
+        pass
+
+    def close(self) -> None:
+        """Close after what was sent is written (an C{ERROR} line first)."""
+        if self._closing:
+            return
+        self._closing = True
+        self.write(b"ERROR :Closing link: %s\r\n" % (self.host or "unknown").encode())
+        transport = self.transport
+        if not transport.disconnecting:
+            transport.unregisterProducer()
+            transport.loseConnection()
+
+    def pause_input(self) -> None:
+        self._paused = True
+
+    def resume_input(self) -> None:
+        if self._paused:
+            self._paused = False
+            if self._buffer and not self.transport.disconnecting:
+                data, self._buffer = self._buffer, b""
+                self.dataReceived(data)
+
+    def peer_host(self) -> str:
+        return self.host
+
+    def describe_peer(self) -> str:
+        peer: IAddress = self.transport.getPeer()  # a UNIXAddress on a UNIX socket
+        if isinstance(peer, IPv4Address | IPv6Address):
+            return "%s:%s" % (peer.host, peer.port)
+        return str(peer)
+
+    # -- registration ----------------------------------------------------------
+
+    def irc_PASS(self, params: Sequence[str]) -> None:
+        if self._registered:
+            self.reply("462", "You may not reregister")
+            return
+        if not params:
+            self.reply("461", "PASS", "Not enough parameters")
+            return
+        self.passcode = params[0].encode("utf-8")
+
+    def irc_NICK(self, params: Sequence[str]) -> None:
+        if not params or not params[0]:
+            self.reply("431", "No nickname given")
+            return
+        nick = params[0]
+        if self._registered:
+            if nick != self.nick:
+                self._rename(nick)
+            return
+        self.wanted = nick
+        self._try_register()
+
+    def _rename(self, nick: str) -> None:
+        """
+        NICK after registration: the directory's name changes (the member
+        and its rooms stay); IRC users sharing a room see C{NICK}, telnet
+        and browser users a notice.
+        """
+        member = self.session.member
+        if member is None:
+            return
+        try:
+            check_name(nick)
+        except ChatError as e:
+            self.reply("432", nick, str(e))
+            return
+        directory = self._directory
+        other = directory.find(nick)
+        if other is not None and other is not member:
+            self.reply("433", nick, "the name %s is taken; pick another" % nick)
+            return
+        old, old_prefix = member.name, self.prefix
+        directory.release(member)
+        outcome: list[Any] = []
+        directory.claim(nick, member).addBoth(outcome.append)
+        if not outcome or isinstance(outcome[0], Failure):  # lost a race (a cluster)
+            if outcome:
+                outcome[0].trap(ChatError)
+            directory.claim(old, member).addErrback(lambda f: None)
+            self.reply("433", nick, "the name %s is taken; pick another" % nick)
+            return
+        hub = self.hub
+        renamed = old.lower() != member.name.lower()  # not a case change
+        if renamed:
+            self._departed()
+            self._gone = False
+        hub.clients.pop(old.lower(), None)
+        hub.prefixes.pop(old.lower(), None)
+        self.nick = member.name
+        hub.clients[member.key] = self
+        hub.prefixes[member.key] = self.prefix
+        if renamed:
+            hub.signed_on(member.name, self.prefix)
+        line = format_message(None, old_prefix, "NICK", (member.name,)) + b"\r\n"
+        self.write(line)
+        server = self.factory.context.server
+        pairs = []
+        for room in member.rooms:
+            notice = server.notice(room, "%s is now known as %s" % (old, member.name))
+            when = render.server_time(notice.when)
+            tagged = format_message({"time": when}, old_prefix, "NICK", (member.name,))
+            notice._irc = (line, tagged + b"\r\n")
+            pairs.append((room.name, notice))
+        if pairs:
+            server.bus.publish_once(pairs, exclude=member)
+
+    def irc_USER(self, params: Sequence[str]) -> None:
+        if self._registered:
+            self.reply("462", "You may not reregister")
+            return
+        if len(params) < 4 or not params[0] or not params[3]:
+            self.reply("461", "USER", "Not enough parameters")
+            return
+        self.user = params[0][:20].replace("@", "").replace("!", "") or "user"
+        self.realname = params[3]
+        self._try_register()
+
+    def irc_CAP(self, params: Sequence[str]) -> None:
+        if not params:
+            self.reply("461", "CAP", "Not enough parameters")
+            return
+        sub = params[0].upper()
+        if sub == "LS":
+            if not self._registered:
+                self.negotiating = True
+            self.message("CAP", self.nick, "LS", " ".join(CAPABILITIES))
+        elif sub == "REQ":
+            if not self._registered:
+                self.negotiating = True
+            asked = params[1] if len(params) > 1 else ""
+            wanted = asked.split()
+            names = [name.lstrip("-") for name in wanted]
+            if not wanted or any(name not in CAPABILITIES for name in names):
+                self.message("CAP", self.nick, "NAK", asked)
+                return
+            for item in wanted:
+                if item.startswith("-"):
+                    self.caps.discard(item[1:])
+                else:
+                    self.caps.add(item)
+            self.message("CAP", self.nick, "ACK", asked)
+        elif sub == "LIST":
+            self.message("CAP", self.nick, "LIST", " ".join(sorted(self.caps)))
+        elif sub == "END":
+            if self.negotiating:
+                self.negotiating = False
+                self._try_register()
+        else:
+            self.reply("410", params[0], "Invalid CAP command")
+
+    def _try_register(self) -> None:
+        if self._registered or self.negotiating or self.wanted is None or self.user is None:
+            return
+        if self.session.needs_passcode and self.passcode is None:
+            self.reply("464", "Password required: send PASS <passcode> before NICK and USER")
+            return
+        nick = self.wanted
+        d = self.session.log_in(self.passcode, nick, room=None)
+        d.addCallbacks(self._welcome, self._refused)
+
+    def _refused(self, failure: Failure) -> None:
+        failure.trap(ChatError)
+        self.wanted = None  # the client sends another NICK
+
+    def _welcome(self, member: Member) -> None:
+        hub = self.hub
+        self._registered = True
+        hub.unregistered -= 1
+        self.nick = member.name
+        self.signon = self.last_active = self.factory.context.clock.seconds()
+        hub.clients[member.key] = self
+        hub.prefixes[member.key] = self.prefix
+        hub.max_users = max(hub.max_users, len(self.factory.context.server.members))
+        name = hub.server_name
+        self.reply("001", "Welcome to twisted-chat, %s" % self.prefix)
+        self.reply("002", "Your host is %s, running twisted-chat %s" % (name, __version__))
+        self.reply("003", "This server was created %s" % time.strftime(
+            "%Y-%m-%d %H:%M:%S UTC", time.gmtime(hub.created)))
+        self.reply("004", name, "twisted-chat-" + __version__, "i", "nt")
+        tokens = list(ISUPPORT)
+        for start in range(0, len(tokens), 12):
+            self.reply("005", *tokens[start:start + 12], "are supported by this server")
+        self.irc_LUSERS(())
+        self.irc_MOTD(())
+        hub.signed_on(member.name, self.prefix)
+
+    # -- commands ---------------------------------------------------------------
+
+    def irc_PING(self, params: Sequence[str]) -> None:
+        if not params:
+            self.reply("409", "No origin specified")
+            return
+        self.message("PONG", self.hub.server_name, params[0])
+
+    def irc_PONG(self, params: Sequence[str]) -> None:
+        pass
+
+    def irc_QUIT(self, params: Sequence[str]) -> None:
+        reason = params[0] if params else ""
+        if self._registered:
+            self._departed()
+            self.session.command(Command("quit", reason))
+        self.session.close()
+
+    def irc_MOTD(self, params: Sequence[str]) -> None:
+        self.reply("422", "MOTD File is missing")
+
+    def irc_LUSERS(self, params: Sequence[str]) -> None:
+        hub = self.hub
+        users = len(self.factory.context.server.members)
+        hub.max_users = max(hub.max_users, users)
+        self.reply("251", "There are %d users and 0 invisible on 1 servers" % users)
+        self.reply("252", "0", "operator(s) online")
+        if hub.unregistered:
+            self.reply("253", str(hub.unregistered), "unknown connection(s)")
+        channels = sum(1 for _, count in self._directory.rooms() if count)
+        self.reply("254", str(channels), "channels formed")
+        self.reply("255", "I have %d clients and 1 servers" % users)
+        self.reply("265", str(users), str(hub.max_users),
+                   "Current local users %d, max %d" % (users, hub.max_users))
+        self.reply("266", str(users), str(hub.max_users),
+                   "Current global users %d, max %d" % (users, hub.max_users))
+
+    def irc_TIME(self, params: Sequence[str]) -> None:
+        self.reply("391", self.hub.server_name, time.strftime(
+            "%A %B %d %Y -- %H:%M:%S +00:00", time.gmtime(self.factory.context.clock.seconds())))
+
+    def irc_VERSION(self, params: Sequence[str]) -> None:
+        self.reply("351", "twisted-chat-" + __version__, self.hub.server_name, "")
+        tokens = list(ISUPPORT)
+        for start in range(0, len(tokens), 12):
+            self.reply("005", *tokens[start:start + 12], "are supported by this server")
+
+    @property
+    def _directory(self) -> Any:
+        return self.factory.context.server.directory
+
+    def _channel(self, name: str) -> str | None:
+        """The room key of the channel C{name} (with its C{#}), or C{None} if not one."""
+        if not name.startswith("#"):
+            return None
+        try:
+            return room_key(name)
+        except ChatError:
+            return None
+
+    def _room(self, key: str) -> Any:
+        return self.factory.context.server.rooms.get(key)
+
+    def _in(self, key: str) -> bool:
+        room = self._room(key)
+        member = self.session.member
+        return room is not None and member is not None and member in room.members
+
+    def irc_JOIN(self, params: Sequence[str]) -> None:
+        if not params:
+            self.reply("461", "JOIN", "Not enough parameters")
+            return
+        if params[0] == "0":
+            member = self.session.member
+            for room in list(member.rooms) if member is not None else ():
+                self._part(room.name, "")
+            return
+        for name in params[0].split(","):
+            if not name:
+                continue
+            key = self._channel(name)
+            if key is None:
+                self.reply("403", name, "No such channel (a channel is # and 1-32 letters, "
+                           "digits, _ or -)")
+                continue
+            if self._in(key):
+                continue
+            self.session.command(Command("join", "#" + key, number=1))
+
+    def irc_PART(self, params: Sequence[str]) -> None:
+        if not params:
+            self.reply("461", "PART", "Not enough parameters")
+            return
+        reason = params[1] if len(params) > 1 else ""
+        for name in params[0].split(","):
+            if not name:
+                continue
+            key = self._channel(name)
+            if key is None or self._room(key) is None:
+                self.reply("403", name, "No such channel")
+            elif not self._in(key):
+                self.reply("442", name, "You're not on that channel")
+            else:
+                self._part(key, reason)
+
+    def _part(self, key: str, reason: str) -> None:
+        self.session.command(Command("part", "#" + key, reason))
+        if not self._in(key):
+            params = ("#" + key, reason) if reason else ("#" + key,)
+            self.message("PART", *params, source=self.prefix)
+
+    def irc_PRIVMSG(self, params: Sequence[str], notice: bool = False) -> None:
+        command = "NOTICE" if notice else "PRIVMSG"
+        if not params:
+            if not notice:
+                self.reply("411", "No recipient given (%s)" % command)
+            return
+        if len(params) < 2 or not params[1]:
+            if not notice:
+                self.reply("412", "No text to send")
+            return
+        text = params[1]
+        action = False
+        if text.startswith("\x01"):
+            body = text.strip("\x01")
+            verb, _, rest = body.partition(" ")
+            if verb.upper() != "ACTION":
+                return  # other CTCPs (VERSION, PING...) are not offered
+            text, action = rest, True
+        for target in params[0].split(",")[:4]:
+            if target:
+                self._quiet = notice
+                try:
+                    self._privmsg(command, target, text, action, params[1])
+                finally:
+                    self._quiet = False
+
+    def irc_NOTICE(self, params: Sequence[str]) -> None:
+        self.irc_PRIVMSG(params, notice=True)
+
+    def _privmsg(self, command: str, target: str, text: str, action: bool, raw: str) -> None:
+        errors = self._errors
+        quiet = command == "NOTICE"
+        if target.startswith("#"):
+            key = self._channel(target)
+            if key is None or self._room(key) is None:
+                if not quiet:
+                    self.reply("403", target, "No such channel")
+                return
+            if not self._in(key):
+                if not quiet:
+                    self.reply("404", target, "Cannot send to channel (join it first)")
+                return
+            if quiet and not action:
+                self._notice(key, text)
+            else:
+                self.session.command(Command("me" if action else "say", text, "#" + key))
+        else:
+            other = self._directory.find(target)
+            if other is None:
+                if not quiet:
+                    self.reply("401", target, "No such nick")
+                return
+            if other is self.session.member:  # to yourself: it comes back (not labelled)
+                self.deliver(self._line_from(command, self.nick, raw))
+                if "echo-message" in self.caps:
+                    self.write(self._line_from(command, self.nick, raw))
+                return
+            client = other.participant
+            if quiet and isinstance(client, IRCProtocol):
+                # A NOTICE between IRC users stays a NOTICE (the domain's
+                # private messages are PRIVMSGs).
+                self.factory.context.server.observer.message("private")
+                client.deliver(client._line_from(command, client.nick, clean(raw), self.prefix))
+                if "echo-message" in self.caps:
+                    self.write(self._line_from(command, other.name, raw))
+                return
+            if action:
+                text = "* %s %s" % (self.nick, text)
+            self.session.command(Command("msg", other.name, text))
+            away = getattr(other.participant, "away", None)
+            if away and not quiet and self._errors == errors:
+                self.reply("301", other.name, away)
+            target = other.name
+        if self._errors == errors and "echo-message" in self.caps:
+            tags = _tag_time(self.factory.context.clock.seconds()) \
+                if "server-time" in self.caps else None
+            self.message(command, target, raw, source=self.prefix, tags=tags)
+
+    def _notice(self, key: str, text: str) -> None:
+        """
+        A NOTICE to a channel: a message of the room (telnet and browser
+        users see a message, history keeps it) that IRC users see as a
+        NOTICE: the event's IRC memo is filled here, before the fan-out.
+        """
+        member = self.session.member
+        if member is None or self.session.flooding():
+            return
+        text = clean(text)
+        if not visible(text):
+            return
+        server = self.factory.context.server
+        when, stamp = server.now()
+        entry = Entry(key, member.name, text, when)
+        event = Message(entry, stamp)
+        source = self.prefix
+        params = render.privmsgs(source, "#" + key, text, command="NOTICE")
+        event._irc = (render.lines(None, source, "NOTICE", params),
+                      render.lines(_tag_time(when), source, "NOTICE", params))
+        server.observer.message("message")
+        server.bus.publish(key, event, member)
+        server.history.append(entry)
+
+    def irc_NAMES(self, params: Sequence[str]) -> None:
+        if not params:
+            self.reply("366", "*", "End of /NAMES list")
+            return
+        for name in params[0].split(",")[:1]:
+            key = self._channel(name)
+            if key is None or self._room(key) is None:
+                self.reply("366", name, "End of /NAMES list")
+            else:
+                self._names(key, name)
+
+    def _names(self, key: str, channel: str) -> None:
+        names = self._directory.members(key)
+        if "userhost-in-names" in self.caps:
+            names = [self.hub.prefix(name) for name in names]
+        line: list[str] = []
+        size = 0
+        for name in names:
+            if size + len(name) > 400:
+                self.reply("353", "=", "#" + key, " ".join(line))
+                line, size = [], 0
+            line.append(name)
+            size += len(name) + 1
+        if line:
+            self.reply("353", "=", "#" + key, " ".join(line))
+        self.reply("366", channel, "End of /NAMES list")
+
+    def irc_LIST(self, params: Sequence[str]) -> None:
+        wanted = None
+        if params and params[0]:
+            wanted = {self._channel(name) for name in params[0].split(",")}
+        self.reply("321", "Channel", "Users  Name")
+        for name, count in self._directory.rooms():
+            if not count or (wanted is not None and name not in wanted):
+                continue
+            topic = self._topic(name)
+            self.reply("322", "#" + name, str(count), topic[0] if topic else "")
+        self.reply("323", "End of /LIST")
+
+    def _topic(self, key: str) -> tuple[str, str, float] | None:
+        topic = self.hub.topics.get(key)
+        if topic is not None and self._room(key) is None:
+            del self.hub.topics[key]  # the room went away, and its topic with it
+            return None
+        return topic
+
+    def irc_TOPIC(self, params: Sequence[str]) -> None:
+        if not params:
+            self.reply("461", "TOPIC", "Not enough parameters")
+            return
+        key = self._channel(params[0])
+        if key is None or self._room(key) is None:
+            self.reply("403", params[0], "No such channel")
+            return
+        channel = "#" + key
+        if len(params) == 1:
+            topic = self._topic(key)
+            if topic is None:
+                self.reply("331", channel, "No topic is set")
+            else:
+                self.reply("332", channel, topic[0])
+                self.reply("333", channel, topic[1], str(int(topic[2])))
+            return
+        if not self._in(key):
+            self.reply("442", channel, "You're not on that channel")
+            return
+        text = params[1][:390]
+        if text:
+            topics = self.hub.topics
+            if len(topics) >= 1000:  # forget the topics of rooms that went away
+                rooms = self.factory.context.server.rooms
+                for gone in [name for name in topics if name not in rooms]:
+                    del topics[gone]
+            topics[key] = (text, self.prefix, self.factory.context.clock.seconds())
+        else:
+            self.hub.topics.pop(key, None)
+        # the topic is the IRC front end's: its members hear of the change
+        for member in self._room(key).members:
+            client = member.participant
+            if isinstance(client, IRCProtocol):
+                client.message("TOPIC", channel, text, source=self.prefix)
+
+    def irc_MODE(self, params: Sequence[str]) -> None:
+        if not params:
+            self.reply("461", "MODE", "Not enough parameters")
+            return
+        target = params[0]
+        if target.startswith("#"):
+            key = self._channel(target)
+            if key is None or self._room(key) is None:
+                self.reply("403", target, "No such channel")
+                return
+            if len(params) == 1:
+                self.reply("324", "#" + key, "+nt")
+                return
+            if params[1] in ("b", "+b") and len(params) == 2:
+                self.reply("368", "#" + key, "End of channel ban list")
+                return
+            self.reply("482", "#" + key, "You're not channel operator (rooms have none yet)")
+            return
+        if target.lower() != self.nick.lower():
+            if self._directory.find(target) is None:
+                self.reply("401", target, "No such nick")
+            else:
+                self.reply("502", "Can't change mode for other users")
+            return
+        if len(params) == 1:
+            self.reply("221", "+i" if self.invisible else "+")
+            return
+        change = params[1]
+        adding, applied, unknown = True, "", False
+        for char in change:
+            if char in "+-":
+                adding = char == "+"
+            elif char == "i":
+                if self.invisible != adding:
+                    self.invisible = adding
+                    applied += ("+" if adding else "-") + "i"
+            else:
+                unknown = True
+        if applied:
+            self.message("MODE", self.nick, applied, source=self.prefix)
+        if unknown:
+            self.reply("501", "Unknown MODE flag")
+
+    def irc_KICK(self, params: Sequence[str]) -> None:
+        if len(params) < 2:
+            self.reply("461", "KICK", "Not enough parameters")
+            return
+        key = self._channel(params[0])
+        if key is None or self._room(key) is None:
+            self.reply("403", params[0], "No such channel")
+        elif not self._in(key):
+            self.reply("442", params[0], "You're not on that channel")
+        else:
+            self.reply("482", "#" + key, "You're not channel operator (rooms have none yet)")
+
+    def irc_AWAY(self, params: Sequence[str]) -> None:
+        if params and params[0]:
+            self.away = params[0][:390]
+            self.reply("306", "You have been marked as being away")
+        else:
+            self.away = None
+            self.reply("305", "You are no longer marked as being away")
+        self._tell_away(self._away_audience())
+
+    def _away_line(self) -> bytes:
+        params = (self.away,) if self.away else ()
+        return format_message(None, self.prefix, "AWAY", params) + b"\r\n"
+
+    def _away_audience(self, rooms: Any = None) -> set[IRCProtocol]:
+        """
+        The IRC clients with away-notify sharing C{rooms} (default: all of
+        ours) with us, and those with extended-monitor that MONITOR us.
+        """
+        member = self.session.member
+        audience: set[IRCProtocol] = set()
+        if member is None:
+            return audience
+        for room in member.rooms if rooms is None else rooms:
+            for other in room.members:
+                client = other.participant
+                if isinstance(client, IRCProtocol) and "away-notify" in client.caps:
+                    audience.add(client)
+        if rooms is None:
+            for client in self.hub.watchers.get(member.key, ()):
+                if "extended-monitor" in client.caps and "away-notify" in client.caps:
+                    audience.add(client)
+        audience.discard(self)
+        return audience
+
+    def _tell_away(self, audience: set[IRCProtocol]) -> None:
+        if audience:
+            line = self._away_line()
+            for client in audience:
+                client.write(line)
+
+    def irc_ISON(self, params: Sequence[str]) -> None:
+        if not params:
+            self.reply("461", "ISON", "Not enough parameters")
+            return
+        found = []
+        for word in " ".join(params).split():
+            member = self._directory.find(word)
+            if member is not None:
+                found.append(member.name)
+        self.reply("303", " ".join(found))
+
+    def _ident(self, member: Member) -> tuple[str, str, str, str | None]:
+        """A member's user, host, real name and away message."""
+        client = member.participant
+        if isinstance(client, IRCProtocol) and client._registered:
+            return client.user or member.name, client.host, client.realname, client.away
+        return member.name, render.OTHER_HOST, member.name, None
+
+    def irc_USERHOST(self, params: Sequence[str]) -> None:
+        if not params:
+            self.reply("461", "USERHOST", "Not enough parameters")
+            return
+        found = []
+        for word in params[:5]:
+            member = self._directory.find(word)
+            if member is not None:
+                user, host, _, away = self._ident(member)
+                found.append("%s=%s%s@%s" % (member.name, "-" if away else "+", user, host))
+        self.reply("302", " ".join(found))
+
+    def irc_WHO(self, params: Sequence[str]) -> None:
+        mask = params[0] if params else "*"
+        whox: str | None = None
+        token = ""
+        if len(params) > 1 and params[1].startswith("%"):  # WHOX: %fields[,token]
+            whox, _, token = params[1][1:].partition(",")
+            token = token[:3] if token.isdigit() else ""
+        members: list[Member] = []
+        channel = "*"
+        key = self._channel(mask)
+        server = self.factory.context.server
+        if key is not None:
+            room = self._room(key)
+            if room is not None:
+                members = sorted(room.members, key=lambda m: m.name.lower())
+                channel = "#" + key
+        elif not mask.startswith("#"):
+            pattern = mask.lower()
+            if pattern in ("0", ""):
+                pattern = "*"
+            me = self.session.member
+            mine = set(me.rooms) if me is not None else set()
+            exact = self._directory.find(mask)
+            for member in server.members.values():
+                if member is exact:
+                    members.append(member)
+                    continue
+                client = member.participant
+                if (isinstance(client, IRCProtocol) and client.invisible and member is not me
+                        and mine.isdisjoint(member.rooms)):
+                    continue  # +i: not found by a mask unless sharing a channel
+                user, host, realname, _ = self._ident(member)
+                if any(fnmatch.fnmatchcase(value.lower(), pattern)
+                       for value in (member.name, user, host, realname)):
+                    members.append(member)
+            members.sort(key=lambda m: m.name.lower())
+        for member in members:
+            user, host, realname, away = self._ident(member)
+            where = channel
+            if where == "*" and member.rooms:
+                where = "#" + next(iter(member.rooms)).name
+            flags = "G" if away else "H"
+            if whox is not None:
+                self._whox(whox, token, member, where, user, host, flags, realname)
+                continue
+            self.reply("352", where, user, host, self.hub.server_name, member.name,
+                       flags, "0 " + realname)
+        self.reply("315", mask, "End of WHO list")
+
+    def _whox(self, fields: str, token: str, member: Member, channel: str, user: str,
+              host: str, flags: str, realname: str) -> None:
+        """One WHOX reply (354): the C{fields} asked for, in WHOX's fixed order."""
+        client = member.participant
+        idle = "0"
+        if isinstance(client, IRCProtocol) and client._registered:
+            now = self.factory.context.clock.seconds()
+            idle = str(int(now - client.last_active))
+        values = {"t": token or "0", "c": channel, "u": user,
+                  "i": host if host.replace(".", "").isdigit() else "255.255.255.255",
+                  "h": host, "s": self.hub.server_name, "n": member.name, "f": flags,
+                  "d": "0", "l": idle, "a": "0", "o": "n/a", "r": realname}
+        self.reply("354", *[values[char] for char in WHOX_FIELDS if char in fields])
+
+    def irc_WHOIS(self, params: Sequence[str]) -> None:
+        if not params:
+            self.reply("431", "No nickname given")
+            return
+        name = params[-1].split(",")[0]
+        member = self._directory.find(name)
+        if member is None:
+            self.reply("401", name, "No such nick")
+            self.reply("318", name, "End of /WHOIS list")
+            return
+        user, host, realname, away = self._ident(member)
+        self.reply("311", member.name, user, host, "*", realname)
+        rooms = " ".join("#" + room.name for room in member.rooms)
+        if rooms:
+            self.reply("319", member.name, rooms)
+        self.reply("312", member.name, self.hub.server_name, "twisted-chat")
+        if away:
+            self.reply("301", member.name, away)
+        client = member.participant
+        if isinstance(client, IRCProtocol) and client._registered:
+            now = self.factory.context.clock.seconds()
+            self.reply("317", member.name, str(int(now - client.last_active)),
+                       str(int(client.signon)), "seconds idle, signon time")
+        self.reply("318", member.name, "End of /WHOIS list")
+
+    def irc_WHOWAS(self, params: Sequence[str]) -> None:
+        if not params or not params[0]:
+            self.reply("461", "WHOWAS", "Not enough parameters")
+            return
+        nick = params[0].split(",")[0]
+        count = 0
+        if len(params) > 1:
+            try:
+                count = int(params[1])
+            except ValueError:
+                count = 0
+        entries = self.hub.whowas.get(nick.lower(), [])
+        if count > 0:
+            entries = entries[:count]
+        if not entries:
+            self.reply("406", nick, "There was no such nickname")
+        for was, user, host, realname in entries:
+            self.reply("314", was, user, host, "*", realname)
+            self.reply("312", was, self.hub.server_name, "twisted-chat")
+        self.reply("369", nick, "End of WHOWAS")
+
+    def irc_MONITOR(self, params: Sequence[str]) -> None:
+        """MONITOR + - C L S: online and offline notices for nicks (IRC users come and go)."""
+        if not params:
+            self.reply("461", "MONITOR", "Not enough parameters")
+            return
+        sub = params[0].upper()
+        targets = [word for word in (params[1] if len(params) > 1 else "").split(",") if word]
+        if sub == "+":
+            room = MONITOR_LIMIT - len(self.monitoring)
+            if len(targets) > room:
+                self.reply("734", str(MONITOR_LIMIT), ",".join(targets), "Monitor list is full")
+                targets = targets[:max(room, 0)]
+            for nick in targets:
+                if "!" in nick or "@" in nick or "*" in nick:
+                    continue
+                key = nick.lower()
+                self.monitoring[key] = nick
+                self.hub.watchers.setdefault(key, set()).add(self)
+            self._monitor_status(targets)
+        elif sub == "-":
+            self._unmonitor([nick.lower() for nick in targets])
+        elif sub == "C":
+            self._unmonitor(list(self.monitoring))
+        elif sub == "L":
+            if self.monitoring:
+                self.reply("732", ",".join(self.monitoring.values()))
+            self.reply("733", "End of MONITOR list")
+        elif sub == "S":
+            self._monitor_status(list(self.monitoring.values()))
+        else:
+            self.reply("400", "MONITOR", "Unknown MONITOR subcommand")
+
+    def _monitor_status(self, nicks: Sequence[str]) -> None:
+        online, offline = [], []
+        for nick in nicks:
+            if "!" in nick or "@" in nick or "*" in nick:
+                continue
+            member = self._directory.find(nick)
+            if member is None:
+                offline.append(nick)
+            else:
+                user, host, _, _ = self._ident(member)
+                online.append("%s!%s@%s" % (member.name, user, host))
+        if online:
+            self.reply("730", ",".join(online))
+        if offline:
+            self.reply("731", ",".join(offline))
+
+    def _unmonitor(self, keys: Sequence[str]) -> None:
+        watchers = self.hub.watchers
+        for key in keys:
+            self.monitoring.pop(key, None)
+            clients = watchers.get(key)
+            if clients is not None:
+                clients.discard(self)
+                if not clients:
+                    del watchers[key]
+
+    def irc_OPER(self, params: Sequence[str]) -> None:
+        if len(params) < 2:
+            self.reply("461", "OPER", "Not enough parameters")
+            return
+        self.reply("491", "No O-lines for your host (there are no operators yet)")
+
+
+_EVENTS: dict[type, Callable[[IRCProtocol, Any], None]] = {
+    Private: IRCProtocol._private,
+    Error: IRCProtocol._error,
+    Info: IRCProtocol._info,
+    Users: IRCProtocol._users,
+    History: IRCProtocol._history,
+    Shutdown: IRCProtocol._shutdown,
+    Joined: IRCProtocol._joined,
+}
+
+
+class _Refusal(Protocol):
+    """Tells a connection over the limits why, and closes it."""
+
+    transport: IConnectionTransport
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    @override
+    def connectionMade(self) -> None:
+        self.transport.write(b"ERROR :%s\r\n" % str(TooManyConnections(self._reason)).encode())
+        self.transport.loseConnection()
+
+
+class IRCFactory(ServerFactory[Protocol]):
+    """Builds L{IRCProtocol}s for one listener; the hub is shared by all."""
+
+    protocol = IRCProtocol
+    noisy = False
+
+    def __init__(self, context: SessionContext, hub: IRCHub) -> None:
+        self.context = context
+        self.hub = hub
+        self.sendq = context.config.sendq
+        self.limits = context.limits
+
+    @override
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        host = str(getattr(addr, "host", addr))
+        refusal = self.limits.admit(host)
+        if refusal is not None:
+            return _Refusal(refusal)
+        self.context.server.observer.connection_opened("irc")
+        protocol = IRCProtocol()
+        protocol.factory = self
+        protocol.host = host
+        return protocol
+
+
+def default_server_name() -> str:
+    """The host name, as C{--server-name}'s default."""
+    name = socket.gethostname() or "twisted-chat"
+    return name if "." in name or name.isalnum() else "twisted-chat"

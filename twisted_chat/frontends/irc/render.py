@@ -1,0 +1,127 @@
+"""
+Events to IRC lines, for the IRC front end (L{twisted_chat.frontends.irc.protocol}).
+
+Room events (L{Message}, L{Notice}) are rendered once per event for every
+IRC recipient: their C{_irc} memo holds a pair, the lines without tags and
+the lines with a C{time} tag (C{server-time}), so a fan-out to a hundred
+IRC clients renders at most once.  Telnet and browser recipients never call
+anything here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from twisted_chat.domain.events import Entry, Message, Notice
+from twisted_chat.frontends.irc.parser import (
+    MAX_BODY,
+    format_message,
+    room_for_last,
+    split_text,
+    truncate_utf8,
+)
+
+# The pseudo-host of users who are not on IRC (telnet, browser), and of IRC
+# users once they are gone.
+OTHER_HOST = "twisted-chat"
+
+# A user's prefix (nick!user@host) from its name.
+Prefixes = Callable[[str], str]
+
+
+def server_time(when: float) -> str:
+    """C{when} as server-time's C{YYYY-MM-DDThh:mm:ss.sssZ}."""
+    seconds = int(when)
+    return "%s.%03dZ" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)),
+                         int((when - seconds) * 1000))
+
+
+def prefix_of(name: str) -> str:
+    """The prefix of someone not on IRC."""
+    return "%s!%s@%s" % (name, name, OTHER_HOST)
+
+
+def privmsgs(source: str, target: str, text: str, action: bool = False,
+             command: str = "PRIVMSG") -> list[tuple[str, ...]]:
+    """
+    The parameters of the PRIVMSGs that carry C{text} to C{target} within
+    512 bytes: a text longer than an IRC line (a telnet line may be) is split
+    into several; one that fits an IRC line but not with the sender's prefix
+    is cut.
+    """
+    room = room_for_last(source, command, (target,))
+    if action:
+        room -= 9  # \x01ACTION and \x01
+    if len(text) <= MAX_BODY and len(text.encode("utf-8")) <= MAX_BODY:
+        # At most one IRC line's text (what an IRC client sent): one line,
+        # cut where the prefix leaves no room, as IRC servers do.
+        parts = [truncate_utf8(text, room)]
+    else:  # a longer telnet or browser line: several lines, nothing lost
+        parts = split_text(text, room)
+    if action:
+        return [(target, "\x01ACTION %s\x01" % part) for part in parts]
+    return [(target, part) for part in parts]
+
+
+def lines(tags: dict[str, str] | None, source: str | None, command: str,
+          params_list: Sequence[tuple[str, ...]]) -> bytes:
+    """Several messages, each with CRLF."""
+    return b"".join(format_message(tags, source, command, params) + b"\r\n"
+                    for params in params_list)
+
+
+def entry_lines(entry: Entry, prefixes: Prefixes, tags: dict[str, str] | None) -> bytes:
+    """A room message as the channel's PRIVMSGs, with C{tags}."""
+    source = prefixes(entry.sender)
+    return lines(tags, source, "PRIVMSG",
+                 privmsgs(source, "#" + entry.room, entry.text, entry.action))
+
+
+def room_event(event: Message | Notice, prefixes: Prefixes,
+               server_name: str) -> tuple[bytes, bytes]:
+    """
+    A room event's lines, without and with the C{time} tag (memoised in
+    C{event._irc} by the caller).
+    """
+    if type(event) is Message:
+        entry = event.entry
+        plain = entry_lines(entry, prefixes, None)
+        tagged = entry_lines(entry, prefixes, {"time": server_time(entry.when)})
+        return plain, tagged
+    assert isinstance(event, Notice)
+    stamp = {"time": server_time(event.when)}
+    user, change, room = event.user, event.change, event.room
+    if user is not None and room is not None:
+        source = prefixes(user)
+        channel = "#" + room
+        if change == "joined":
+            return (lines(None, source, "JOIN", [(channel,)]),
+                    lines(stamp, source, "JOIN", [(channel,)]))
+        if change == "left":
+            reason = _reason(event.text)
+            params = (channel, reason) if reason else (channel,)
+            return (lines(None, source, "PART", [params]),
+                    lines(stamp, source, "PART", [params]))
+        if change == "offline":
+            why = event.text[len(user) + 1:] if event.text.startswith(user + " ") else event.text
+            if why.startswith("quit (") and why.endswith(")"):
+                why = "Quit: " + why[6:-1]
+            elif why == "quit":
+                why = "Quit: "
+            params = (why,)
+            return (lines(None, source, "QUIT", [params]),
+                    lines(stamp, source, "QUIT", [params]))
+    target = "#" + room if room else "*"
+    parts = [(target, part) for part in split_text(
+        event.text, room_for_last(server_name, "NOTICE", (target,)))]
+    return (lines(None, server_name, "NOTICE", parts),
+            lines(stamp, server_name, "NOTICE", parts))
+
+
+def _reason(text: str) -> str:
+    """The reason in a leave notice's C{alice left #room (reason)}, or C{""}."""
+    head, sep, rest = text.partition(" (")
+    if sep and rest.endswith(")") and " left #" in head:
+        return rest[:-1]
+    return ""
