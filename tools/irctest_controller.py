@@ -6,8 +6,8 @@ nothing in CI uses it: this file only runs inside a local irctest checkout.
 Link it into that checkout's controllers and point irctest at it (see
 docs/IRCTEST.md):
 
-    ln -s "$PWD/tools/irctest_controller.py" /work/irctest/irctest/controllers/twisted_chat.py
-    cd /work/irctest && .venv/bin/python -m pytest --controller irctest.controllers.twisted_chat \\
+    ln -s "$PWD/tools/irctest_controller.py" ~/irctest/irctest/controllers/twisted_chat.py
+    cd ~/irctest && .venv/bin/python -m pytest --controller irctest.controllers.twisted_chat \\
         -m 'not services and not implementation-specific and not deprecated and not strict' \\
         irctest/server_tests
 
