@@ -1,15 +1,21 @@
 """
 What every front end shares: L{SendQueue}, the slow-reader accounting of one
-connection's output, and L{IConnectionTransport}, what a front end uses of
-its transport.
+connection's output; L{IConnectionTransport}, what a front end uses of its
+transport; and L{AdmittingFactory}, the connection limits at accept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
-from twisted.internet.interfaces import IConsumer, IPushProducer, ITCPTransport
+from twisted.internet.interfaces import IAddress, IConsumer, IPushProducer, ITCPTransport
+from twisted.internet.protocol import Protocol, ServerFactory
+from typing_extensions import override
 from zope.interface import Attribute, implementer
+
+if TYPE_CHECKING:
+    from twisted_chat.session.session import SessionContext
 
 
 class IConnectionTransport(ITCPTransport, IConsumer):
@@ -112,3 +118,50 @@ class ReadingSendQueue(SendQueue):
     def __init__(self, limit: int, reader: IPushProducer | None = None) -> None:
         super().__init__(limit)
         self.reader = reader
+
+
+class Refusal(Protocol):
+    """Tells a connection over the connection limits why (one line), and closes it."""
+
+    transport: IConnectionTransport
+
+    def __init__(self, line: bytes) -> None:
+        self._line = line
+
+    @override
+    def connectionMade(self) -> None:
+        self.transport.write(self._line)
+        self.transport.loseConnection()
+
+
+class AdmittingFactory(ServerFactory[Protocol]):
+    """
+    A stream front end's factory: each connection first passes the
+    connection limits every front end shares (C{--max-clients},
+    C{--max-per-ip}); one over them is told why, in the front end's own
+    words (L{refusal}), and closed.  An admitted one is counted for the
+    metrics under L{kind} and gets its protocol, with C{factory} and
+    C{host} set.
+    """
+
+    noisy = False  # Listener logs where we listen; no "Starting factory" lines
+    kind = ""  # the front end, for the metrics
+    context: SessionContext
+
+    def refusal(self, reason: str) -> bytes:
+        """The line telling a refused client C{reason}."""
+        raise NotImplementedError
+
+    @override
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        host = str(getattr(addr, "host", addr))
+        refused = self.context.limits.admit(host)
+        if refused is not None:
+            return Refusal(self.refusal(refused))
+        self.context.server.observer.connection_opened(self.kind)
+        make = self.protocol
+        assert make is not None  # each front end's factory names its protocol
+        protocol = make()
+        protocol.factory = self
+        cast(Any, protocol).host = host
+        return protocol

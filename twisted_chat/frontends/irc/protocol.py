@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from typing_extensions import override
@@ -46,7 +46,7 @@ from twisted_chat.domain.events import (
 )
 from twisted_chat.domain.server import Member
 from twisted_chat.errors import ChatError, TooManyConnections, numeric
-from twisted_chat.frontends.base import IConnectionTransport, SendQueue
+from twisted_chat.frontends.base import AdmittingFactory, IConnectionTransport, SendQueue
 from twisted_chat.frontends.irc import render
 from twisted_chat.frontends.irc.parser import (
     MAX_BODY,
@@ -1289,25 +1289,11 @@ _EVENTS: dict[type, Callable[[IRCProtocol, Any], None]] = {
 }
 
 
-class _Refusal(Protocol):
-    """Tells a connection over the limits why, and closes it."""
-
-    transport: IConnectionTransport
-
-    def __init__(self, reason: str) -> None:
-        self._reason = reason
-
-    @override
-    def connectionMade(self) -> None:
-        self.transport.write(b"ERROR :%s\r\n" % str(TooManyConnections(self._reason)).encode())
-        self.transport.loseConnection()
-
-
-class IRCFactory(ServerFactory[Protocol]):
+class IRCFactory(AdmittingFactory):
     """Builds L{IRCProtocol}s for one listener; the hub is shared by all."""
 
     protocol = IRCProtocol
-    noisy = False
+    kind = "irc"
 
     def __init__(self, context: SessionContext, hub: IRCHub) -> None:
         self.context = context
@@ -1315,17 +1301,8 @@ class IRCFactory(ServerFactory[Protocol]):
         self.sendq = context.config.sendq
         self.limits = context.limits
 
-    @override
-    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
-        host = str(getattr(addr, "host", addr))
-        refusal = self.limits.admit(host)
-        if refusal is not None:
-            return _Refusal(refusal)
-        self.context.server.observer.connection_opened("irc")
-        protocol = IRCProtocol()
-        protocol.factory = self
-        protocol.host = host
-        return protocol
+    def refusal(self, reason: str) -> bytes:
+        return b"ERROR :%s\r\n" % str(TooManyConnections(reason)).encode()
 
 
 def default_server_name() -> str:

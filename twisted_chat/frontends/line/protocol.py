@@ -11,7 +11,7 @@ import socket
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
@@ -19,7 +19,7 @@ from typing_extensions import override
 
 from twisted_chat.domain.events import Error, Event
 from twisted_chat.errors import ChatError, LineTooLong, TooManyConnections, WrongProtocol
-from twisted_chat.frontends.base import IConnectionTransport, SendQueue
+from twisted_chat.frontends.base import AdmittingFactory, IConnectionTransport, SendQueue
 from twisted_chat.frontends.line.fastwrite import TurnFlusher, can_send_directly, send_now
 from twisted_chat.frontends.line.render import GREETING, Telnet, wire
 from twisted_chat.frontends.line.telnet import HIDDEN_PROMPTS, TelnetOptions
@@ -68,20 +68,6 @@ def _error(error: ChatError) -> Error:
 
 def _ignore(data: bytes) -> None:
     """Drop input (a connection being closed for speaking the wrong protocol)."""
-
-
-class _Refusal(Protocol):
-    """Tells a connection over the limits why, and closes it."""
-
-    transport: IConnectionTransport
-
-    def __init__(self, reason: str) -> None:
-        self._reason = reason
-
-    @override
-    def connectionMade(self) -> None:
-        self.transport.write(wire(_error(TooManyConnections(self._reason))))
-        self.transport.loseConnection()
 
 
 class ChatLineProtocol(LineReceiver):
@@ -302,14 +288,14 @@ class ChatLineProtocol(LineReceiver):
         return str(peer)
 
 
-class ChatLineFactory(ServerFactory[Protocol]):
+class ChatLineFactory(AdmittingFactory):
     """
     Builds L{ChatLineProtocol}s.  It holds references to what the sessions
     share, not state of its own.
     """
 
     protocol = ChatLineProtocol
-    noisy = False  # Listener logs where we listen; no "Starting factory" lines
+    kind = "line"
 
     def __init__(self, context: SessionContext) -> None:
         self.context = context
@@ -320,14 +306,5 @@ class ChatLineFactory(ServerFactory[Protocol]):
         # the per-turn direct send (fastwrite), unless configured off
         self.flusher = TurnFlusher(context.clock) if context.config.direct_send else None
 
-    @override
-    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
-        host = str(getattr(addr, "host", addr))
-        refusal = self.limits.admit(host)
-        if refusal is not None:
-            return _Refusal(refusal)
-        self.context.server.observer.connection_opened("line")
-        protocol = ChatLineProtocol()
-        protocol.factory = self
-        protocol.host = host
-        return protocol
+    def refusal(self, reason: str) -> bytes:
+        return wire(_error(TooManyConnections(reason)))
