@@ -99,6 +99,8 @@ class SASLTests(SynchronousTestCase):
         send(self.protocol, "NICK bob")
         self.assertIn("001", numerics(lines(self.transport)))
         self.assertIsNone(self.protocol.session.account)
+        send(self.protocol, "AUTHENTICATE PLAIN")  # after registration: not offered
+        self.assertEqual(numerics(lines(self.transport)), ["462"])
 
     def test_sasl_other_nick(self) -> None:
         """SASL as Alice does not let the client take another registered nick."""
@@ -129,7 +131,10 @@ class SASLTests(SynchronousTestCase):
         self.assertEqual(lines(self.transport), ["AUTHENTICATE +"])
 
     def test_chunks_and_too_long(self) -> None:
-        """400-byte chunks add up (a + ends a multiple of 400); over 400 or 1600 gets 905."""
+        """
+        400-byte chunks add up (a + ends a multiple of 400); a chunk over 400
+        gets 905, over 1600 in all 904.
+        """
         self.world.add("Dave", "p" * 294)
         payload = plain("Dave", "p" * 294)
         self.assertEqual(len(payload), 400)
@@ -141,7 +146,7 @@ class SASLTests(SynchronousTestCase):
         send(protocol, "AUTHENTICATE PLAIN", "AUTHENTICATE " + "A" * 401)
         self.assertEqual(numerics(lines(transport)), ["905"])
         send(protocol, "AUTHENTICATE PLAIN", *["AUTHENTICATE " + "A" * 400] * 5)
-        self.assertEqual(numerics(lines(transport)), ["905"])
+        self.assertEqual(numerics(lines(transport)), ["904"])
 
     def test_mechanisms_and_malformed(self) -> None:
         """Another mechanism: 908 PLAIN and 904; bad base64 or fields: 904; no parameter: 461."""

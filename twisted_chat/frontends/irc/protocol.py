@@ -694,8 +694,11 @@ class IRCProtocol(Protocol):
         if not params or not params[0]:
             self.reply("461", "AUTHENTICATE", "Not enough parameters")
             return
-        if self._registered or self.account_name is not None:
+        if self.account_name is not None:
             self.reply("907", "You have already authenticated using SASL")
+            return
+        if self._registered:  # SASL comes before registration here (no sasl-3.2 reauth)
+            self.reply("462", "You may not reregister (SASL is before NICK and USER)")
             return
         if self._sasl_busy:
             self.reply("904", "SASL authentication failed: wait for the answer first")
@@ -716,9 +719,13 @@ class IRCProtocol(Protocol):
             self._sasl = b""
             self.write(b"AUTHENTICATE +\r\n")
             return
-        if len(arg) > SASL_CHUNK or len(self._sasl) + len(arg) > SASL_MAX:
+        if len(arg) > SASL_CHUNK:
             self._sasl = None
             self.reply("905", "SASL message too long")
+            return
+        if len(self._sasl) + len(arg) > SASL_MAX:
+            self._sasl = None
+            self.reply("904", "SASL authentication failed: the message is too long")
             return
         if arg != "+":
             self._sasl += arg.encode("ascii", "replace")
