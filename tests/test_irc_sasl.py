@@ -164,3 +164,23 @@ class SASLTests(SynchronousTestCase):
         self.assertEqual(numerics(lines(self.transport)), ["904"])
         send(self.protocol, "AUTHENTICATE")
         self.assertEqual(numerics(lines(self.transport)), ["461"])
+
+
+class OperTests(SynchronousTestCase):
+    def test_oper(self) -> None:
+        """OPER: 464 for a wrong password, 491 for no operator, 381 and operator status."""
+        world = SASLWorld()
+        world.add("Root", "root password", operator=True)
+        protocol, transport = world.irc()
+        send(protocol, "NICK guest", "USER g 0 * :G")
+        lines(transport)
+        send(protocol, "OPER Root wrong", "OPER nobody x", "OPER Alice correct horse",
+             "OPER Alice :correct horse")
+        self.assertEqual(numerics(lines(transport)), ["464", "464", "464", "491"])
+        self.assertFalse(protocol.session.operator)
+        world.clock.advance(61)  # the account throttle (3 a minute) forgets
+        send(protocol, "OPER root :root password")
+        out = lines(transport)
+        self.assertEqual(numerics(out), ["381"])
+        self.assertTrue(protocol.session.operator)
+        self.assertEqual(protocol.session.user.name, "guest")

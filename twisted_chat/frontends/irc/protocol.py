@@ -1376,7 +1376,21 @@ class IRCProtocol(Protocol):
         if len(params) < 2:
             self.reply("461", "OPER", "Not enough parameters")
             return
-        self.reply("491", "No O-lines for your host (there are no operators yet)")
+        d = self.session.verify_operator(params[0], params[1])
+        d.addCallbacks(self._opered, self._oper_refused)
+
+    def _opered(self, operator: bool) -> None:
+        if operator:
+            self.reply("381", "You are now an IRC operator")
+        else:
+            self.reply("491", "No O-lines for your host (that account is not an operator)")
+
+    def _oper_refused(self, failure: Failure) -> None:
+        if failure.check(ChatError):
+            self.reply("464", "Password incorrect (%s)" % failure.getErrorMessage())
+            return
+        self.log.failure("OPER from {peer} failed", failure, peer=self.describe_peer())
+        self.reply("400", "OPER", "The server failed to handle that; it was dropped")
 
 
 _EVENTS: dict[type, Callable[[IRCProtocol, Any], None]] = {
