@@ -79,10 +79,10 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
         "MONITOR": "100",
         "WHOX": None,
     }
-    # irctest's oper tests send "OPER operuser operpassword".  Unsupported
-    # until accounts and operators exist (SPEC 7-8): then create that account
-    # with the operator flag in create_config (chat-admin --db ... or
-    # --operator operuser) and those tests start to count.
+    # irctest's oper tests send "OPER operuser operpassword".  OPER works
+    # (SPEC 8) but no such account is made here yet: those tests also need
+    # KILL and the other operator commands; then add it in run()
+    # (chat-admin --db ... add operuser --operator) and they start to count.
 
     def run(
         self,
