@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -181,6 +182,33 @@ class OperTests(SynchronousTestCase):
         world.clock.advance(61)  # the account throttle (3 a minute) forgets
         send(protocol, "OPER root :root password")
         out = lines(transport)
-        self.assertEqual(numerics(out), ["381"])
+        self.assertEqual(numerics(out), ["381", "MODE"])
+        self.assertEqual(out[-1], ":guest!g@%s MODE guest +o" % PEER.host)
         self.assertTrue(protocol.session.operator)
         self.assertEqual(protocol.session.user.name, "guest")
+        send(protocol, "WHO guest", "WHOIS guest")
+        out = lines(transport)
+        self.assertEqual(out[0].split()[8], "H*")
+        self.assertIn(":irc.test 313 guest guest :is an IRC operator", out)
+
+    def test_oper_answers_in_order(self) -> None:
+        """A slow hash check holds the lines after OPER: its answer comes first."""
+        world = SASLWorld()
+        world.add("Root", "root password", operator=True)
+        protocol, transport = world.irc()
+        send(protocol, "NICK guest", "USER g 0 * :G")
+        lines(transport)
+        pending: list[Deferred[bool]] = []
+
+        def held(hash: str, password: str) -> Deferred[bool]:
+            d: Deferred[bool] = Deferred()
+            pending.append(d)
+            return d
+
+        world.hasher.verify = held  # type: ignore[method-assign]
+        send(protocol, "OPER Root :root password", "PING tok")
+        self.assertEqual(lines(transport), [])
+        pending[0].callback(True)
+        out = lines(transport)
+        self.assertEqual(numerics(out)[0], "381")
+        self.assertEqual(out[-1], ":irc.test PONG irc.test tok")

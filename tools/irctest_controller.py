@@ -79,10 +79,8 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
         "MONITOR": "100",
         "WHOX": None,
     }
-    # irctest's oper tests send "OPER operuser operpassword".  OPER works
-    # (SPEC 8) but no such account is made here yet: those tests also need
-    # KILL and the other operator commands; then add it in run()
-    # (chat-admin --db ... add operuser --operator) and they start to count.
+    # irctest's oper tests send "OPER operuser operpassword": run() makes
+    # that account, an operator, with chat-admin before the server starts.
 
     def run(
         self,
@@ -112,6 +110,12 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
             )
         else:
             irc = f"tcp:{port}:interface={hostname}"
+
+        path = self.directory / "operpassword"
+        path.write_text("operpassword\n")
+        subprocess.run([str(Path(find_twistd()).parent / "chat-admin"), "--db",
+                        str(self.directory / "chat.db"), "add", "operuser", "--operator",
+                        "--password-file", str(path)], check=True, capture_output=True)
 
         command = [
             find_twistd(),

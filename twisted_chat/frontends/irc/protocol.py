@@ -1247,6 +1247,8 @@ class IRCProtocol(Protocol):
             if where == "*" and member.rooms:
                 where = "#" + next(iter(member.rooms)).name
             flags = "G" if away else "H"
+            if getattr(member, "operator", False):  # a Visitor: a server operator
+                flags += "*"
             if whox is not None:
                 self._whox(whox, token, member, where, user, host, flags, realname)
                 continue
@@ -1284,6 +1286,8 @@ class IRCProtocol(Protocol):
         if rooms:
             self.reply("319", member.name, rooms)
         self.reply("312", member.name, self.hub.server_name, "twisted-chat")
+        if getattr(member, "operator", False):
+            self.reply("313", member.name, "is an IRC operator")
         if away:
             self.reply("301", member.name, away)
         client = member.participant
@@ -1376,12 +1380,16 @@ class IRCProtocol(Protocol):
         if len(params) < 2:
             self.reply("461", "OPER", "Not enough parameters")
             return
+        # Hold later lines until the (threaded) hash check answers: replies in order.
+        self.pause_input()
         d = self.session.verify_operator(params[0], params[1])
         d.addCallbacks(self._opered, self._oper_refused)
+        d.addBoth(lambda _: None if self._closing else self.resume_input())
 
     def _opered(self, operator: bool) -> None:
         if operator:
             self.reply("381", "You are now an IRC operator")
+            self.message("MODE", self.nick, "+o", source=self.prefix)
         else:
             self.reply("491", "No O-lines for your host (that account is not an operator)")
 
