@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from twisted.cred.credentials import Anonymous, ICredentials, UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -833,6 +833,45 @@ class ChatSession:
 
         d.addCallbacks(checked, wrong)
         d.addErrback(self._account_failed)
+        return d
+
+    def verify_operator(self, name: str, password: str) -> Deferred[bool]:
+        """
+        IRC's C{OPER <account> <password>}: check C{password} for the
+        account C{name} through the portal (the same hasher and throttles
+        as a login; a wrong one counts toward the address's lockout).
+        Fires with whether that account is an operator; if so, this
+        session becomes one (the status SPEC 8 gives an operator's login).
+        A wrong password fails with L{WrongPassword}, a throttled account
+        with L{AccountLocked}; neither is told (the front end answers).
+        """
+        credentials = UsernamePassword(name.strip().encode("utf-8", "surrogateescape"),
+                                       password.encode("utf-8", "surrogateescape"))
+        d: Deferred[Any] = self._ctx.portal.login(credentials, self._front, IVisitor)
+
+        def checked(result: tuple[Any, Visitor, Any]) -> bool:
+            _, checked_visitor, _ = result
+            if not checked_visitor.operator:
+                return False
+            visitor = self._visitor
+            if not isinstance(visitor, Visitor) or self._state == CLOSED:
+                return False
+            visitor.operator = True
+            self.log.info("{peer} is an operator now (as {name})",
+                          peer=self._front.describe_peer(), name=name)
+            return True
+
+        def wrong(failure: Failure) -> Failure | bool:
+            if failure.check(UnhandledCredentials):  # a server without accounts
+                return False
+            failure.trap(UnauthorizedLogin)
+            self._ctx.server.observer.login("wrong_password")
+            self._ctx.lockout.failed(self._front.peer_host())
+            if failure.check(AccountThrottled):
+                return Failure(AccountLocked("too many attempts for this account; wait a minute"))
+            return Failure(WrongPassword("wrong password"))
+
+        d.addCallbacks(checked, wrong)
         return d
 
     def _account_failed(self, failure: Failure) -> None:

@@ -15,6 +15,7 @@ session except QUIT and the limits (flood, sendq, login timeout).
 
 from __future__ import annotations
 
+import binascii
 import fnmatch
 import re
 import socket
@@ -45,7 +46,7 @@ from twisted_chat.domain.events import (
     Users,
 )
 from twisted_chat.domain.server import Member
-from twisted_chat.errors import ChatError, TooManyConnections, numeric
+from twisted_chat.errors import ChatError, PasswordRequired, TooManyConnections, numeric
 from twisted_chat.frontends.base import AdmittingFactory, IConnectionTransport, SendQueue
 from twisted_chat.frontends.irc import render
 from twisted_chat.frontends.irc.parser import (
@@ -70,7 +71,12 @@ _FORBIDDEN = re.compile(r"[\x00\r\n]")
 MAX_FRAME = MAX_TAGS + MAX_BODY + 1
 
 CAPABILITIES = ("away-notify", "batch", "echo-message", "extended-monitor", "labeled-response",
-                "message-tags", "multi-prefix", "server-time", "userhost-in-names")
+                "message-tags", "multi-prefix", "sasl", "server-time", "userhost-in-names")
+
+# SASL (IRCv3 sasl-3.1/3.2): the mechanisms, a chunk's size, the most chunks.
+SASL_MECHANISMS = "PLAIN"
+SASL_CHUNK = 400
+SASL_MAX = 4 * SASL_CHUNK
 
 ISUPPORT = (
     "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:", "CHANMODES=,,,nt", "CHANNELLEN=33",
@@ -91,7 +97,8 @@ WHOWAS_PER_NICK = 5
 WHOWAS_NICKS = 1000
 
 # Commands a client may send before it is registered.
-BEFORE_REGISTRATION = frozenset({"PASS", "NICK", "USER", "CAP", "PING", "PONG", "QUIT"})
+BEFORE_REGISTRATION = frozenset({"PASS", "NICK", "USER", "CAP", "AUTHENTICATE", "PING",
+                                 "PONG", "QUIT"})
 # Commands that do not count towards the flood limit (or go through the
 # session, which counts them itself).
 UNCOUNTED = frozenset({"PONG", "QUIT", "PRIVMSG", "NOTICE", "JOIN", "PART"})
@@ -181,6 +188,9 @@ class IRCProtocol(Protocol):
     invisible = False  # user mode +i: hidden from WHO masks
     _labeled: list[bytes] | None = None  # a labelled command's answers, held
     _errors = 0  # Error events sent (a command failed when it grew)
+    _sasl: bytes | None = None  # AUTHENTICATE PLAIN: the payload so far (None: none begun)
+    _sasl_busy = False  # the session checks a SASL password: its refusals become 904
+    account_name: str | None = None  # who SASL logged in as
     send_queue: SendQueue
 
     def __init__(self) -> None:
@@ -440,6 +450,9 @@ class IRCProtocol(Protocol):
         if self._quiet:
             return
         number = numeric(event.code)
+        if self._sasl_busy and number == "464":
+            self.reply("904", "SASL authentication failed: " + event.text)
+            return
         if not self._registered:
             if number in ("432", "433"):
                 self.reply(number, self.wanted or "*", event.text)
@@ -623,7 +636,11 @@ class IRCProtocol(Protocol):
         if sub == "LS":
             if not self._registered:
                 self.negotiating = True
-            self.message("CAP", self.nick, "LS", " ".join(CAPABILITIES))
+            version = params[1] if len(params) > 1 else ""
+            offered = " ".join(CAPABILITIES)
+            if version.isdigit() and int(version) >= 302:
+                offered = offered.replace("sasl", "sasl=" + SASL_MECHANISMS)
+            self.message("CAP", self.nick, "LS", offered)
         elif sub == "REQ":
             if not self._registered:
                 self.negotiating = True
@@ -660,7 +677,91 @@ class IRCProtocol(Protocol):
 
     def _refused(self, failure: Failure) -> None:
         failure.trap(ChatError)
+        if failure.check(PasswordRequired):  # not told by the session: the front end asks
+            self.reply("433", self.wanted or "*",
+                       "%s (log in with SASL first)" % failure.getErrorMessage())
         self.wanted = None  # the client sends another NICK
+
+    # -- SASL ------------------------------------------------------------------
+
+    def irc_AUTHENTICATE(self, params: Sequence[str]) -> None:
+        """
+        SASL PLAIN (IRCv3 sasl-3.1): C{AUTHENTICATE PLAIN}, C{+}, then the
+        base64 of C{authzid NUL authcid NUL password} in chunks of 400
+        (C{+}: an empty one), checked by L{ChatSession.sign_in}; the nick
+        then given needs no password if it is the account's.
+        """
+        if not params or not params[0]:
+            self.reply("461", "AUTHENTICATE", "Not enough parameters")
+            return
+        if self.account_name is not None:
+            self.reply("907", "You have already authenticated using SASL")
+            return
+        if self._registered:  # SASL comes before registration here (no sasl-3.2 reauth)
+            self.reply("462", "You may not reregister (SASL is before NICK and USER)")
+            return
+        if self._sasl_busy:
+            self.reply("904", "SASL authentication failed: wait for the answer first")
+            return
+        arg = params[0]
+        if arg == "*":
+            if self._sasl is not None:
+                self._sasl = None
+                self.reply("906", "SASL authentication aborted")
+            else:
+                self.reply("906", "SASL authentication aborted (none was in progress)")
+            return
+        if self._sasl is None:
+            if arg.upper() != "PLAIN":
+                self.reply("908", SASL_MECHANISMS, "are available SASL mechanisms")
+                self.reply("904", "SASL authentication failed: unknown mechanism")
+                return
+            self._sasl = b""
+            self.write(b"AUTHENTICATE +\r\n")
+            return
+        if len(arg) > SASL_CHUNK:
+            self._sasl = None
+            self.reply("905", "SASL message too long")
+            return
+        if len(self._sasl) + len(arg) > SASL_MAX:
+            self._sasl = None
+            self.reply("904", "SASL authentication failed: the message is too long")
+            return
+        if arg != "+":
+            self._sasl += arg.encode("ascii", "replace")
+        if len(arg) == SASL_CHUNK:
+            return  # more to come (a last "+" if the payload is a multiple of 400)
+        payload, self._sasl = self._sasl, None
+        self._sign_in(payload)
+
+    def _sign_in(self, payload: bytes) -> None:
+        try:
+            authzid, authcid, password = binascii.a2b_base64(payload).decode("utf-8").split(
+                "\0")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            self.reply("904", "SASL authentication failed: a malformed PLAIN message")
+            return
+        if authzid and authzid.casefold() != authcid.casefold():
+            self.reply("904", "SASL authentication failed: authzid must be the account")
+            return
+        errors = self._errors
+        self._sasl_busy = True
+        d = self.session.authenticate(self.passcode)
+        d.addCallback(lambda _: self.session.sign_in(authcid, password))
+        d.addBoth(self._sasl_answered, errors)
+
+    def _sasl_answered(self, result: Any, errors: int) -> None:
+        self._sasl_busy = False
+        if isinstance(result, Failure):
+            if not isinstance(result.value, ChatError):
+                self.log.failure("SASL for {peer} failed", result, peer=self.describe_peer())
+            if self._errors == errors and not self._closing:  # not told by the session
+                self.reply("904", "SASL authentication failed")
+            return
+        name = result.name
+        self.account_name = name
+        self.reply("900", self.prefix, name, "You are now logged in as %s" % name)
+        self.reply("903", "SASL authentication successful")
 
     def _welcome(self, member: Member) -> None:
         hub = self.hub
@@ -1146,6 +1247,8 @@ class IRCProtocol(Protocol):
             if where == "*" and member.rooms:
                 where = "#" + next(iter(member.rooms)).name
             flags = "G" if away else "H"
+            if getattr(member, "operator", False):  # a Visitor: a server operator
+                flags += "*"
             if whox is not None:
                 self._whox(whox, token, member, where, user, host, flags, realname)
                 continue
@@ -1183,6 +1286,8 @@ class IRCProtocol(Protocol):
         if rooms:
             self.reply("319", member.name, rooms)
         self.reply("312", member.name, self.hub.server_name, "twisted-chat")
+        if getattr(member, "operator", False):
+            self.reply("313", member.name, "is an IRC operator")
         if away:
             self.reply("301", member.name, away)
         client = member.participant
@@ -1275,7 +1380,25 @@ class IRCProtocol(Protocol):
         if len(params) < 2:
             self.reply("461", "OPER", "Not enough parameters")
             return
-        self.reply("491", "No O-lines for your host (there are no operators yet)")
+        # Hold later lines until the (threaded) hash check answers: replies in order.
+        self.pause_input()
+        d = self.session.verify_operator(params[0], params[1])
+        d.addCallbacks(self._opered, self._oper_refused)
+        d.addBoth(lambda _: None if self._closing else self.resume_input())
+
+    def _opered(self, operator: bool) -> None:
+        if operator:
+            self.reply("381", "You are now an IRC operator")
+            self.message("MODE", self.nick, "+o", source=self.prefix)
+        else:
+            self.reply("491", "No O-lines for your host (that account is not an operator)")
+
+    def _oper_refused(self, failure: Failure) -> None:
+        if failure.check(ChatError):
+            self.reply("464", "Password incorrect (%s)" % failure.getErrorMessage())
+            return
+        self.log.failure("OPER from {peer} failed", failure, peer=self.describe_peer())
+        self.reply("400", "OPER", "The server failed to handle that; it was dropped")
 
 
 _EVENTS: dict[type, Callable[[IRCProtocol, Any], None]] = {
