@@ -755,7 +755,7 @@ class DeadPeerTests(SynchronousTestCase):
         listener.listen()
         client = socket.create_connection(listener.getsockname())
         self.addCleanup(client.close)
-        from twisted_chat.frontends.line.protocol import detect_dead_peers
+        from twisted_chat.frontends.base import detect_dead_peers
 
         class Transport:
             socket = client

@@ -1,14 +1,17 @@
 """
 What every front end shares: L{SendQueue}, the slow-reader accounting of one
 connection's output; L{IConnectionTransport}, what a front end uses of its
-transport; and L{AdmittingFactory}, the connection limits at accept.
+transport; L{open_connection} and L{describe_peer}, what every stream front
+end does with it; and L{AdmittingFactory}, the connection limits at accept.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IConsumer, IPushProducer, ITCPTransport
 from twisted.internet.protocol import Protocol, ServerFactory
 from typing_extensions import override
@@ -165,3 +168,58 @@ class AdmittingFactory(ServerFactory[Protocol]):
         protocol.factory = self
         cast(Any, protocol).host = host
         return protocol
+
+
+# A peer that vanished (a laptop asleep, a cable pulled) is found within about
+# two minutes: keep-alive probes after 60 s of silence, every 10 s, 6 tries;
+# and unacknowledged data gives up after 120 s.
+DEAD_PEER_OPTIONS = (
+    ("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6),
+    ("TCP_USER_TIMEOUT", 120_000),
+)
+
+
+def detect_dead_peers(transport: IConnectionTransport) -> None:
+    """
+    Turn on TCP keep-alive with short timers on C{transport}'s socket; do
+    nothing for other transports or where the platform lacks an option.
+    """
+    try:
+        transport.setTcpKeepAlive(True)
+    except (AttributeError, OSError):
+        return  # not TCP (tests, UNIX sockets)
+    sock = getattr(transport, "socket", None)  # a TLS transport passes this on
+    if sock is None or getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
+        return
+    for name, value in DEAD_PEER_OPTIONS:
+        option = getattr(socket, name, None)
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+        except OSError:
+            pass
+
+
+def open_connection(transport: IConnectionTransport, sendq: int) -> SendQueue:
+    """
+    Set up a stream front end's new connection: no Nagle delay, dead peers
+    found within about two minutes, and a L{SendQueue} of C{sendq} bytes
+    registered as the transport's producer (returned).
+    """
+    try:
+        transport.setTcpNoDelay(True)
+    except (AttributeError, OSError):
+        pass  # not TCP (tests, UNIX sockets)
+    detect_dead_peers(transport)
+    queue = SendQueue(sendq)
+    transport.registerProducer(queue, True)
+    return queue
+
+
+def describe_peer(transport: IConnectionTransport) -> str:
+    """C{host:port} of the client on C{transport}, for the log."""
+    peer: IAddress = transport.getPeer()  # a UNIXAddress on a UNIX socket
+    if isinstance(peer, IPv4Address | IPv6Address):
+        return "%s:%s" % (peer.host, peer.port)
+    return str(peer)

@@ -23,8 +23,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -47,7 +45,13 @@ from twisted_chat.domain.events import (
 )
 from twisted_chat.domain.server import Member
 from twisted_chat.errors import ChatError, PasswordRequired, TooManyConnections, numeric
-from twisted_chat.frontends.base import AdmittingFactory, IConnectionTransport, SendQueue
+from twisted_chat.frontends.base import (
+    AdmittingFactory,
+    IConnectionTransport,
+    SendQueue,
+    describe_peer,
+    open_connection,
+)
 from twisted_chat.frontends.irc import render
 from twisted_chat.frontends.irc.parser import (
     MAX_BODY,
@@ -61,7 +65,6 @@ from twisted_chat.frontends.irc.parser import (
     format_message,
     parse_message,
 )
-from twisted_chat.frontends.line.protocol import detect_dead_peers
 from twisted_chat.session.session import ChatSession, SessionContext
 from twisted_chat.text import MAX_NAME, check_name, clean, room_key, visible
 
@@ -211,14 +214,7 @@ class IRCProtocol(Protocol):
 
     @override
     def connectionMade(self) -> None:
-        transport = self.transport
-        try:
-            transport.setTcpNoDelay(True)
-        except (AttributeError, OSError):
-            pass
-        detect_dead_peers(transport)
-        self.send_queue = SendQueue(self.factory.sendq)
-        transport.registerProducer(self.send_queue, True)
+        self.send_queue = open_connection(self.transport, self.factory.sendq)
         self.hub.unregistered += 1
         self.session = ChatSession(self.factory.context, self)
         self.session.start()
@@ -535,10 +531,7 @@ class IRCProtocol(Protocol):
         return self.host
 
     def describe_peer(self) -> str:
-        peer: IAddress = self.transport.getPeer()  # a UNIXAddress on a UNIX socket
-        if isinstance(peer, IPv4Address | IPv6Address):
-            return "%s:%s" % (peer.host, peer.port)
-        return str(peer)
+        return describe_peer(self.transport)
 
     # -- registration ----------------------------------------------------------
 

@@ -7,10 +7,6 @@ sent directly by L{fastwrite}, slow readers counted by L{SendQueue}.
 
 from __future__ import annotations
 
-import socket
-
-from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -19,7 +15,13 @@ from typing_extensions import override
 
 from twisted_chat.domain.events import Error, Event
 from twisted_chat.errors import ChatError, LineTooLong, TooManyConnections, WrongProtocol
-from twisted_chat.frontends.base import AdmittingFactory, IConnectionTransport, SendQueue
+from twisted_chat.frontends.base import (
+    AdmittingFactory,
+    IConnectionTransport,
+    SendQueue,
+    describe_peer,
+    open_connection,
+)
 from twisted_chat.frontends.line.fastwrite import TurnFlusher, can_send_directly, send_now
 from twisted_chat.frontends.line.render import GREETING, Telnet, wire
 from twisted_chat.frontends.line.telnet import HIDDEN_PROMPTS, TelnetOptions
@@ -27,38 +29,6 @@ from twisted_chat.frontends.line.telnet import OFFERS as OFFERS  # tests and too
 from twisted_chat.session.dialogue import LineDialogue
 from twisted_chat.session.session import ChatSession, SessionContext
 from twisted_chat.text import TelnetFilter
-
-# -- dead peers ---------------------------------------------------------------
-
-# A peer that vanished (a laptop asleep, a cable pulled) is found within about
-# two minutes: keep-alive probes after 60 s of silence, every 10 s, 6 tries;
-# and unacknowledged data gives up after 120 s.
-DEAD_PEER_OPTIONS = (
-    ("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6),
-    ("TCP_USER_TIMEOUT", 120_000),
-)
-
-
-def detect_dead_peers(transport: IConnectionTransport) -> None:
-    """
-    Turn on TCP keep-alive with short timers on C{transport}'s socket; do
-    nothing for other transports or where the platform lacks an option.
-    """
-    try:
-        transport.setTcpKeepAlive(True)
-    except (AttributeError, OSError):
-        return  # not TCP (tests, UNIX sockets)
-    sock = getattr(transport, "socket", None)  # a TLS transport passes this on
-    if sock is None or getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
-        return
-    for name, value in DEAD_PEER_OPTIONS:
-        option = getattr(socket, name, None)
-        if option is None:
-            continue
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, option, value)
-        except OSError:
-            pass
 
 
 def _error(error: ChatError) -> Error:
@@ -97,13 +67,7 @@ class ChatLineProtocol(LineReceiver):
     @override
     def connectionMade(self) -> None:
         transport = self.transport
-        try:
-            transport.setTcpNoDelay(True)
-        except (AttributeError, OSError):
-            pass  # not TCP (tests, UNIX sockets)
-        detect_dead_peers(transport)
-        self.send_queue = SendQueue(self.factory.sendq)
-        transport.registerProducer(self.send_queue, True)
+        self.send_queue = open_connection(transport, self.factory.sendq)
         if can_send_directly(transport):
             self._flusher = self.factory.flusher  # None when direct_send is off
         self.session = ChatSession(self.factory.context, self)
@@ -282,10 +246,7 @@ class ChatLineProtocol(LineReceiver):
 
     def describe_peer(self) -> str:
         """C{host:port} of the client."""
-        peer: IAddress = self.transport.getPeer()  # a UNIXAddress on a UNIX socket
-        if isinstance(peer, IPv4Address | IPv6Address):
-            return "%s:%s" % (peer.host, peer.port)
-        return str(peer)
+        return describe_peer(self.transport)
 
 
 class ChatLineFactory(AdmittingFactory):
