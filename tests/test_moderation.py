@@ -515,6 +515,8 @@ class ApplyTests(SynchronousTestCase):
         clock = Clock()
         clock.advance(500)
         moderation = Moderation(clock, Store())
+        self.assertEqual(moderation.bans("den"), [])  # nothing until loaded
+        moderation.load()
         self.assertEqual([ban.target for ban in moderation.bans("den")], ["troll"])
         topic = moderation.topic("den")
         assert topic is not None

@@ -316,10 +316,18 @@ class Moderation:
         self.ban_count = 0
         self.away: dict[str, str] = {}
         self.expired: Callable[[Change], object] = lambda change: None
-        if store is not None:
-            for change in store.load():
-                self._update(change)
-            self._schedule()
+
+    def load(self) -> None:
+        """
+        Rebuild the state from the store (once, at start: the server's
+        service calls it after twistd forked); expiries past are lifted
+        at the next reactor turn.
+        """
+        if self._store is None:
+            return
+        for change in self._store.load():
+            self._update(change)
+        self._schedule()
 
     # -- queries (no side effects) ------------------------------------------------
 
@@ -539,10 +547,12 @@ class Moderation:
         self._schedule()
 
     def stop(self) -> None:
-        """Cancel the timer (the server is stopping)."""
+        """Cancel the timer and close the store (the server is stopping)."""
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        if self._store is not None:
+            self._store.close()
 
 
 class _Address:
