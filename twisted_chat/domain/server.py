@@ -924,8 +924,10 @@ class ChatServer:
         until = when + duration if duration is not None else None
         self._apply("ban", None, canonical, member, until, reason)
         told = "you are banned from this server"
+        if until is not None:
+            told += " (for %s more)" % format_duration(until - when)
         if reason:
-            told += " (%s)" % reason
+            told += ": " + reason
         closed = 0
         for present in list(self.members.values()):
             if not is_operator(present) and self.moderation.server_ban(
