@@ -113,7 +113,9 @@ class Member:
     @ivar rooms: the rooms it is in, in join order.
     @ivar room: its current room (the one room of telnet and browser
         sessions, where their lines go), one of L{rooms}; C{None} in none.
-    @ivar since: when it logged in (C{/whois}; the one slot moderation added).
+    @ivar since: when it logged in, to the second (C{/whois}; the one slot
+        moderation added: 16 bytes a member, the int shared by everyone
+        logging in within the same second).
     """
 
     __slots__ = ("name", "key", "room", "rooms", "participant", "since")
@@ -300,7 +302,10 @@ class ChatServer:
 
     def _claimed(self, member: Member) -> Member:
         self.observer.login("ok")
-        member.since = self.clock.seconds()
+        # the whole second, as now() keeps it: members logging in within
+        # the same second share the one int (an idle member's bytes count)
+        self.now()
+        member.since = self._second
         return member
 
     def _claim_refused(self, failure: Failure) -> Failure:
