@@ -595,8 +595,7 @@ class ChatServer:
 
     def _check_muted(self, member: Member, room_key: str | None) -> None:
         """@raise Muted: if C{member} may not speak in the room (C{None}: privately)."""
-        mute = self.moderation.muted(member, room_key) if room_key is not None \
-            else self.moderation.muted(member, None)
+        mute = self.moderation.muted(member, room_key)
         if mute is None:
             return
         if mute.room is None:
@@ -790,7 +789,7 @@ class ChatServer:
         """C{/bans}: tell C{member} the room's bans and mutes (C{None}: the server's)."""
         key = room_key(room) if room is not None else None
         if key is None:
-            self._need_operator(member, "gbans")
+            self._need_operator(member, "bans server")
         member.participant.send(Bans(key, self.moderation.bans(key),
                                      self.moderation.mutes(key), self.clock.seconds()))
 
