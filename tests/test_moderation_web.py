@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from twisted_chat.domain.events import Notice
+from twisted_chat.frontends.web.render import to_json
+
 from .test_web import WebCase, kinds
 
 
@@ -61,3 +64,11 @@ class WebModerationTests(WebCase):
         bob.send({"type": "command", "text": "/away brb"})
         sent = alice.send({"type": "command", "text": "/msg dave hi"})
         self.assertIn({"type": "away", "name": "dave", "text": "brb"}, sent)
+
+    def test_expiry_notice_json(self) -> None:
+        """An expiry (no actor, no user) still says what changed."""
+        notice = Notice("den", "the ban on troll in #den expired", 5.0, "00:00:05", None,
+                        "unbanned", None, "troll")
+        self.assertEqual(to_json(notice), {
+            "type": "notice", "room": "den", "text": "the ban on troll in #den expired",
+            "time": 5.0, "change": "unbanned", "detail": "troll"})
