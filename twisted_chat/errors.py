@@ -227,3 +227,48 @@ class BadPassword(RegistrationRefused):
     """A new password that is too short or too long."""
 
     code, numeric = "bad_password", "461"
+
+
+# -- moderation -----------------------------------------------------------------
+
+
+class NotOp(ChatError):
+    """A room command (kick, ban, mute, a claimed room's topic) by someone not an op there."""
+
+    code, numeric = "not_op", "482"
+
+
+class NotOperator(NotPermitted):
+    """A server command (kill, gban, gmute, wall) by someone not a server operator."""
+
+    code, numeric = "not_operator", "481"
+
+
+class Protected(ChatError):
+    """A room op acting on a server operator or on the room's owner: refused."""
+
+    code, numeric = "protected", "482"
+
+
+class BannedFromRoom(ChatError):
+    """A join of a room the member is banned from."""
+
+    code, numeric = "banned_from_room", "474"
+
+
+class Muted(ChatError):
+    """A line to a room the member is muted in (or muted server-wide)."""
+
+    code, numeric = "muted", "404"
+
+
+class NeedAccount(ChatError):
+    """Something only accounts may do or be (claim a room, be an op)."""
+
+    code, numeric = "need_account", "477"
+
+
+class BannedFromServer(LoginRefused):
+    """A name or address banned server-wide (C{/gban}): refused at connect or login."""
+
+    code, numeric = "banned_from_server", "465"

@@ -179,6 +179,8 @@ class ChatService(MultiService):
     @override
     def startService(self) -> None:
         self.store.startService()
+        # bans, mutes, claims and topics, read once (after twistd forked)
+        self.server.moderation.load()
         super().startService()
 
     @override
@@ -206,4 +208,8 @@ class ChatService(MultiService):
         return gone
 
     def _close_history(self) -> None:
+        try:
+            self.server.moderation.stop()
+        except Exception:
+            self.log.failure("closing the moderation store failed")
         self.store.stopService()

@@ -28,6 +28,7 @@ from twisted_chat.auth.cred import AccountChecker, ChatRealm, PasscodeChecker
 from twisted_chat.auth.hashing import Argon2Hasher
 from twisted_chat.commands import MAX_HISTORY
 from twisted_chat.config import DEFAULT_PORT, ChatConfig
+from twisted_chat.domain.moderation import Moderation
 from twisted_chat.domain.server import ChatServer
 from twisted_chat.frontends.line.protocol import ChatLineFactory
 from twisted_chat.frontends.web.site import build_site, normalize_origin
@@ -38,6 +39,7 @@ from twisted_chat.service import ChatService, Listener
 from twisted_chat.session.session import SessionContext
 from twisted_chat.storage.accounts import AccountError, SQLiteAccounts, open_accounts
 from twisted_chat.storage.history import HistoryError, MemoryHistory, SQLiteHistory
+from twisted_chat.storage.moderation import ModerationError, SQLiteModeration, open_moderation
 
 log = Logger(namespace="twisted_chat.tap")
 
@@ -541,8 +543,12 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
         counts = Counts()
         if isinstance(history, SQLiteHistory):
             history.observer = counts
+    moderation_store = open_moderation(config.db)
+    if isinstance(moderation_store, SQLiteModeration):
+        moderation_store.check()  # refused now, with one line; read when the service starts
     server = ChatServer(history, reactor, config.history,
-                        observer=counts if counts is not None else NULL_OBSERVER)
+                        observer=counts if counts is not None else NULL_OBSERVER,
+                        moderation=Moderation(reactor, moderation_store))
     accounts = open_accounts(config.db)
     if isinstance(accounts, SQLiteAccounts):
         accounts.check()  # refused now, with one line; reopened on first use (in the daemon)
@@ -660,7 +666,7 @@ def makeService(options: Options) -> IService:
         config = dataclasses.replace(config, max_clients=max_clients)
     try:
         return build(config, reactor)
-    except (HistoryError, AccountError) as e:
+    except (HistoryError, AccountError, ModerationError) as e:
         _fail(str(e))
     except ValueError as e:  # a malformed endpoint description
         _fail(str(e))

@@ -82,20 +82,28 @@ class Message(RoomEvent):
 
 class Notice(RoomEvent):
     """
-    A room notice: joins, leaves, quits.
+    A room notice: joins, leaves, quits, and moderation.
 
     @ivar user: whom it is about, if anyone (the browser keeps its user list
         from C{user} and C{change} instead of asking C{/users} again).
     @ivar change: C{joined} (the room), C{left} (for another room) or
-        C{offline} (quit or disconnected).
+        C{offline} (quit or disconnected); moderation: C{topic},
+        C{kicked} (C{user} left the room), C{banned}, C{unbanned},
+        C{muted}, C{unmuted}, C{opped}, C{deopped} (C{user}), C{claimed},
+        C{wall} (C{room} C{None}: to everyone online).
+    @ivar actor: who did it (moderation; C{None} for an expiry).
+    @ivar detail: what it is about (moderation): the topic's text (C{""}:
+        cleared), a kick's reason, a ban's or mute's target (a name, an
+        address or a CIDR), a wall's text.
     """
 
-    __slots__ = ("room", "text", "when", "stamp", "user", "change")
+    __slots__ = ("room", "text", "when", "stamp", "user", "change", "actor", "detail")
     kind = "notice"
 
     def __init__(
         self, room: str | None, text: str, when: float, stamp: str,
         user: str | None = None, change: str | None = None,
+        actor: str | None = None, detail: str | None = None,
     ) -> None:
         self._line = self._json = self._irc = None
         self.room = room
@@ -104,6 +112,8 @@ class Notice(RoomEvent):
         self.stamp = stamp
         self.user = user
         self.change = change
+        self.actor = actor
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -258,3 +268,88 @@ class Shutdown(Event):
     """The server is stopping."""
 
     kind = "shutdown"
+
+
+@dataclass(frozen=True)
+class Topic(Event):
+    """
+    A room's topic: the answer to C{/topic} without text, and told on
+    joining a room that has one.  (Also the value the moderation state
+    keeps per room.)
+
+    @ivar text: the topic (C{""}: none is set).
+    @ivar by: who set it (a name; C{""} if nobody).
+    @ivar when: when it was set (seconds since the epoch; C{0}: never).
+    """
+
+    room: str
+    text: str
+    by: str = ""
+    when: float = 0.0
+    kind = "topic"
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """
+    One ban or mute, as the moderation state keeps it and L{Bans} lists it.
+
+    @ivar target: a name (lower case), an address or a CIDR network.
+    @ivar room: the room's key; C{None}: server-wide.
+    @ivar by: who set it.
+    @ivar until: when it lifts itself (seconds since the epoch); C{None}:
+        until lifted.
+    """
+
+    target: str
+    room: str | None
+    by: str
+    when: float
+    until: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Bans(Event):
+    """
+    The answer to C{/bans}: the bans and mutes of C{room} (C{None}: the
+    server-wide ones), oldest first, as of C{now}.
+    """
+
+    room: str | None
+    bans: Sequence[Ban]
+    mutes: Sequence[Ban]
+    now: float
+    kind = "bans"
+
+
+@dataclass(frozen=True)
+class Whois(Event):
+    """
+    The answer to C{/whois}.
+
+    @ivar account: whether C{name} is a registered account (else a guest).
+    @ivar since: when it logged in (seconds since the epoch).
+    @ivar idle: seconds since its last line.
+    @ivar address: its address, for operators only (else C{None}).
+    @ivar away: its away text, or C{None}.
+    """
+
+    name: str
+    account: bool
+    operator: bool
+    rooms: Sequence[str]
+    since: float
+    idle: float
+    address: str | None = None
+    away: str | None = None
+    kind = "whois"
+
+
+@dataclass(frozen=True)
+class Away(Event):
+    """A private message went to C{name}, who is away: C{text}."""
+
+    name: str
+    text: str
+    kind = "away"

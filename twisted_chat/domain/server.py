@@ -20,10 +20,14 @@ from twisted_chat.commands import HELP, MAX_HISTORY, SEARCH_LIMIT
 from twisted_chat.domain.bus import Bus, LocalBus
 from twisted_chat.domain.directory import Directory, LocalDirectory
 from twisted_chat.domain.events import (
+    Away,
+    Ban,
+    Bans,
     Entry,
     Error,
     Event,
     Help,
+    Info,
     Joined,
     Message,
     Notice,
@@ -32,12 +36,39 @@ from twisted_chat.domain.events import (
     Search,
     Shutdown,
     TimeZone,
+    Topic,
     Users,
+    Whois,
 )
 from twisted_chat.domain.events import (
     History as HistoryEvent,
 )
-from twisted_chat.errors import ChatError, NameTaken, NoSuchTarget, NotInRoom
+from twisted_chat.domain.moderation import (
+    REASON_MAX,
+    TOPIC_MAX,
+    Change,
+    Moderation,
+    account_key,
+    address_of,
+    format_duration,
+    is_operator,
+    parse_target,
+    target_kind,
+    target_matches,
+)
+from twisted_chat.errors import (
+    BannedFromRoom,
+    BannedFromServer,
+    ChatError,
+    Muted,
+    NameTaken,
+    NeedAccount,
+    NoSuchTarget,
+    NotInRoom,
+    NotOp,
+    NotOperator,
+    Protected,
+)
 from twisted_chat.interfaces import History, Participant
 from twisted_chat.metrics.observer import NULL_OBSERVER, ChatObserver
 from twisted_chat.ratelimit import TokenBucket
@@ -82,13 +113,17 @@ class Member:
     @ivar rooms: the rooms it is in, in join order.
     @ivar room: its current room (the one room of telnet and browser
         sessions, where their lines go), one of L{rooms}; C{None} in none.
+    @ivar since: when it logged in, to the second (C{/whois}; the one slot
+        moderation added: 16 bytes a member, the int shared by everyone
+        logging in within the same second).
     """
 
-    __slots__ = ("name", "key", "room", "rooms", "participant")
+    __slots__ = ("name", "key", "room", "rooms", "participant", "since")
 
     def __init__(self, participant: Participant, name: str = "", key: str = "") -> None:
         self.name = name
         self.key = key
+        self.since = 0.0
         self.room: Room | None = None
         # A tuple, not a dict: most members are in one room, and an idle
         # connection's bytes count (a dict is 224 bytes; one room's members
@@ -195,7 +230,7 @@ class ChatServer:
         self, history: History, clock: IReactorTime, replay: int = 20,
         timer: Callable[[], float] = time.monotonic,
         bus: BusFactory = LocalBus, directory: DirectoryFactory = LocalDirectory,
-        observer: ChatObserver = NULL_OBSERVER,
+        observer: ChatObserver = NULL_OBSERVER, moderation: Moderation | None = None,
     ) -> None:
         """
         @param history: where room messages are kept.
@@ -208,6 +243,7 @@ class ChatServer:
             members and the lobby's name.
         @param observer: told what happens, for metrics (sessions, front
             ends and the bus reach it here too).
+        @param moderation: the moderation state (default: a new one, in memory).
         """
         self.history = history
         self.clock = clock
@@ -220,6 +256,8 @@ class ChatServer:
         self.bus = bus(self.rooms, self.members)
         self.bus.observer = observer  # deliveries are counted where they happen
         self.directory = directory(self.rooms, self.members, LOBBY)
+        self.moderation = moderation if moderation is not None else Moderation(clock)
+        self.moderation.expired = self._expired
         self._second = -1
         self._stamp = ""
         self._empty_waiters: list[Deferred[None]] = []
@@ -264,6 +302,10 @@ class ChatServer:
 
     def _claimed(self, member: Member) -> Member:
         self.observer.login("ok")
+        # the whole second, as now() keeps it: members logging in within
+        # the same second share the one int (an idle member's bytes count)
+        self.now()
+        member.since = self._second
         return member
 
     def _claim_refused(self, failure: Failure) -> Failure:
@@ -282,6 +324,8 @@ class ChatServer:
         self.directory.release(member)
         self.members.pop(member.key, None)  # a directory that keeps its own table
         self.searches.forget(member)
+        if self.moderation.away:
+            self.moderation.away.pop(member.key, None)
         rooms = list(member.rooms)
         for room in rooms:
             self._leave_room(member, room)
@@ -305,6 +349,10 @@ class ChatServer:
         self.directory.parted(member, room.name)
         if not room.members and room is not self.lobby:
             del self.rooms[room.name]
+            state = self.moderation.state(room.name)
+            if state is not None and state.owner is None and state.topic is not None:
+                # an unclaimed room's topic goes with the room
+                self.moderation.apply(Change("forget", room.name, when=self.clock.seconds()))
 
     def _depart(self, member: Member, room: Room, reason: str = "") -> None:
         """C{member} leaves C{room}, which is told (with C{reason}, if any)."""
@@ -331,6 +379,9 @@ class ChatServer:
         for room in member.rooms:
             if room.name == key:
                 raise ChatError("you are already in #%s" % key)
+        ban = self.moderation.banned(member, key)
+        if ban is not None:
+            raise BannedFromRoom("you are banned from #%s%s" % (key, self._left(ban)))
         first = member.room is None
         if move and member.room is not None:
             self._depart(member, member.room)
@@ -354,6 +405,9 @@ class ChatServer:
         else:
             send(Joined(key))
         send(self._users_in(key, JOIN_LIST_LIMIT))
+        topic = self.moderation.topic(key)
+        if topic is not None:
+            send(topic)
         self._replay(member, key, self.replay, replay=True)
 
     def part(self, member: Member, name: str, reason: str = "", to_lobby: bool = True) -> None:
@@ -411,6 +465,8 @@ class ChatServer:
             where = self.rooms.get(room)
             if where is None or member not in where.members:
                 raise NotInRoom("you are not in #%s (/join #%s first)" % (room, room))
+        if self.moderation.mute_count:  # nothing to check while nobody is muted
+            self._check_muted(member, where.name)
         when, stamp = self.now()
         entry = Entry(where.name, member.name, text, when, action)
         self.observer.message("action" if action else "message")
@@ -450,6 +506,8 @@ class ChatServer:
         """Send C{text} to C{recipient} alone; the sender gets a confirmation."""
         if recipient is member:
             raise ChatError("that is you; /msg someone else")
+        if self.moderation.mute_count:
+            self._check_muted(member, None)
         when, stamp = self.now()
         if not self.bus.private(
                 recipient.key, Private(member.name, recipient.name, text, when, stamp)):
@@ -458,6 +516,11 @@ class ChatServer:
         member.participant.send(
             Private(member.name, recipient.name, text, when, stamp, outgoing=True)
         )
+        away = self.moderation.away
+        if away:
+            note = away.get(recipient.key)
+            if note is not None:
+                member.participant.send(Away(recipient.name, note))
 
     # -- looking around ---------------------------------------------------
 
@@ -527,6 +590,441 @@ class ChatServer:
     def help(self, member: Member) -> None:
         """Tell C{member} every command."""
         member.participant.send(Help(HELP))
+
+    # -- moderation (SPEC 8) ------------------------------------------------
+
+    def _check_muted(self, member: Member, room_key: str | None) -> None:
+        """@raise Muted: if C{member} may not speak in the room (C{None}: privately)."""
+        mute = self.moderation.muted(member, room_key)
+        if mute is None:
+            return
+        if mute.room is None:
+            raise Muted("you are muted on this server%s" % self._left(mute))
+        raise Muted("you are muted in #%s%s" % (mute.room, self._left(mute)))
+
+    def _left(self, ban: Ban) -> str:
+        """C{" (for 9m more)"} for a timed ban or mute, C{""} for one until lifted."""
+        if ban.until is None:
+            return ""
+        return " (for %s more)" % format_duration(ban.until - self.clock.seconds())
+
+    def _for(self, until: float | None, when: float) -> str:
+        return " for %s" % format_duration(until - when) if until is not None else ""
+
+    def _announce(
+        self, member: Member | None, key: str, text: str, change: str,
+        user: str | None = None, detail: str | None = None,
+    ) -> None:
+        """
+        Tell the room C{key} what C{member} (C{None}: the server) did; the
+        actor, if not in the room, is told too.
+        """
+        when, stamp = self.now()
+        notice = Notice(key, text, when, stamp, user, change,
+                        member.name if member is not None else None, detail)
+        self.bus.publish(key, notice)
+        if member is not None:
+            room = self.rooms.get(key)
+            if room is None or member not in room.members:
+                member.participant.send(Info(text))
+
+    def _apply(self, kind: str, room: str | None, target: str, member: Member,
+               until: float | None = None, reason: str = "") -> float:
+        """Apply one change by C{member} now; returns when."""
+        when = self.clock.seconds()
+        self.moderation.apply(Change(kind, room, target, member.name, until, reason, when))
+        return when
+
+    def _expired(self, change: Change) -> None:
+        """A timed ban or mute lifted itself: its room (if here) is told."""
+        if change.room is None or change.room not in self.rooms:
+            return
+        what = "ban" if change.kind == "unban" else "mute"
+        self._announce(None, change.room, "the %s on %s in #%s expired"
+                       % (what, change.target, change.room),
+                       change.kind + "ned" if what == "ban" else change.kind + "d",
+                       detail=change.target)
+
+    def _need_op(self, member: Member, key: str) -> None:
+        if not self.moderation.is_op(member, key):
+            raise NotOp("you are not an op in #%s" % key)
+
+    def _need_operator(self, member: Member, what: str) -> None:
+        if not is_operator(member):
+            raise NotOperator("/%s is for server operators only" % what)
+
+    def _protect(self, member: Member, key: str, name: str, verb: str) -> None:
+        """
+        @raise Protected: if a room op (not an operator) would C{verb} a
+            server operator online as C{name}, or the room's owner.
+        """
+        if is_operator(member):
+            return
+        target = self.directory.find(name)
+        if target is not None and is_operator(target):
+            raise Protected("%s is a server operator: you cannot %s them" % (target.name, verb))
+        owner = self.moderation.owner(key)
+        if owner is not None and not self.moderation.is_owner(member, key) and (
+                name.casefold() == owner
+                or (target is not None and account_key(target) == owner)):
+            raise Protected("%s owns #%s: you cannot %s them" % (name, key, verb))
+
+    def _not_self(self, member: Member, target: str) -> None:
+        if target_matches(target, member):
+            raise ChatError("that is you (your name or address)")
+
+    def topic(self, member: Member, room: str, text: str | None) -> None:
+        """
+        C{/topic}: without C{text}, tell C{member} the room's topic (a
+        L{Topic} event, C{text} C{""} if none); with it, set it (C{""}
+        clears).  An unclaimed room's topic is anyone's in it; a claimed
+        room's is for its ops.
+
+        @raise NotInRoom: setting the topic of a room one is not in (operators may).
+        @raise NotOp: setting a claimed room's topic, not an op there.
+        """
+        key = room_key(room)
+        topic = self.moderation.topic(key)
+        if text is None:
+            member.participant.send(topic if topic is not None else Topic(key, ""))
+            return
+        text = text.strip()[:TOPIC_MAX]
+        present = key in self.rooms and member in self.rooms[key].members
+        if not present and not is_operator(member):
+            raise NotInRoom("you are not in #%s" % key)
+        if self.moderation.claimed(key):
+            self._need_op(member, key)
+        elif key not in self.rooms:
+            raise NoSuchTarget("there is no room #%s" % key)
+        self._apply("topic", key, "", member, reason=text)
+        if text:
+            said = "%s set the topic of #%s: %s" % (member.name, key, text)
+        else:
+            said = "%s cleared the topic of #%s" % (member.name, key)
+        self._announce(member, key, said, "topic", detail=text)
+
+    def kick(self, member: Member, room: str, name: str, reason: str = "") -> None:
+        """
+        C{/kick}: C{name} leaves the room (telnet and browser users land
+        in the lobby; IRC users just leave the channel).
+
+        @raise NotOp: unless C{member} is an op there.
+        @raise NoSuchTarget: if nobody called C{name} is in the room.
+        @raise Protected: for a room op kicking an operator or the owner.
+        """
+        key = room_key(room)
+        self._need_op(member, key)
+        where = self.rooms.get(key)
+        target = self.directory.find(name)
+        if where is None or target is None or target not in where.members:
+            raise NoSuchTarget("nobody called %s is in #%s" % (name, key))
+        if target is member:
+            raise ChatError("that is you (/leave leaves)")
+        self._protect(member, key, target.name, "kick")
+        if where is self.lobby and not getattr(target.participant, "multi_room", False):
+            raise ChatError("nobody leaves #%s: try /mute, /gmute or /kill" % LOBBY)
+        reason = reason.strip()[:REASON_MAX]
+        self._apply("kick", key, target.name, member, reason=reason)
+        self._kick_out(member, target, where, reason)
+
+    def _kick_out(self, member: Member, target: Member, room: Room, reason: str) -> None:
+        """C{target} leaves C{room}, kicked by C{member}; the room (and it) are told."""
+        text = "%s was kicked from #%s by %s" % (target.name, room.name, member.name)
+        if reason:
+            text += " (%s)" % reason
+        self._announce(member, room.name, text, "kicked", user=target.name, detail=reason)
+        self._leave_room(target, room)
+        if target.room is None and not getattr(target.participant, "multi_room", False):
+            self._enter(target, LOBBY, current=True, first=False)
+
+    def ban(self, member: Member, room: str, target: str, duration: float | None,
+            reason: str = "") -> None:
+        """
+        C{/ban}: C{target} (a name, an address or a CIDR network) may not
+        join the room for C{duration} seconds (C{None}: until lifted);
+        anyone it matches in the room is kicked.
+
+        @raise NotOp: unless C{member} is an op there.
+        @raise Protected: for a room op banning an operator or the owner by name.
+        """
+        key = room_key(room)
+        if key == LOBBY:
+            raise ChatError("#%s has no bans: operators have /gban" % LOBBY)
+        self._need_op(member, key)
+        canonical = parse_target(target)
+        self._not_self(member, canonical)
+        if target_kind(canonical) == "name":
+            self._protect(member, key, canonical, "ban")
+        reason = reason.strip()[:REASON_MAX]
+        when = self.clock.seconds()
+        until = when + duration if duration is not None else None
+        self._apply("ban", key, canonical, member, until, reason)
+        text = "%s banned %s from #%s%s" % (member.name, canonical, key, self._for(until, when))
+        if reason:
+            text += " (%s)" % reason
+        self._announce(member, key, text, "banned", detail=canonical)
+        where = self.rooms.get(key)
+        if where is not None:
+            for present in list(where.members):
+                if present is not member and self.moderation.banned(present, key) is not None:
+                    self._kick_out(member, present, where, "banned")
+
+    def unban(self, member: Member, room: str, target: str) -> None:
+        """
+        C{/unban}: lift a ban of the room.
+
+        @raise NoSuchTarget: if C{target} is not banned there.
+        """
+        key = room_key(room)
+        self._need_op(member, key)
+        canonical = parse_target(target)
+        state = self.moderation.state(key)
+        if state is None or state.bans.get(canonical) is None:
+            raise NoSuchTarget("%s is not banned from #%s" % (canonical, key))
+        self._apply("unban", key, canonical, member)
+        self._announce(member, key, "%s lifted the ban on %s in #%s"
+                       % (member.name, canonical, key), "unbanned", detail=canonical)
+
+    def bans(self, member: Member, room: str | None) -> None:
+        """C{/bans}: tell C{member} the room's bans and mutes (C{None}: the server's)."""
+        key = room_key(room) if room is not None else None
+        if key is None:
+            self._need_operator(member, "bans server")
+        member.participant.send(Bans(key, self.moderation.bans(key),
+                                     self.moderation.mutes(key), self.clock.seconds()))
+
+    def mute(self, member: Member, room: str, target: str, duration: float | None,
+             reason: str = "") -> None:
+        """
+        C{/mute}: C{target} (a name, address or CIDR) stays in the room and
+        reads, but its lines to the room are refused (L{Muted}) for
+        C{duration} seconds (C{None}: until lifted).
+        """
+        key = room_key(room)
+        self._need_op(member, key)
+        canonical = parse_target(target)
+        self._not_self(member, canonical)
+        if target_kind(canonical) == "name":
+            self._protect(member, key, canonical, "mute")
+        reason = reason.strip()[:REASON_MAX]
+        when = self.clock.seconds()
+        until = when + duration if duration is not None else None
+        self._apply("mute", key, canonical, member, until, reason)
+        text = "%s muted %s in #%s%s" % (member.name, canonical, key, self._for(until, when))
+        if reason:
+            text += " (%s)" % reason
+        self._announce(member, key, text, "muted", detail=canonical)
+
+    def unmute(self, member: Member, room: str, target: str) -> None:
+        """C{/unmute}: lift a mute of the room."""
+        key = room_key(room)
+        self._need_op(member, key)
+        canonical = parse_target(target)
+        state = self.moderation.state(key)
+        if state is None or state.mutes.get(canonical) is None:
+            raise NoSuchTarget("%s is not muted in #%s" % (canonical, key))
+        self._apply("unmute", key, canonical, member)
+        self._announce(member, key, "%s unmuted %s in #%s" % (member.name, canonical, key),
+                       "unmuted", detail=canonical)
+
+    def claim_room(self, member: Member, room: str) -> None:
+        """
+        C{/claim}: the room becomes C{member}'s (an account's): it keeps
+        its topic, ops and bans when empty, and its owner manages its ops.
+        """
+        key = room_key(room)
+        account = account_key(member)
+        if account is None:
+            raise NeedAccount("only accounts can claim rooms (/register first)")
+        if key == LOBBY:
+            raise ChatError("#%s is everyone's" % LOBBY)
+        where = self.rooms.get(key)
+        if where is None or member not in where.members:
+            raise NotInRoom("you are not in #%s" % key)
+        owner = self.moderation.owner(key)
+        if owner is not None:
+            if owner == account:
+                raise ChatError("#%s is yours already" % key)
+            raise ChatError("#%s is claimed by %s" % (key, owner))
+        self._apply("claim", key, member.name, member)
+        self._announce(member, key, "%s claimed #%s" % (member.name, key), "claimed",
+                       user=member.name)
+
+    def _need_owner(self, member: Member, key: str) -> None:
+        if not self.moderation.claimed(key):
+            raise ChatError("#%s is not claimed (/claim it first)" % key)
+        if not (is_operator(member) or self.moderation.is_owner(member, key)):
+            raise NotOp("only the owner of #%s (or an operator) manages its ops" % key)
+
+    def op(self, member: Member, room: str, name: str) -> None:
+        """C{/op}: the owner (or an operator) makes C{name} (online, an account) an op."""
+        key = room_key(room)
+        self._need_owner(member, key)
+        target = self.directory.find(name)
+        if target is None:
+            raise NoSuchTarget("nobody called %s is online" % name)
+        account = account_key(target)
+        if account is None:
+            raise NeedAccount("%s is a guest: only accounts can be ops" % target.name)
+        state = self.moderation.state(key)
+        if state is not None and (account == state.owner or account in state.ops):
+            raise ChatError("%s is an op of #%s already" % (target.name, key))
+        self._apply("op", key, account, member)
+        self._announce(member, key, "%s made %s an op of #%s" % (member.name, target.name, key),
+                       "opped", user=target.name)
+
+    def deop(self, member: Member, room: str, name: str) -> None:
+        """C{/deop}: the owner (or an operator) takes op from C{name}."""
+        key = room_key(room)
+        self._need_owner(member, key)
+        account = name.casefold()
+        target = self.directory.find(name)
+        if target is not None and account_key(target) is not None:
+            account = account_key(target) or account
+        state = self.moderation.state(key)
+        if state is not None and account == state.owner:
+            raise Protected("the owner of #%s stays an op" % key)
+        if state is None or account not in state.ops:
+            raise NoSuchTarget("%s is not an op of #%s" % (name, key))
+        shown = target.name if target is not None else name
+        self._apply("deop", key, account, member)
+        self._announce(member, key, "%s took op from %s in #%s" % (member.name, shown, key),
+                       "deopped", user=shown)
+
+    def kill(self, member: Member, name: str, reason: str = "") -> None:
+        """C{/kill} (operators): disconnect C{name}; its rooms are told why."""
+        self._need_operator(member, "kill")
+        target = self.directory.find(name)
+        if target is None:
+            raise NoSuchTarget("nobody called %s is online" % name)
+        if target is member:
+            raise ChatError("that is you (/quit leaves)")
+        reason = reason.strip()[:REASON_MAX]
+        self._apply("kill", None, target.name, member, reason=reason)
+        why = "was disconnected by %s" % member.name
+        if reason:
+            why += " (%s)" % reason
+        self._disconnect(target, "you were " + why[4:], "killed", why)
+        member.participant.send(Info("disconnected %s" % target.name))
+
+    def _disconnect(self, target: Member, told: str, code: str, why: str) -> None:
+        target.participant.send(Error(told, code))
+        self.remove(target, why)
+        target.participant.close()
+
+    def gban(self, member: Member, target: str, duration: float | None,
+             reason: str = "") -> None:
+        """
+        C{/gban} (operators): C{target} (a name, an address or a CIDR) is
+        refused at connect and login; sessions it matches are closed
+        (operators' are not).
+        """
+        self._need_operator(member, "gban")
+        canonical = parse_target(target)
+        if target_matches(canonical, member):
+            raise ChatError("that would ban you")
+        reason = reason.strip()[:REASON_MAX]
+        when = self.clock.seconds()
+        until = when + duration if duration is not None else None
+        self._apply("ban", None, canonical, member, until, reason)
+        told = "you are banned from this server"
+        if until is not None:
+            told += " (for %s more)" % format_duration(until - when)
+        if reason:
+            told += ": " + reason
+        closed = 0
+        for present in list(self.members.values()):
+            if not is_operator(present) and self.moderation.server_ban(
+                    present.key, address_of(present)) is not None:
+                self._disconnect(present, told, BannedFromServer.code,
+                                 "was banned from the server")
+                closed += 1
+        member.participant.send(Info("banned %s from the server%s; %d session%s closed"
+                                     % (canonical, self._for(until, when), closed,
+                                        "" if closed == 1 else "s")))
+
+    def ungban(self, member: Member, target: str) -> None:
+        """C{/ungban} (operators): lift a server-wide ban."""
+        self._need_operator(member, "ungban")
+        canonical = parse_target(target)
+        state = self.moderation.state(None)
+        if state is None or state.bans.get(canonical) is None:
+            raise NoSuchTarget("%s is not banned from the server" % canonical)
+        self._apply("unban", None, canonical, member)
+        member.participant.send(Info("lifted the server ban on %s" % canonical))
+
+    def gmute(self, member: Member, target: str, duration: float | None,
+              reason: str = "") -> None:
+        """
+        C{/gmute} (operators): C{target} (a name, an address or a CIDR)
+        reads but says nothing anywhere, rooms or private, for
+        C{duration} seconds (C{None}: until lifted).
+        """
+        self._need_operator(member, "gmute")
+        canonical = parse_target(target)
+        if target_matches(canonical, member):
+            raise ChatError("that would mute you")
+        reason = reason.strip()[:REASON_MAX]
+        when = self.clock.seconds()
+        until = when + duration if duration is not None else None
+        self._apply("mute", None, canonical, member, until, reason)
+        member.participant.send(Info("muted %s on the server%s"
+                                     % (canonical, self._for(until, when))))
+
+    def ungmute(self, member: Member, target: str) -> None:
+        """C{/ungmute} (operators): lift a server-wide mute."""
+        self._need_operator(member, "ungmute")
+        canonical = parse_target(target)
+        state = self.moderation.state(None)
+        if state is None or state.mutes.get(canonical) is None:
+            raise NoSuchTarget("%s is not muted on the server" % canonical)
+        self._apply("unmute", None, canonical, member)
+        member.participant.send(Info("lifted the server mute on %s" % canonical))
+
+    def wall(self, member: Member, text: str) -> None:
+        """C{/wall} (operators): a notice to everyone online (a L{Notice}, C{change} C{wall})."""
+        self._need_operator(member, "wall")
+        text = text.strip()
+        if not text:
+            raise ChatError("usage: /wall <text>")
+        self._apply("wall", None, "", member, reason=text)
+        when, stamp = self.now()
+        notice = Notice(None, "[wall] %s: %s" % (member.name, text), when, stamp, None,
+                        "wall", member.name, text)
+        self.bus.publish_once([(key, notice) for key in self.rooms])
+        for present in self.members.values():
+            if not present.rooms:  # IRC users in no channel
+                present.participant.send(notice)
+
+    def whois(self, member: Member, name: str) -> None:
+        """
+        C{/whois}: tell C{member} about C{name} (a L{Whois} event: rooms,
+        account or guest, idle time, connected since; the address for
+        operators only).
+        """
+        target = self.directory.find(name)
+        if target is None:
+            raise NoSuchTarget("nobody called %s is online" % name)
+        now = self.clock.seconds()
+        last = getattr(target.participant, "last_active", None)
+        since = target.since
+        idle = max(0.0, now - (last if last else since))
+        member.participant.send(Whois(
+            target.name, account_key(target) is not None, is_operator(target),
+            [room.name for room in target.rooms], since, idle,
+            address_of(target) if is_operator(member) else None,
+            self.moderation.away.get(target.key)))
+
+    def away(self, member: Member, text: str | None) -> None:
+        """C{/away}: with C{text}, mark C{member} away (private messages get it back); else back."""
+        text = (text or "").strip()[:TOPIC_MAX]
+        if text:
+            self.moderation.away[member.key] = text
+            member.participant.send(Info("you are marked as away: %s" % text))
+        elif self.moderation.away.pop(member.key, None) is not None:
+            member.participant.send(Info("you are no longer marked as away"))
+        else:
+            member.participant.send(Info("you were not away"))
 
     # -- stopping ---------------------------------------------------------
 

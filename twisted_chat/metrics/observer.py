@@ -32,7 +32,7 @@ class ChatObserver(Protocol):
     def login(self, result: str) -> None:
         """
         A login step ended: C{ok}, C{wrong_passcode}, C{wrong_password}, C{bad_name},
-        C{name_taken}, C{locked_out} or C{timed_out}.
+        C{name_taken}, C{locked_out}, C{banned} (C{/gban}) or C{timed_out}.
         """
 
     def disconnected(self, reason: str) -> None:

@@ -28,12 +28,14 @@ from twisted_chat.commands import REGISTRY, Command, CommandRegistry
 from twisted_chat.commands.parse import parse
 from twisted_chat.config import ChatConfig
 from twisted_chat.domain.events import Error, Info, Welcome
+from twisted_chat.domain.moderation import format_duration
 from twisted_chat.domain.server import LOBBY, ChatServer, Member
 from twisted_chat.errors import (
     AccountLocked,
     AccountRequired,
     AlreadyLoggedIn,
     BadPassword,
+    BannedFromServer,
     ChatError,
     Flooding,
     LockedOut,
@@ -257,6 +259,14 @@ class ChatSession:
         return self._visitor is not None
 
     @property
+    def last_active(self) -> float | None:
+        """
+        When the user last sent a line (the flood limit's bucket knows;
+        C{None}: no line since login, or no limit), for C{/whois}.
+        """
+        return self._bucket.last if self._bucket is not None else None
+
+    @property
     def dropped(self) -> int:
         """How many lines the flood limit dropped (kept by the token bucket)."""
         return self._bucket.dropped if self._bucket is not None else 0
@@ -297,8 +307,30 @@ class ChatSession:
         passcodes or passwords is refused (told, and closed): C{False}.
         """
         self._ctx.deadlines.touch(self)
+        if self._ctx.server.moderation.ban_count:
+            banned = self._banned(None)
+            if banned is not None:
+                self._tell(banned)
+                self.close()
+                return False
         # Wrong passwords lock an address out too, on an open server as well.
         return self._locked_out("passcodes" if self.needs_passcode else "passwords") is None
+
+    def _banned(self, name: str | None) -> BannedFromServer | None:
+        """The refusal if the name C{name} (C{None}: any) or this address is banned (C{/gban})."""
+        server = self._ctx.server
+        ban = server.moderation.server_ban(name, self._front.peer_host())
+        if ban is None:
+            return None
+        server.observer.login("banned")
+        self.log.info("refused {peer} ({name}): banned from the server",
+                      peer=self._front.describe_peer(), name=name or "-")
+        text = "you are banned from this server"
+        if ban.until is not None:
+            text += " (for %s more)" % format_duration(ban.until - self._ctx.clock.seconds())
+        if ban.reason:
+            text += ": " + ban.reason
+        return BannedFromServer(text)
 
     def _locked_out(self, what: str = "passcodes") -> LockedOut | None:
         """Refuse (told, closed) if this address guessed wrong too often lately."""
@@ -363,6 +395,10 @@ class ChatSession:
         if not isinstance(visitor, Visitor):
             return fail(LoginRefused("authenticate before claiming a name"))
         name = name.strip()
+        if self._ctx.server.moderation.ban_count:
+            banned = self._banned(name)
+            if banned is not None:
+                return fail(self._end_login(banned))
         signed = self._signed_in
         if signed is not None and signed.account is not None \
                 and signed.account.name.casefold() == name.casefold():

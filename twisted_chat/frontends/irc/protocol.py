@@ -41,10 +41,17 @@ from twisted_chat.domain.events import (
     Notice,
     Private,
     Shutdown,
+    Topic,
     Users,
 )
 from twisted_chat.domain.server import Member
-from twisted_chat.errors import ChatError, PasswordRequired, TooManyConnections, numeric
+from twisted_chat.errors import (
+    ChatError,
+    NotInRoom,
+    PasswordRequired,
+    TooManyConnections,
+    numeric,
+)
 from twisted_chat.frontends.base import (
     AdmittingFactory,
     IConnectionTransport,
@@ -110,7 +117,8 @@ UNCOUNTED = frozenset({"PONG", "QUIT", "PRIVMSG", "NOTICE", "JOIN", "PART"})
 class IRCHub:
     """
     What every IRC connection of a server shares: the server's name, when it
-    started, the prefixes and away messages of IRC users, channel topics.
+    started, the prefixes and away messages of IRC users.  (Channel topics
+    are the domain's: C{server.moderation.topic(key)}.)
     """
 
     def __init__(self, server_name: str, clock: Any) -> None:
@@ -118,7 +126,6 @@ class IRCHub:
         self.created = clock.seconds()
         self.prefixes: dict[str, str] = {}  # member key -> nick!user@host
         self.clients: dict[str, IRCProtocol] = {}  # member key -> its connection
-        self.topics: dict[str, tuple[str, str, float]] = {}  # room -> (text, by, when)
         self.unregistered = 0
         self.max_users = 0
         # nick key -> the IRC clients that MONITOR it
@@ -189,6 +196,7 @@ class IRCProtocol(Protocol):
     _quiet = False  # a NOTICE: errors are not answered
     _gone = False  # whether WHOWAS has heard of the departure
     invisible = False  # user mode +i: hidden from WHO masks
+    multi_room = True  # the domain: a kicked IRC user just leaves the channel
     _labeled: list[bytes] | None = None  # a labelled command's answers, held
     _errors = 0  # Error events sent (a command failed when it grew)
     _sasl: bytes | None = None  # AUTHENTICATE PLAIN: the payload so far (None: none begun)
@@ -478,9 +486,8 @@ class IRCProtocol(Protocol):
                 self._tell_away(self._away_audience([joined]))
         topic = self._topic(room)
         if topic is not None:
-            text, by, when = topic
-            self.reply("332", channel, text)
-            self.reply("333", channel, by, str(int(when)))
+            self.reply("332", channel, topic.text)
+            self.reply("333", channel, self.hub.prefix(topic.by), str(int(topic.when)))
         self._names(room, channel)
 
     def _history(self, event: History) -> None:
@@ -1027,15 +1034,11 @@ class IRCProtocol(Protocol):
             if not count or (wanted is not None and name not in wanted):
                 continue
             topic = self._topic(name)
-            self.reply("322", "#" + name, str(count), topic[0] if topic else "")
+            self.reply("322", "#" + name, str(count), topic.text if topic else "")
         self.reply("323", "End of /LIST")
 
-    def _topic(self, key: str) -> tuple[str, str, float] | None:
-        topic = self.hub.topics.get(key)
-        if topic is not None and self._room(key) is None:
-            del self.hub.topics[key]  # the room went away, and its topic with it
-            return None
-        return topic
+    def _topic(self, key: str) -> Topic | None:
+        return self.factory.context.server.moderation.topic(key)
 
     def irc_TOPIC(self, params: Sequence[str]) -> None:
         if not params:
@@ -1051,27 +1054,19 @@ class IRCProtocol(Protocol):
             if topic is None:
                 self.reply("331", channel, "No topic is set")
             else:
-                self.reply("332", channel, topic[0])
-                self.reply("333", channel, topic[1], str(int(topic[2])))
+                self.reply("332", channel, topic.text)
+                self.reply("333", channel, self.hub.prefix(topic.by), str(int(topic.when)))
             return
-        if not self._in(key):
+        member = self.session.member
+        if member is None:
+            return
+        try:
+            # the room hears of it as a Notice (change "topic"), rendered as TOPIC
+            self.factory.context.server.topic(member, key, params[1])
+        except NotInRoom:
             self.reply("442", channel, "You're not on that channel")
-            return
-        text = params[1][:390]
-        if text:
-            topics = self.hub.topics
-            if len(topics) >= 1000:  # forget the topics of rooms that went away
-                rooms = self.factory.context.server.rooms
-                for gone in [name for name in topics if name not in rooms]:
-                    del topics[gone]
-            topics[key] = (text, self.prefix, self.factory.context.clock.seconds())
-        else:
-            self.hub.topics.pop(key, None)
-        # the topic is the IRC front end's: its members hear of the change
-        for member in self._room(key).members:
-            client = member.participant
-            if isinstance(client, IRCProtocol):
-                client.message("TOPIC", channel, text, source=self.prefix)
+        except ChatError as e:
+            self.reply(e.numeric, channel, str(e))
 
     def irc_MODE(self, params: Sequence[str]) -> None:
         if not params:

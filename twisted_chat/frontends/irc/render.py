@@ -92,6 +92,11 @@ def room_event(event: Message | Notice, prefixes: Prefixes,
     assert isinstance(event, Notice)
     stamp = {"time": server_time(event.when)}
     user, change, room = event.user, event.change, event.room
+    if change == "topic" and room is not None and event.actor is not None:
+        source = prefixes(event.actor)
+        topic = ("#" + room, event.detail or "")
+        return (lines(None, source, "TOPIC", [topic]),
+                lines(stamp, source, "TOPIC", [topic]))
     if user is not None and room is not None:
         source = prefixes(user)
         channel = "#" + room

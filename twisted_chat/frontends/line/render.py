@@ -16,6 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted_chat.domain.events import (
+    Away,
+    Ban,
+    Bans,
     Entry,
     Error,
     Event,
@@ -32,9 +35,12 @@ from twisted_chat.domain.events import (
     Search,
     Shutdown,
     TimeZone,
+    Topic,
     Users,
     Welcome,
+    Whois,
 )
+from twisted_chat.domain.moderation import format_duration
 from twisted_chat.frontends.line.telnet import OFFERS
 from twisted_chat.text import date_stamp
 
@@ -153,6 +159,52 @@ def _help(event: Help) -> list[str]:
     ]
 
 
+def _topic(event: Topic) -> list[str]:
+    if not event.text:
+        return ["#%s has no topic." % event.room]
+    line = "Topic of #%s: %s" % (event.room, event.text)
+    if event.by:
+        line += " (set by %s on %s)" % (event.by, date_stamp(event.when))
+    return [line]
+
+
+def ban_line(ban: Ban, now: float) -> str:
+    """One ban or mute as C{/bans} shows it."""
+    line = "  %s (by %s, %s" % (ban.target, ban.by or "the server", date_stamp(ban.when))
+    if ban.until is None:
+        line += ", until lifted)"
+    else:
+        line += ", %s left)" % format_duration(ban.until - now)
+    if ban.reason:
+        line += ": " + ban.reason
+    return line
+
+
+def _bans(event: Bans) -> list[str]:
+    where = "#" + event.room if event.room is not None else "the server"
+    out: list[str] = []
+    for what, entries in (("Bans", event.bans), ("Mutes", event.mutes)):
+        if entries:
+            out.append("%s in %s (%d):" % (what, where, len(entries)))
+            out.extend(ban_line(ban, event.now) for ban in entries)
+        else:
+            out.append("No %s in %s." % (what.lower(), where))
+    return out
+
+
+def _whois(event: Whois) -> list[str]:
+    who = "an operator" if event.operator else "an account" if event.account else "a guest"
+    out = ["%s is %s, online since %s, idle %s" % (
+        event.name, who, date_stamp(event.since), format_duration(event.idle))]
+    rooms = ", ".join("#" + room for room in event.rooms)
+    out.append("  rooms: %s" % (rooms or "none"))
+    if event.address is not None:
+        out.append("  address: %s" % event.address)
+    if event.away is not None:
+        out.append("  away: %s" % event.away)
+    return out
+
+
 _LINES: dict[type[Event], Callable[[Any], list[str]]] = {
     Private: _private,
     Info: lambda event: [event.text],
@@ -170,6 +222,10 @@ _LINES: dict[type[Event], Callable[[Any], list[str]]] = {
     Shutdown: lambda event: ["*** Server shutting down ***"],
     Greeting: lambda event: [GREETING_TEXT],
     Telnet: lambda event: [],
+    Topic: _topic,
+    Bans: _bans,
+    Whois: _whois,
+    Away: lambda event: ["%s is away: %s" % (event.name, event.text)],
 }
 
 # The offers go before the greeting line's end, so the prompt lines stay

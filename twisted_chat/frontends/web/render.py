@@ -17,6 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted_chat.domain.events import (
+    Away,
+    Ban,
+    Bans,
     Entry,
     Error,
     Event,
@@ -34,8 +37,10 @@ from twisted_chat.domain.events import (
     Search,
     Shutdown,
     TimeZone,
+    Topic,
     Users,
     Welcome,
+    Whois,
 )
 
 
@@ -72,7 +77,35 @@ def _notice(event: Notice) -> dict[str, Any]:
     out = {"type": event.kind, "room": event.room, "text": event.text, "time": event.when}
     if event.user is not None:
         out["user"] = event.user
+    if event.change is not None:
         out["change"] = event.change
+    if event.actor is not None:
+        out["by"] = event.actor
+    if event.detail is not None:
+        out["detail"] = event.detail
+    return out
+
+
+def ban_json(ban: Ban) -> dict[str, Any]:
+    """A ban or mute as a JSON object."""
+    return {"target": ban.target, "room": ban.room, "by": ban.by, "time": ban.when,
+            "until": ban.until, "reason": ban.reason}
+
+
+def _bans(event: Bans) -> dict[str, Any]:
+    return {"type": event.kind, "room": event.room, "time": event.now,
+            "bans": [ban_json(ban) for ban in event.bans],
+            "mutes": [ban_json(ban) for ban in event.mutes]}
+
+
+def _whois(event: Whois) -> dict[str, Any]:
+    out = {"type": event.kind, "name": event.name, "account": event.account,
+           "operator": event.operator, "rooms": list(event.rooms), "since": event.since,
+           "idle": event.idle}
+    if event.address is not None:
+        out["address"] = event.address
+    if event.away is not None:
+        out["away"] = event.away
     return out
 
 
@@ -156,6 +189,11 @@ _JSON: dict[type[Event], Callable[[Any], dict[str, Any]]] = {
     Goodbye: lambda event: {"type": event.kind},
     Shutdown: lambda event: {"type": event.kind, "text": "Server shutting down"},
     Ack: lambda event: {"type": event.kind, "id": event.id},
+    Topic: lambda event: {"type": event.kind, "room": event.room, "text": event.text,
+                          "by": event.by, "time": event.when},
+    Bans: _bans,
+    Whois: _whois,
+    Away: lambda event: {"type": event.kind, "name": event.name, "text": event.text},
 }
 
 
