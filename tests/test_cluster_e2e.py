@@ -87,15 +87,20 @@ def wait_for(check: object, what: str, timeout: float = 10.0) -> None:
     raise AssertionError(what)
 
 
+ANSWERS = {"/users": "Users in", "/users all": "Users online", "/rooms": "Rooms (",
+           "/history": "[", "/search": "["}
+
+
 def ask_until(client: LineClient, command: str, wanted: str, timeout: float = 10.0) -> str:
-    """Send C{command} until a line containing C{wanted} comes back; return it."""
+    """Send C{command} until its answer has a line containing C{wanted}; return that line."""
     deadline = time.monotonic() + timeout
+    start = ANSWERS[command.split(" ")[0] if command != "/users all" else command]
     while time.monotonic() < deadline:
         client.send(command)
         client.send("/help")
         lines = client.read_until(lambda line: line.startswith("Commands"))
         for line in lines:
-            if wanted in line:
+            if line.startswith(start) and wanted in line:
                 return line
         time.sleep(0.1)
     raise AssertionError("%s never showed %r" % (command, wanted))
@@ -114,3 +119,108 @@ class TwoProcesses(SynchronousTestCase):
         bob.send("/msg alice psst")
         alice.read_until("psst")
         ask_until(bob, "/users all", "alice")
+
+    def test_three_processes(self) -> None:
+        redis = RedisServer(self)
+        servers = [node(self, redis, name) for name in ("a", "b", "c")]
+        alice, bob, carol = (log_in(self, server.port, name)[0]
+                             for server, name in zip(servers, ("alice", "bob", "carol"),
+                                                     strict=True))
+        ask_until(alice, "/users", "carol")
+        carol.send("/join ops")
+        ask_until(alice, "/rooms", "#ops (1)")
+        alice.send("/join ops")
+        carol.read_until("alice joined #ops")
+        carol.send("hi from c")
+        alice.read_until("carol: hi from c")
+        line = ask_until(bob, "/users all", "carol")
+        for name in ("alice", "bob", "carol"):
+            self.assertIn(name, line)
+        self.assertEqual(ask_until(bob, "/rooms", "#ops"), "Rooms (2): #lobby (1), #ops (2)")
+
+    def test_killed_process(self) -> None:
+        """A process killed with SIGKILL: its users leave the others' lists, with a notice."""
+        redis = RedisServer(self)
+        a, b = node(self, redis, "a"), node(self, redis, "b")
+        (alice,) = log_in(self, a.port, "alice")
+        (bob,) = log_in(self, b.port, "bob")
+        ask_until(alice, "/users", "bob")
+        b.process.send_signal(signal.SIGKILL)
+        alice.read_until("bob disconnected")
+        alice.send("/users all")
+        self.assertNotIn("bob", alice.read_until("Users online")[-1])
+        # and the name is free again (its key expired) for a new user on a
+        deadline = time.monotonic() + 15
+        while True:
+            client = LineClient(a.port)
+            self.addCleanup(client.close)
+            client.send("x", "bob")
+            lines = client.read_until(lambda line: "Welcome, " in line or "taken" in line)
+            if "Welcome, " in lines[-1] or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        self.assertIn("Welcome, bob", lines[-1])
+
+    def test_restarted_process_catches_up(self) -> None:
+        """What was said while a process was down is in its history afterwards."""
+        redis = RedisServer(self)
+        a = node(self, redis, "a")
+        b_dir = temp_dir(self)
+        b = node(self, redis, "b", cwd=b_dir)
+        (alice,) = log_in(self, a.port, "alice")
+        alice.send("before the restart")
+        time.sleep(0.3)
+        b.stop()
+        alice.send("while b was down")
+        alice.send("/history")
+        alice.read_until("while b was down")
+        b = node(self, redis, "b", cwd=b_dir)
+        (bob,) = log_in(self, b.port, "bob")
+        replay = bob.read_until("while b was down")
+        said = [line for line in replay if "alice: " in line]
+        self.assertEqual(said, [said[0].split("]")[0] + "] alice: before the restart",
+                                said[1].split("]")[0] + "] alice: while b was down"])
+
+    def test_redis_restarted_mid_chat(self) -> None:
+        """Redis stopped and started again (no persistence): nothing said is lost."""
+        redis = RedisServer(self)
+        a, b = node(self, redis, "a"), node(self, redis, "b")
+        (alice,) = log_in(self, a.port, "alice")
+        (bob,) = log_in(self, b.port, "bob")
+        ask_until(alice, "/users", "bob")
+        redis.stop()
+        wait_for(lambda: "is unreachable" in a.output(), "a never noticed")
+        alice.send("said during the outage")
+        bob.send("bob too")
+        redis.start()
+        bob.read_until("alice: said during the outage")
+        alice.read_until("bob: bob too")
+        ask_until(alice, "/users", "bob")
+        ask_until(bob, "/history", "alice: said during the outage")
+        for server in (a, b):
+            self.assertEqual(server.output().count("is unreachable"), 1, server.output())
+
+    def test_name_race(self) -> None:
+        """The same name claimed on two processes at once: exactly one wins."""
+        redis = RedisServer(self)
+        a, b = node(self, redis, "a"), node(self, redis, "b")
+        for attempt in range(5):
+            name = "racer%d" % attempt
+            clients = [LineClient(a.port), LineClient(b.port)]
+            for client in clients:
+                self.addCleanup(client.close)
+                client.send("x")
+            outcomes: list[str] = []
+
+            def claim(client: LineClient) -> None:
+                client.send(name)
+                lines = client.read_until(lambda line: "Welcome, " in line or "taken" in line)
+                outcomes.append(lines[-1])
+
+            threads = [threading.Thread(target=claim, args=(c,)) for c in clients]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(15)
+            self.assertEqual(sorted("Welcome, " in line for line in outcomes), [False, True],
+                             outcomes)
