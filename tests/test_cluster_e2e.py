@@ -106,6 +106,13 @@ def ask_until(client: LineClient, command: str, wanted: str, timeout: float = 10
     raise AssertionError("%s never showed %r" % (command, wanted))
 
 
+def claim(client: LineClient, name: str, outcomes: list[str]) -> None:
+    """Log in as C{name} (the passcode sent already); add the answer to C{outcomes}."""
+    client.send(name)
+    lines = client.read_until(lambda line: "Welcome, " in line or "taken" in line)
+    outcomes.append(lines[-1])
+
+
 class TwoProcesses(SynchronousTestCase):
 
     def test_chat_across_processes(self) -> None:
@@ -211,13 +218,8 @@ class TwoProcesses(SynchronousTestCase):
                 self.addCleanup(client.close)
                 client.send("x")
             outcomes: list[str] = []
-
-            def claim(client: LineClient) -> None:
-                client.send(name)
-                lines = client.read_until(lambda line: "Welcome, " in line or "taken" in line)
-                outcomes.append(lines[-1])
-
-            threads = [threading.Thread(target=claim, args=(c,)) for c in clients]
+            threads = [threading.Thread(target=claim, args=(c, name, outcomes))
+                       for c in clients]
             for thread in threads:
                 thread.start()
             for thread in threads:
