@@ -6,6 +6,7 @@ End to end: real C{twistd chat} processes sharing a real C{redis-server}
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -226,3 +227,33 @@ class TwoProcesses(SynchronousTestCase):
                 thread.join(15)
             self.assertEqual(sorted("Welcome, " in line for line in outcomes), [False, True],
                              outcomes)
+
+    def test_irc_across_processes(self) -> None:
+        """NAMES, WHO and WHOIS show the other process's users; NICK is unique cluster-wide."""
+        redis = RedisServer(self)
+        a = node(self, redis, "a", "--irc", "tcp:0:interface=127.0.0.1")
+        b = node(self, redis, "b")
+        irc_port = int(re.findall(r"IRC listening on 127\.0\.0\.1:(\d+)", a.output())[0])
+        (bob,) = log_in(self, b.port, "bob")
+        (watcher,) = log_in(self, a.port, "watcher")
+        ask_until(watcher, "/users", "bob")
+        irc = LineClient(irc_port)
+        self.addCleanup(irc.close)
+        irc.send("PASS x", "NICK ann", "USER ann 0 * :Ann")
+        irc.read_until(" 001 ")
+        irc.send("JOIN #lobby")
+        names = irc.read_until(" 366 ")
+        self.assertIn("bob", [line for line in names if " 353 " in line][0])
+        irc.send("WHO #lobby")
+        who = irc.read_until(" 315 ")
+        self.assertTrue([line for line in who if " 352 " in line and " bob " in line], who)
+        irc.send("WHOIS bob")
+        self.assertIn("#lobby", [line for line in irc.read_until(" 318 ")
+                                 if " 319 " in line][0])
+        irc.send("NICK bob")
+        irc.read_until(" 433 ")
+        irc.send("NICK anna")
+        irc.read_until("NICK")
+        ask_until(bob, "/users", "anna")
+        bob.send("hi anna")
+        irc.read_until("PRIVMSG #lobby :hi anna")

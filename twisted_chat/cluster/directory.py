@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 
 from twisted_chat.domain.directory import LocalDirectory
 from twisted_chat.errors import ChatError, NameTaken
@@ -37,6 +37,7 @@ class ClusterDirectory:
         self._members = members
         self._lobby = lobby
         self._claiming: set[str] = set()  # asked of Redis, not answered yet
+        self._reserved: dict[str, Member] = {}  # taken in Redis for a member's rename
 
     def claim(self, name: str, member: Member) -> Deferred[Member]:
         try:
@@ -44,8 +45,10 @@ class ClusterDirectory:
         except ChatError as e:
             return fail(e)
         key = name.lower()
-        if (key in self._members or key in self._claiming
-                or key in self._node.replica.members):
+        if self._reserved.get(key) is member:  # a rename (IRC NICK), asked already
+            del self._reserved[key]
+            return self.local.claim(name, member).addCallback(self._online)
+        if self._taken(key):
             return fail(_taken(name))
         self._claiming.add(key)
         asked = self._node.claim_name(key)
@@ -62,8 +65,39 @@ class ClusterDirectory:
 
         return asked.addCallback(answered)
 
+    def _taken(self, key: str) -> bool:
+        return (key in self._members or key in self._claiming or key in self._reserved
+                or key in self._node.replica.members)
+
+    def reserve(self, name: str, member: Member) -> Deferred[bool]:
+        """
+        Take C{name} in Redis for C{member}'s rename (IRC C{NICK}): fires
+        with whether it is free; then L{claim} of it for C{member} answers at
+        once (after L{release} of the old name), or L{unreserve} gives it up.
+        """
+        key = name.lower()
+        if self._taken(key):
+            return succeed(False)
+        self._claiming.add(key)
+
+        def answered(free: bool) -> bool:
+            self._claiming.discard(key)
+            if free:
+                self._reserved[key] = member
+            return free
+
+        return self._node.claim_name(key).addCallback(answered)
+
+    def unreserve(self, name: str, member: Member) -> None:
+        key = name.lower()
+        if self._reserved.get(key) is member:
+            del self._reserved[key]
+            self._node.release_name(key)
+
     def _online(self, member: Member) -> Member:
         self._node.emit({"k": "online", "u": member.name})
+        for room in member.rooms:  # a rename: the replicas keep its rooms
+            self._node.emit({"k": "join", "u": member.name, "r": room.name})
         return member
 
     def release(self, member: Member) -> None:
