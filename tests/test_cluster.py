@@ -356,6 +356,66 @@ class Cluster(SynchronousTestCase):
         self.assertEqual(self.warnings("skipped a stream entry"), 2)  # by each process
 
 
+class Unreachable(SynchronousTestCase):
+
+    def test_redis_unreachable_from_the_start(self) -> None:
+        """Logged once; users are served alone; once Redis comes, they are asserted."""
+        clock = Clock()
+        redis = FakeRedis(clock)
+        redis.up = False
+        logged: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        a = Process(redis, "a")
+        alice, _ = a.login("alice")
+        redis.advance(60, step=1)
+        self.assertEqual(sum("is unreachable" in str(e.get("log_format")) for e in logged), 1)
+        redis.start()
+        self.assertEqual(redis.get("twisted-chat:name:alice"), a.node.instance)
+
+
+class Options(SynchronousTestCase):
+
+    def test_redis_options(self) -> None:
+        from twisted_chat.tap import Options, config_from_options
+
+        options = Options()
+        options.parseOptions(["--redis", "redis://127.0.0.1:7000/2", "--node-name", "n1"])
+        config = config_from_options(options)
+        self.assertEqual((config.redis, config.node_name, config.redis_heartbeat),
+                         ("redis://127.0.0.1:7000/2", "n1", 5.0))
+        self.assertIsNone(config_from_options(_parsed([])).redis)
+
+    def test_bad_redis_options(self) -> None:
+        from twisted.python.usage import UsageError
+
+        from twisted_chat.tap import Options
+
+        for argv in (["--redis", "http://x"], ["--node-name", "a b"],
+                     ["--redis-heartbeat", "0"]):
+            self.assertRaises(UsageError, Options().parseOptions, argv)
+
+    def test_config_file(self) -> None:
+        import os
+
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "chat.toml")
+        with open(path, "w") as f:
+            f.write('redis = "unix:///run/redis.sock?db=1"\nnode-name = "west"\n')
+        options = _parsed(["--config", path])
+        self.assertEqual((options["redis"], options["node-name"]),
+                         ("unix:///run/redis.sock?db=1", "west"))
+
+
+def _parsed(argv: list[str]) -> Any:
+    from twisted_chat.tap import Options
+
+    options = Options()
+    options.parseOptions(argv)
+    return options
+
+
 class Codec(SynchronousTestCase):
 
     def test_round_trip(self) -> None:

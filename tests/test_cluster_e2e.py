@@ -257,3 +257,19 @@ class TwoProcesses(SynchronousTestCase):
         ask_until(bob, "/users", "anna")
         bob.send("hi anna")
         irc.read_until("PRIVMSG #lobby :hi anna")
+
+
+class WithoutRedis(SynchronousTestCase):
+
+    def test_nothing_of_the_cluster_is_imported(self) -> None:
+        """Without --redis the server is built as before: no txredisapi, no cluster modules."""
+        import sys
+
+        code = ("import sys; from twisted.internet import reactor;"
+                " from twisted_chat.tap import Options, build, config_from_options;"
+                " o = Options(); o.parseOptions(['--db', ':memory:']);"
+                " build(config_from_options(o), reactor);"
+                " print(sorted(m for m in sys.modules if 'redis' in m or 'cluster' in m))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=60, cwd=temp_dir(self))
+        self.assertEqual(out.stdout.strip(), "[]", out.stderr)

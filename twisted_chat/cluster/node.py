@@ -69,6 +69,8 @@ MAX_LEN = 200_000
 READ_COUNT = 1000
 # Names asserted by one script call.
 ASSERT_CHUNK = 500
+# A process not connected this long after starting says Redis is unreachable.
+CONNECT_GRACE = 6.0
 # How long stopping waits for the last events (and the "bye") to reach Redis.
 STOP_GRACE = 2.0
 
@@ -304,6 +306,7 @@ class ClusterNode(Service):
         self._previous: str | None = None  # our instance before a restart
         self._outage_since: float | None = None
         self._beat: IDelayedCall | None = None
+        self._connecting: IDelayedCall | None = None
         self._released: set[str] = set()  # names to free once Redis is back
         self._drain_waiters: list[Deferred[None]] = []
         self._seen_live = False  # the tail of the stream was read once
@@ -351,13 +354,20 @@ class ClusterNode(Service):
         self._cmd_link.start()
         self._read_link.start()
         self._beat = self.clock.callLater(self.heartbeat, self._tick)
+        self._connecting = self.clock.callLater(CONNECT_GRACE, self._still_connecting)
+
+    def _still_connecting(self) -> None:
+        self._connecting = None
+        if not self.ready:
+            self._outage()
 
     @override
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        if self._beat is not None and self._beat.active():
-            self._beat.cancel()
-        self._beat = None
+        for call in (self._beat, self._connecting):
+            if call is not None and call.active():
+                call.cancel()
+        self._beat = self._connecting = None
         if self.cmd is not None:
             self.emit({"k": "bye"})
             for key in list(self._local_members()):
