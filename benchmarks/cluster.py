@@ -109,6 +109,21 @@ class Fleet:
                 proc.wait(5)
 
 
+def _redis_stats(port: int) -> dict[str, int]:
+    """Redis's command counts and network bytes so far (redis-cli INFO)."""
+    cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+    out = subprocess.run([cli, "-p", str(port), "INFO", "all"], capture_output=True,
+                         text=True, timeout=10).stdout
+    stats = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("cmdstat_xadd", "cmdstat_xread", "cmdstat_evalsha", "cmdstat_eval"):
+            stats[key[8:]] = int(value.split(",")[0].split("=")[1])
+        elif key in ("total_net_input_bytes", "total_net_output_bytes"):
+            stats[key] = int(value)
+    return stats
+
+
 def loadgen_binary() -> str:
     sys.path.insert(0, BENCH)
     import bench  # the shared harness: it compiles loadgen.c into /tmp/bench-build
@@ -121,6 +136,7 @@ def run(kind: str, args: argparse.Namespace, loadgen: str) -> dict[str, Any]:
     work = tempfile.mkdtemp(prefix="cluster-bench-")
     fleet = Fleet(args.server_cpus, work)
     try:
+        redis_port = 0
         if kind == "single":
             ports = [fleet.chat("chat")]
         else:
@@ -144,6 +160,7 @@ def run(kind: str, args: argparse.Namespace, loadgen: str) -> dict[str, Any]:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=150)
         wall = time.monotonic() - started
         after = fleet.cpu()
+        redis_stats = _redis_stats(redis_port) if kind == "cluster" else {}
         lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
         if not lines:
             raise SystemExit("loadgen said nothing: %s" % out.stderr[-500:])
@@ -157,6 +174,9 @@ def run(kind: str, args: argparse.Namespace, loadgen: str) -> dict[str, Any]:
             "mod_p99_ms": moderate[0]["p99_ms"] if moderate else None,
             "cpu_per_s": {name: round((after[name] - before[name]) / wall, 3) for name in after},
             "wall_s": round(wall, 1),
+            # messages sent (measured seconds plus each step's 0.3 s warm-up)
+            "messages": round(sum(line.get("sent", 0) for line in lines) * 1.3),
+            "redis": redis_stats,
             "steps": [(row["rate"], row.get("achieved_dps"), row["p99_ms"], row["pass"])
                       for row in final.get("table", [])],
         }

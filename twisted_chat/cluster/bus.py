@@ -23,14 +23,16 @@ if TYPE_CHECKING:
 class ClusterBus:
     """
     @ivar local: the bus of this process's own members.
+    @ivar node: the cluster node (how code holding a server finds it:
+        C{getattr(server.bus, "node", None)}, e.g. to publish state changes).
     """
 
-    __slots__ = ("local", "_node", "_emit")
+    __slots__ = ("local", "node", "_emit")
 
     def __init__(self, node: ClusterNode, rooms: Mapping[str, Room],
                  members: Mapping[str, Member]) -> None:
         self.local = LocalBus(rooms, members)
-        self._node = node
+        self.node = node
         self._emit = node.emit
 
     @property
@@ -60,7 +62,7 @@ class ClusterBus:
     def private(self, recipient_key: str, event: Event) -> bool:
         if self.local.private(recipient_key, event):
             return True
-        if recipient_key in self._node.replica.members and isinstance(event, Private):
+        if recipient_key in self.node.replica.members and isinstance(event, Private):
             self._emit(codec.private(recipient_key, event))
             return True
         return False
