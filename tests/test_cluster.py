@@ -224,6 +224,18 @@ class Cluster(SynchronousTestCase):
         self.redis.advance(30)
         self.assertIsNone(self.redis.get("twisted-chat:name:bob"))
 
+    def test_restarted_node_replaces_its_old_instance(self) -> None:
+        """A node back under the same name: its old instance's users leave at once."""
+        a, b = self.processes("a", "b")
+        _, alices = a.login("alice")
+        b.login("bob")
+        self.quiet(alices)
+        b.crash()
+        Process(self.redis, "b")
+        self.redis.pump()
+        self.assertIn("bob disconnected", texts(alices)[0])
+        self.assertEqual(a.server.directory.everyone(), [("alice", ["lobby"])])
+
     def test_stopped_process_says_bye(self) -> None:
         a, b = self.processes("a", "b")
         _, alices = a.login("alice")

@@ -231,6 +231,7 @@ class Positions:
         db = self._db = sqlite3.connect(self._path, isolation_level=None,
                                         check_same_thread=False)
         db.execute("PRAGMA busy_timeout = 2000")
+        db.execute("PRAGMA synchronous = NORMAL")  # a WAL commit without an fsync
         db.execute("CREATE TABLE IF NOT EXISTS cluster_position (only INTEGER PRIMARY KEY"
                    " CHECK (only = 0), epoch TEXT NOT NULL, last_id TEXT NOT NULL,"
                    " instance TEXT NOT NULL)")
@@ -636,6 +637,7 @@ class ClusterNode(Service):
                 peer = self.peers.get(instance)
                 if peer is None:
                     peer = self.peers[instance] = Peer(instance, now)
+                    self._restarted(peer)
                 if seq <= peer.seq:
                     continue  # sent twice (a reply lost with a connection)
                 peer.seq = seq
@@ -648,6 +650,11 @@ class ClusterNode(Service):
                                          node=peer.name, event=event)
         if live_from is not None and stream_id(self.last_id) >= live_from:
             self._live_from = None  # caught up: from here on, everything is live
+
+    def _restarted(self, peer: Peer) -> None:
+        """A new instance of a node already known: the old one is dead (it restarted)."""
+        for old in [p for p in self.peers.values() if p.name == peer.name and p is not peer]:
+            self._gone(old, "disconnected")
 
     def _catch_up(self, events: list[dict[str, Any]]) -> None:
         """Entries said before this process started: only their messages, into history."""
