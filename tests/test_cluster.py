@@ -32,9 +32,13 @@ class Process:
     """One chat process: a server with a cluster node on the shared fake Redis."""
 
     def __init__(self, redis: FakeRedis, name: str, history: Any = None,
-                 positions: Positions | None = None) -> None:
+                 positions: Positions | None = None, accounts: Any = None) -> None:
         self.redis = redis
         self.node = ClusterNode(redis.link, name, redis.clock, BEAT, positions)
+        if accounts is not None:
+            from twisted_chat.cluster.accounts import ReplicatedAccounts
+
+            self.accounts = ReplicatedAccounts(accounts, self.node)
         bus, directory = factories(self.node)
         self.history = history if history is not None else MemoryHistory()
         self.server = ChatServer(self.history, redis.clock, bus=bus, directory=directory)
@@ -354,6 +358,35 @@ class Cluster(SynchronousTestCase):
         a.node.publish_state("other", 1, {"x": 1})
         self.redis.pump()
         self.assertEqual(seen, [(1, {"kind": "topic", "room": "ops", "text": "hi"}, "a")])
+
+    def test_accounts_replicated(self) -> None:
+        from twisted_chat.cluster.accounts import ReplicatedAccounts
+        from twisted_chat.storage.accounts import MemoryAccounts
+
+        a, b = self.processes("a", "b")
+        mine, theirs = ReplicatedAccounts(MemoryAccounts(), a.node), MemoryAccounts()
+        ReplicatedAccounts(theirs, b.node)
+        mine.add("Carol", "$argon2id$one")
+        self.redis.pump()
+        carol = theirs.get("carol")
+        assert carol is not None
+        self.assertEqual((carol.name, carol.hash, carol.operator),
+                         ("Carol", "$argon2id$one", False))
+        mine.set_hash("carol", "$argon2id$two")
+        mine.set_operator("carol", True)
+        self.redis.pump()
+        carol = theirs.get("carol")
+        assert carol is not None
+        self.assertEqual((carol.hash, carol.operator), ("$argon2id$two", True))
+        mine.delete("carol")
+        self.redis.pump()
+        self.assertIsNone(theirs.get("carol"))
+        # a process started later learns the accounts made before (catching up)
+        mine.add("dave", "$argon2id$three")
+        self.redis.pump()
+        late = MemoryAccounts()
+        Process(self.redis, "c", accounts=late)
+        self.assertEqual([acct.name for acct in late.all()], ["dave"])
 
     def test_unknown_version_skipped(self) -> None:
         a, b = self.processes("a", "b")

@@ -273,3 +273,29 @@ class WithoutRedis(SynchronousTestCase):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              timeout=60, cwd=temp_dir(self))
         self.assertEqual(out.stdout.strip(), "[]", out.stderr)
+
+
+class Accounts(SynchronousTestCase):
+
+    def test_account_registered_on_one_process_is_one_on_the_other(self) -> None:
+        redis = RedisServer(self)
+        a, b = node(self, redis, "a"), node(self, redis, "b")
+        (alice,) = log_in(self, a.port, "alice")
+        alice.send("/register correct horse battery")
+        alice.read_until("alice is registered")
+        alice.send("/quit")
+        alice.read_to_close()
+        deadline = time.monotonic() + 10
+        while True:  # until b has applied it (and a has freed the name)
+            mallory = LineClient(b.port)
+            self.addCleanup(mallory.close)
+            mallory.send("x", "alice")
+            line = mallory.read_until(lambda line: "Password:" in line or "Welcome, " in line
+                                      or "taken" in line)[-1]
+            if "Password:" in line or time.monotonic() > deadline:
+                break
+            mallory.close()
+            time.sleep(0.2)
+        self.assertIn("Password:", line)
+        mallory.send("correct horse battery")
+        mallory.read_until("Welcome, alice!")

@@ -36,7 +36,12 @@ from twisted_chat.limits import RecentCount
 from twisted_chat.metrics.observer import NULL_OBSERVER
 from twisted_chat.service import ChatService, Listener
 from twisted_chat.session.session import SessionContext
-from twisted_chat.storage.accounts import AccountError, SQLiteAccounts, open_accounts
+from twisted_chat.storage.accounts import (
+    AccountError,
+    AccountStore,
+    SQLiteAccounts,
+    open_accounts,
+)
 from twisted_chat.storage.history import HistoryError, MemoryHistory, SQLiteHistory
 
 log = Logger(namespace="twisted_chat.tap")
@@ -576,10 +581,14 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
         extra["bus"], extra["directory"] = factories(node)
     server = ChatServer(history, reactor, config.history,
                         observer=counts if counts is not None else NULL_OBSERVER, **extra)
-    accounts = open_accounts(config.db)
+    accounts: AccountStore = open_accounts(config.db)
     if isinstance(accounts, SQLiteAccounts):
         accounts.check()  # refused now, with one line; reopened on first use (in the daemon)
         reactor.addSystemEventTrigger("after", "shutdown", accounts.close)
+    if node is not None:  # an account made on one process is one on every process
+        from twisted_chat.cluster.accounts import ReplicatedAccounts
+
+        accounts = ReplicatedAccounts(accounts, node)
     hasher = Argon2Hasher()
     realm = ChatRealm(server, config.operators)
     gate: ICredentialsChecker

@@ -322,10 +322,11 @@ class ClusterNode(Service):
 
     def on_state(self, topic: str, handler: Callable[[int, dict[str, Any], str], object]) -> None:
         """
-        The hook for replicated state (moderation, after merging): every
-        C{state} event of C{topic} published by another process is handed
-        to C{handler(version, change, node_name)}.  Publish with
-        L{publish_state}.
+        The hook for replicated state (accounts; moderation, after
+        merging): every C{state} event of C{topic} published by another
+        process is handed to C{handler(version, change, node_name)}, also
+        those published while this process was down (when it catches up on
+        start-up, with node_name C{""}).  Publish with L{publish_state}.
         """
         self._state_handlers[topic] = handler
 
@@ -662,11 +663,15 @@ class ClusterNode(Service):
             return
         append = self.server.history.append
         for event in events:
-            if event.get("k") == "msg":
-                try:
+            kind = event.get("k")
+            try:
+                if kind == "msg":
                     append(codec.entry_of(event))
-                except (KeyError, ValueError, TypeError):
-                    pass
+                elif kind == "state":  # state is kept, like history (accounts, moderation)
+                    self._state(event, "")
+            except Exception:
+                self.log.failure("a stream event failed while catching up: {event!r}",
+                                 event=event)
 
     def _apply(self, peer: Peer, event: dict[str, Any]) -> None:
         kind = event.get("k")
@@ -699,10 +704,13 @@ class ClusterNode(Service):
         elif kind == "bye":
             self._gone(peer, "disconnected (server stopping)")
         elif kind == "state":
-            handler = self._state_handlers.get(str(event.get("topic")))
-            if handler is not None:
-                handler(int(event.get("sv", 1)), event["change"], peer.name)
+            self._state(event, peer.name)
         # "beat", and kinds of a newer version: nothing more to do
+
+    def _state(self, event: dict[str, Any], node: str) -> None:
+        handler = self._state_handlers.get(str(event.get("topic")))
+        if handler is not None:
+            handler(int(event.get("sv", 1)), event["change"], node)
 
     def _sync(self) -> dict[str, Any]:
         members = self._local_members()
