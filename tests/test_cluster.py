@@ -125,6 +125,25 @@ class Cluster(SynchronousTestCase):
         self.assertEqual(sum(c[0] == "XADD" for c in self.redis.commands) - before, 1)
         self.assertEqual(len(bobs.events), 50)
 
+    def test_heartbeat_only_when_silent(self) -> None:
+        """A process that publishes anyway adds no heartbeat entries to the stream."""
+        a, b = self.processes("a", "b")
+        alice, _ = a.login("alice")
+        stream = self.redis.streams["twisted-chat:log"]
+
+        def beats() -> int:
+            return sum('"beat"' in fields[1] and a.node.instance in fields[1]
+                       for _, fields in stream)
+
+        before = beats()
+        for _ in range(20):
+            a.server.say(alice, "tick")
+            self.redis.advance(1.0)
+        self.assertEqual(beats(), before)
+        self.redis.advance(BEAT * 4)
+        self.assertGreaterEqual(beats(), before + 3)
+        self.assertIsNotNone(b.server.directory.find("alice"))
+
     def test_names_unique_across_processes(self) -> None:
         a, b = self.processes("a", "b")
         a.login("alice")
