@@ -223,12 +223,12 @@ class Positions:
     """
 
     def __init__(self, path: str) -> None:
-        self._path = path
+        self.path = path
         self._db: sqlite3.Connection | None = None
 
     def open(self) -> tuple[str, str, str] | None:
         """The saved C{(epoch, last id, instance)}, or C{None}."""
-        db = self._db = sqlite3.connect(self._path, isolation_level=None,
+        db = self._db = sqlite3.connect(self.path, isolation_level=None,
                                         check_same_thread=False)
         db.execute("PRAGMA busy_timeout = 2000")
         db.execute("PRAGMA synchronous = NORMAL")  # a WAL commit without an fsync
@@ -349,7 +349,14 @@ class ClusterNode(Service):
         super().startService()
         self.stopping = False
         if self._positions is not None:
-            saved = self._positions.open()
+            try:
+                saved = self._positions.open()
+            except sqlite3.Error as e:
+                self.log.warn("cannot keep the stream position in {path}: {error}; a restart"
+                              " will read the whole stream again", path=self._positions.path,
+                              error=e)
+                self._positions = None
+                saved = None
             if saved is not None:
                 self.epoch, self.last_id, self._previous = saved
         self.log.info("cluster node {node} connecting to {where}", node=self.node_name,
@@ -419,6 +426,8 @@ class ClusterNode(Service):
             self._flushing = self.clock.callLater(0, self._flush)
 
     def _flush(self) -> None:
+        if self._flushing is not None and self._flushing.active():
+            self._flushing.cancel()
         self._flushing = None
         if not self.ready or self.cmd is None:
             return
