@@ -649,7 +649,6 @@ class ClusterNode(Service):
                 peer = self.peers.get(instance)
                 if peer is None:
                     peer = self.peers[instance] = Peer(instance, now)
-                    self._restarted(peer)
                 if seq <= peer.seq:
                     continue  # sent twice (a reply lost with a connection)
                 peer.seq = seq
@@ -664,8 +663,12 @@ class ClusterNode(Service):
             self._live_from = None  # caught up: from here on, everything is live
 
     def _restarted(self, peer: Peer) -> None:
-        """A new instance of a node already known: the old one is dead (it restarted)."""
+        """
+        A node known under another instance says hello: it restarted, and
+        the old instance is dead (node names must be unique in a cluster).
+        """
         for old in [p for p in self.peers.values() if p.name == peer.name and p is not peer]:
+            self.log.info("node {node} started again", node=peer.name)
             self._gone(old, "disconnected")
 
     def _catch_up(self, events: list[dict[str, Any]]) -> None:
@@ -711,6 +714,7 @@ class ClusterNode(Service):
         elif kind == "sync":
             self.replica.replace(peer, event["m"])
         elif kind == "hello":
+            self._restarted(peer)
             self.emit(self._sync())
         elif kind == "bye":
             self._gone(peer, "disconnected (server stopping)")
