@@ -243,7 +243,7 @@ class Cluster(SynchronousTestCase):
         assert isinstance(notice, Notice)
         self.assertEqual((notice.text, notice.change), ("bob disconnected", "offline"))
         self.assertIsNone(a.server.directory.find("bob"))
-        # the name key runs out too, within 30 s of the last refresh
+        # the name key runs out too, within 25 s of the last refresh
         self.redis.advance(30)
         self.assertIsNone(self.redis.get("twisted-chat:name:bob"))
 

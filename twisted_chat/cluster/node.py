@@ -56,8 +56,8 @@ if TYPE_CHECKING:
 HEARTBEAT = 5.0
 # ... a process not heard from for this many heartbeats is dead (20 s) ...
 DEAD_AFTER = 4
-# ... and a name key outlives its last refresh by this many (30 s).
-NAME_TTL = 6
+# ... and a name key outlives its last refresh by this many (25 s).
+NAME_TTL = 5
 # Events kept while Redis is unreachable; past it the oldest are dropped.
 QUEUE_LIMIT = 100_000
 # Events in one stream entry at most.
