@@ -6,6 +6,7 @@ a L{Clock}: several L{ChatServer}s in one test, each with its own node.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -15,7 +16,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakeredis import FakeRedis
-from tests.helpers import FakeParticipant
+from tests.helpers import FakeParticipant, temp_dir
 from twisted_chat.cluster import codec
 from twisted_chat.cluster.address import parse_url
 from twisted_chat.cluster.node import DEAD_AFTER, ClusterNode, Positions
@@ -336,10 +337,7 @@ class Cluster(SynchronousTestCase):
         self.assertEqual(c.server.directory.members("lobby"), ["alice", "carol"])
 
     def test_restarted_process_resumes_from_its_position(self) -> None:
-        directory = self.mktemp()
-        import os
-        os.makedirs(directory)
-        path = os.path.join(directory, "chat.db")
+        path = os.path.join(temp_dir(self), "chat.db")
         a, = self.processes("a")
         b = Process(self.redis, "b", positions=Positions(path))
         alice, _ = a.login("alice")
@@ -460,11 +458,7 @@ class Options(SynchronousTestCase):
             self.assertRaises(UsageError, Options().parseOptions, argv)
 
     def test_config_file(self) -> None:
-        import os
-
-        directory = self.mktemp()
-        os.makedirs(directory)
-        path = os.path.join(directory, "chat.toml")
+        path = os.path.join(temp_dir(self), "chat.toml")
         with open(path, "w") as f:
             f.write('redis = "unix:///run/redis.sock?db=1"\nnode-name = "west"\n')
         options = _parsed(["--config", path])
