@@ -299,3 +299,39 @@ class Accounts(SynchronousTestCase):
         self.assertIn("Password:", line)
         mallory.send("correct horse battery")
         mallory.read_until("Welcome, alice!")
+
+
+class RefusedByRedis(SynchronousTestCase):
+
+    def test_wrong_password_and_none(self) -> None:
+        """Redis asks a password: said once in the log, and the users are served alone."""
+        port = free_port()
+        redis = subprocess.Popen(
+            [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--requirepass", "s3cret", "--dir", temp_dir(self)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (redis.kill(), redis.wait(10)))
+        wait_for(lambda: _listening(port), "redis-server did not start")
+        wrong = ServerProcess(self, "--redis", "redis://:nope@127.0.0.1:%d/0" % port,
+                              "--redis-heartbeat", BEAT)
+        none = ServerProcess(self, "--redis", "redis://127.0.0.1:%d/0" % port,
+                             "--redis-heartbeat", BEAT)
+        wait_for(lambda: "refused this server" in wrong.output(), wrong.output())
+        wait_for(lambda: "refused the cluster's commands" in none.output(), none.output())
+        time.sleep(1.0)  # five heartbeats: still said once
+        self.assertEqual(none.output().count("refused the cluster's commands"), 1)
+        self.assertEqual(wrong.output().count("refused this server"), 1)
+        self.assertNotIn("s3cret", wrong.output() + none.output())
+        self.assertNotIn("Traceback", wrong.output() + none.output())
+        (alice,) = log_in(self, none.port, "alice")
+        (bob,) = log_in(self, wrong.port, "bob")
+        ask_until(alice, "/users", "alice")
+        ask_until(bob, "/users", "bob")
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False

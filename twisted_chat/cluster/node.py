@@ -312,6 +312,7 @@ class ClusterNode(Service):
         self._released: set[str] = set()  # names to free once Redis is back
         self._drain_waiters: list[Deferred[None]] = []
         self._seen_live = False  # the tail of the stream was read once
+        self._setup_warned = False
         self.stopping = False
 
     # -- wiring -----------------------------------------------------------
@@ -470,7 +471,7 @@ class ClusterNode(Service):
         self._gen += 1
         gen = self._gen
         mine = os.urandom(8).hex()
-        conn.execute_command("SET", self._epoch_key, mine, "NX")
+        conn.execute_command("SET", self._epoch_key, mine, "NX").addErrback(lambda _: None)
         d = conn.execute_command("GET", self._epoch_key)
         d.addCallback(self._epoch_known, gen)
         d.addErrback(self._setup_failed, gen)
@@ -542,6 +543,7 @@ class ClusterNode(Service):
         if gen != self._gen:
             return
         self.ready = True
+        self._setup_warned = False
         if self._outage_since is not None:
             self.log.info("Redis is back after {seconds:.0f} s; publishing {count} queued"
                           " events", seconds=self.clock.seconds() - self._outage_since,
@@ -559,7 +561,12 @@ class ClusterNode(Service):
     def _setup_failed(self, failure: Failure, gen: int) -> None:
         if gen != self._gen or _connection_error(failure):
             return
-        self.log.failure("setting up the Redis connection failed; retrying", failure)
+        if not self._setup_warned:  # e.g. NOAUTH: said once, retried quietly
+            self._setup_warned = True
+            self.log.error("Redis at {where} refused the cluster's commands: {error};"
+                           " serving this process's users alone, retrying",
+                           where=self._where, error=failure.getErrorMessage())
+            self._outage()
         self.clock.callLater(self.heartbeat, self._retry_setup, gen)
 
     def _retry_setup(self, gen: int) -> None:

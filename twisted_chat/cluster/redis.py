@@ -17,8 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 import txredisapi
+from twisted.logger import Logger
 
 from twisted_chat.cluster.address import RedisAddress
+
+log = Logger(namespace="twisted_chat.cluster.redis")
+
+# Addresses whose refusal was logged (once a process).
+_refused: set[str] = set()
 
 # The longest wait between two connection attempts while Redis is away.
 MAX_DELAY = 5.0
@@ -33,7 +39,8 @@ class _Factory(txredisapi.RedisFactory):  # type: ignore[misc]
     maxDelay = MAX_DELAY  # noqa: N815 (txredisapi's name)
 
     def __init__(self, link: Link, address: RedisAddress) -> None:
-        super().__init__(None, address.db or None, 1, isLazy=True, password=address.password,
+        # not "lazy": txredisapi then leaves a refused AUTH for us to report
+        super().__init__(None, address.db or None, 1, isLazy=False, password=address.password,
                          username=address.username, convertNumbers=False)
         self._link = link
 
@@ -45,6 +52,11 @@ class _Factory(txredisapi.RedisFactory):  # type: ignore[misc]
     def delConnection(self, conn: Connection) -> None:  # noqa: N802
         super().delConnection(conn)
         self._link.lost(conn)
+
+    def connectionError(self, why: str) -> None:  # noqa: N802
+        # AUTH or SELECT refused: txredisapi stops reconnecting; say why, once
+        # (its own report is an errback nobody waits for)
+        self._link.refused(why)
 
 
 class Link:
@@ -65,6 +77,12 @@ class Link:
     def start(self) -> None:
         self._factory = _Factory(self, self._address)
         self._factory.startConnecting(self._address.endpoint(self._reactor))
+
+    def refused(self, why: str) -> None:
+        if str(self._address) not in _refused:  # both links of a node are refused alike
+            _refused.add(str(self._address))
+            log.error("Redis at {where} refused this server: {why}; not retrying (fix the"
+                      " --redis URL and restart)", where=str(self._address), why=why)
 
     def ready(self, conn: Connection) -> None:
         self.conn = conn
