@@ -499,6 +499,14 @@ class Address(SynchronousTestCase):
         c = parse_url("unix:///run/redis.sock?db=2")
         self.assertEqual((c.scheme, c.path, c.db), ("unix", "/run/redis.sock", 2))
 
+    def test_ca(self) -> None:
+        path = os.path.join(temp_dir(self), "ca.pem")
+        with open(path, "w") as f:
+            f.write("")
+        self.assertEqual(parse_url("rediss://h:1/0?ca=%s" % path).ca, path)
+        self.assertRaises(ValueError, parse_url, "redis://h:1/0?ca=%s" % path)
+        self.assertRaises(ValueError, parse_url, "rediss://h:1/0?ca=/no/such.pem")
+
     def test_bad_urls(self) -> None:
         for url in ("http://x", "redis://h:port/0", "redis://h/x", "unix://", "localhost:6379"):
             self.assertRaises(ValueError, parse_url, url)

@@ -335,3 +335,52 @@ def _listening(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+class OtherTransports(SynchronousTestCase):
+
+    def test_rediss(self) -> None:
+        """rediss:// with the server's certificate checked against ?ca=."""
+        from tests.helpers import make_certificate
+
+        directory = temp_dir(self)
+        key, cert = make_certificate(directory)
+        port = free_port()
+        redis = subprocess.Popen(
+            [REDIS, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+             "--tls-cert-file", cert, "--tls-key-file", key, "--tls-auth-clients", "no",
+             "--save", "", "--appendonly", "no", "--dir", directory],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (redis.kill(), redis.wait(10)))
+        wait_for(lambda: _listening(port), "redis-server (TLS) did not start")
+        url = "rediss://127.0.0.1:%d/0?ca=%s" % (port, cert)
+        a = ServerProcess(self, "--redis", url, "--node-name", "a", "--redis-heartbeat", BEAT)
+        b = ServerProcess(self, "--redis", url, "--node-name", "b", "--redis-heartbeat", BEAT)
+        for server in (a, b):
+            wait_for(lambda server=server: "connected to rediss://" in server.output(),
+                     server.output())
+        (alice,) = log_in(self, a.port, "alice")
+        (bob,) = log_in(self, b.port, "bob")
+        ask_until(alice, "/users", "bob")
+        bob.send("over TLS")
+        alice.read_until("bob: over TLS")
+
+    def test_unix_socket(self) -> None:
+        directory = temp_dir(self)
+        path = os.path.join(directory, "redis.sock")
+        redis = subprocess.Popen(
+            [REDIS, "--port", "0", "--unixsocket", path, "--save", "", "--appendonly", "no",
+             "--dir", directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (redis.kill(), redis.wait(10)))
+        wait_for(lambda: os.path.exists(path), "redis-server (unix) did not start")
+        url = "unix://%s?db=3" % path
+        a = ServerProcess(self, "--redis", url, "--node-name", "a", "--redis-heartbeat", BEAT)
+        b = ServerProcess(self, "--redis", url, "--node-name", "b", "--redis-heartbeat", BEAT)
+        for server in (a, b):
+            wait_for(lambda server=server: "connected to unix://" in server.output(),
+                     server.output())
+        (alice,) = log_in(self, a.port, "alice")
+        (bob,) = log_in(self, b.port, "bob")
+        ask_until(alice, "/users", "bob")
+        bob.send("over a socket")
+        alice.read_until("bob: over a socket")

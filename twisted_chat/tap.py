@@ -252,7 +252,8 @@ class Options(usage.Options):
          endpoint_description],
         ["redis", None, None,
          ("Join a cluster of processes sharing this Redis (redis://host:6379/0, rediss:// "
-          "for TLS, unix:///path/redis.sock?db=0): several processes, one chat "
+          "for TLS (?ca=ca.pem: a private CA), unix:///path/redis.sock?db=0): several "
+          "processes, one chat "
           "(docs/CLUSTER.md). [default: off, one process]")],
         ["node-name", None, None,
          "This process's name in a --redis cluster, for logs. [default: host:pid]"],

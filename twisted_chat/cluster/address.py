@@ -4,6 +4,7 @@ Where Redis is: C{--redis URL} parsed (no txredisapi needed to check it).
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,8 @@ CONNECT_TIMEOUT = 5.0
 @dataclass(frozen=True)
 class RedisAddress:
     """Where Redis is, from C{--redis}: C{redis://[user:password@]host[:port][/db]},
-    C{rediss://} (TLS), or C{unix:///path/redis.sock[?db=N]}."""
+    C{rediss://} (TLS; the server's certificate checked against the system's
+    CAs, or C{?ca=/path/ca.pem}'s), or C{unix:///path/redis.sock[?db=N]}."""
 
     scheme: str
     host: str = "127.0.0.1"
@@ -28,6 +30,7 @@ class RedisAddress:
     db: int = 0
     username: str | None = None
     password: str | None = None
+    ca: str | None = None  # rediss: trust this CA file (PEM) instead of the system's
 
     def endpoint(self, reactor: Any) -> IStreamClientEndpoint:
         """The client endpoint that reaches it."""
@@ -35,7 +38,13 @@ class RedisAddress:
             return UNIXClientEndpoint(reactor, self.path, timeout=CONNECT_TIMEOUT)
         tcp = HostnameEndpoint(reactor, self.host, self.port, timeout=CONNECT_TIMEOUT)
         if self.scheme == "rediss":
-            return wrapClientTLS(optionsForClientTLS(self.host), tcp)
+            if self.ca is None:
+                return wrapClientTLS(optionsForClientTLS(self.host), tcp)
+            from twisted.internet.ssl import Certificate
+
+            with open(self.ca, "rb") as f:
+                trust = Certificate.loadPEM(f.read())
+            return wrapClientTLS(optionsForClientTLS(self.host, trustRoot=trust), tcp)
         return tcp
 
     def __str__(self) -> str:
@@ -77,4 +86,11 @@ def parse_url(url: str) -> RedisAddress:
         port = parts.port or 6379
     except ValueError:
         raise ValueError("%r has a bad port number" % url) from None
-    return RedisAddress(scheme, parts.hostname or "127.0.0.1", port, "", db, username, password)
+    ca = query.get("ca", [None])[0]
+    if ca is not None:
+        if scheme != "rediss":
+            raise ValueError("%r: ?ca= is for rediss:// (TLS) only" % url)
+        if not os.path.isfile(ca):
+            raise ValueError("%r: no CA file %s" % (url, ca))
+    return RedisAddress(scheme, parts.hostname or "127.0.0.1", port, "", db, username, password,
+                        ca)
