@@ -33,6 +33,10 @@ class ChatConfig:
         (only an operator or C{chat-admin} creates accounts).
     @ivar guests: whether names without an account may log in.
     @ivar operators: account names made server operators (C{--operator}).
+    @ivar redis: the Redis URL of a cluster (C{--redis}), or C{None}: one process.
+    @ivar node_name: this process's name in the cluster (C{--node-name}; C{None}: host:pid).
+    @ivar redis_heartbeat: seconds between a cluster process's heartbeats (a
+        dead process's users leave everyone's lists after four).
     """
 
     ports: tuple[str, ...] = (DEFAULT_PORT,)
@@ -58,3 +62,6 @@ class ChatConfig:
     registration: str = "open"
     guests: bool = True
     operators: tuple[str, ...] = ()
+    redis: str | None = None
+    node_name: str | None = None
+    redis_heartbeat: float = 5.0

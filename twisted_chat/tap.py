@@ -37,7 +37,12 @@ from twisted_chat.limits import RecentCount
 from twisted_chat.metrics.observer import NULL_OBSERVER
 from twisted_chat.service import ChatService, Listener
 from twisted_chat.session.session import SessionContext
-from twisted_chat.storage.accounts import AccountError, SQLiteAccounts, open_accounts
+from twisted_chat.storage.accounts import (
+    AccountError,
+    AccountStore,
+    SQLiteAccounts,
+    open_accounts,
+)
 from twisted_chat.storage.history import HistoryError, MemoryHistory, SQLiteHistory
 from twisted_chat.storage.moderation import ModerationError, SQLiteModeration, open_moderation
 
@@ -247,6 +252,17 @@ class Options(usage.Options):
          ("Serve Prometheus metrics at /metrics and 'ok' at /health here: a port number or "
           "an endpoint description (tcp:9100:interface=127.0.0.1). [default: off]"),
          endpoint_description],
+        ["redis", None, None,
+         ("Join a cluster of processes sharing this Redis (redis://host:6379/0, rediss:// "
+          "for TLS (?ca=ca.pem: a private CA), unix:///path/redis.sock?db=0): several "
+          "processes, one chat "
+          "(docs/CLUSTER.md). [default: off, one process]")],
+        ["node-name", None, None,
+         "This process's name in a --redis cluster, for logs. [default: host:pid]"],
+        ["redis-heartbeat", None, 5.0,
+         ("Seconds between a --redis process's heartbeats; a process silent for four is "
+          "taken for dead (its users leave every list). Lower it only for tests."),
+         _bounded(float, 0.05, 60)],
         ["config", None, None,
          ("Read options from this TOML file: keys are the long option names "
           "(port = [\"tcp:8080\"], max-line = 2048), lists for options given more than once; "
@@ -424,6 +440,16 @@ class Options(usage.Options):
                 tcp_address(description)  # the rest is checked when the server is built
             except ValueError as e:
                 raise usage.UsageError("%s %s: %s" % (option, description, e)) from None
+        if self["redis"] is not None:
+            from twisted_chat.cluster.address import parse_url
+
+            try:
+                parse_url(self["redis"])
+            except ValueError as e:
+                raise usage.UsageError("--redis: %s" % e) from None
+        if self["node-name"] is not None and not _NODE_NAME.match(self["node-name"]):
+            raise usage.UsageError(
+                "--node-name %r: use 1 to 64 letters, digits and . _ : -" % self["node-name"])
         clash = overlapping(places)
         if clash is not None:
             raise usage.UsageError(clash)
@@ -434,6 +460,9 @@ class Options(usage.Options):
 
 # An IRC server name: a host name's letters, digits, dots and dashes.
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,62}\Z")
+
+# A cluster node's name: printable, no spaces (it is in logs and stream entries).
+_NODE_NAME = re.compile(r"[A-Za-z0-9._:\-]{1,64}\Z")
 
 # Options that are not settings: no config file key.
 _NOT_KEYS = frozenset({"help", "version", "config"})
@@ -518,6 +547,9 @@ def config_from_options(options: Options) -> ChatConfig:
         registration=options["registration"],
         guests=options["guests"] == "yes",
         operators=tuple(options["operators"]),
+        redis=options["redis"],
+        node_name=options["node-name"],
+        redis_heartbeat=options["redis-heartbeat"],
     )
 
 
@@ -546,13 +578,24 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
     moderation_store = open_moderation(config.db)
     if isinstance(moderation_store, SQLiteModeration):
         moderation_store.check()  # refused now, with one line; read when the service starts
+    node = None
+    extra: dict[str, Any] = {}
+    if config.redis is not None:
+        node = _cluster_node(config, reactor)
+        from twisted_chat.cluster.wire import factories
+
+        extra["bus"], extra["directory"] = factories(node)
     server = ChatServer(history, reactor, config.history,
                         observer=counts if counts is not None else NULL_OBSERVER,
-                        moderation=Moderation(reactor, moderation_store))
-    accounts = open_accounts(config.db)
+                        moderation=Moderation(reactor, moderation_store), **extra)
+    accounts: AccountStore = open_accounts(config.db)
     if isinstance(accounts, SQLiteAccounts):
         accounts.check()  # refused now, with one line; reopened on first use (in the daemon)
         reactor.addSystemEventTrigger("after", "shutdown", accounts.close)
+    if node is not None:  # an account made on one process is one on every process
+        from twisted_chat.cluster.accounts import ReplicatedAccounts
+
+        accounts = ReplicatedAccounts(accounts, node)
     hasher = Argon2Hasher()
     realm = ChatRealm(server, config.operators)
     gate: ICredentialsChecker
@@ -565,6 +608,11 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
     portal = Portal(realm, [gate, AccountChecker(accounts, hasher, throttle)])
     context = SessionContext.create(server, portal, config, reactor, accounts, hasher)
     service = ChatService(context, history)
+    if node is not None:
+        from twisted_chat.cluster.wire import attach
+
+        attach(node, server)
+        node.setServiceParent(service)
     factory = ChatLineFactory(context)
     for description in config.ports:
         endpoint = _endpoint(reactor, "--port", description)
@@ -594,6 +642,28 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
     if counts is not None and config.metrics is not None:
         _serve_metrics(service, counts, context, history, config.metrics, reactor)
     return service
+
+
+def _cluster_node(config: ChatConfig, reactor: Any) -> Any:
+    """
+    The cluster node for C{--redis} (txredisapi is imported only now).
+
+    @raise ValueError: if txredisapi is missing.
+    """
+    from twisted_chat.cluster.address import parse_url
+
+    assert config.redis is not None
+    address = parse_url(config.redis)
+    try:
+        import txredisapi  # noqa: F401
+    except ImportError as e:
+        raise ValueError("--redis needs txredisapi (pip install 'twisted-chat[redis]'): %s"
+                         % e) from None
+    from twisted_chat.cluster.node import default_node_name
+    from twisted_chat.cluster.wire import make_node
+
+    return make_node(address, reactor, config.node_name or default_node_name(),
+                     config.redis_heartbeat, config.db)
 
 
 def _serve_metrics(service: ChatService, counts: Any, context: SessionContext,

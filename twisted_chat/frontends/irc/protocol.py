@@ -582,6 +582,26 @@ class IRCProtocol(Protocol):
         if other is not None and other is not member:
             self.reply("433", nick, "the name %s is taken; pick another" % nick)
             return
+        reserve = getattr(directory, "reserve", None)
+        if reserve is not None and nick.lower() != member.key:
+            # a cluster's directory asks Redis first: later lines wait for the answer
+            self.pause_input()
+            reserve(nick, member).addCallback(self._reserved, nick, member)
+            return
+        self._renamed(nick, member)
+
+    def _reserved(self, free: bool, nick: str, member: Member) -> None:
+        directory = self._directory
+        if self.session.member is not member or self.transport.disconnecting:
+            directory.unreserve(nick, member)
+        elif not free:
+            self.reply("433", nick, "the name %s is taken; pick another" % nick)
+        else:
+            self._renamed(nick, member)
+        self.resume_input()
+
+    def _renamed(self, nick: str, member: Member) -> None:
+        directory = self._directory
         old, old_prefix = member.name, self.prefix
         directory.release(member)
         outcome: list[Any] = []
@@ -1004,7 +1024,7 @@ class IRCProtocol(Protocol):
             return
         for name in params[0].split(",")[:1]:
             key = self._channel(name)
-            if key is None or self._room(key) is None:
+            if key is None or not self._directory.members(key):  # (every process's)
                 self.reply("366", name, "End of /NAMES list")
             else:
                 self._names(key, name)
@@ -1205,9 +1225,10 @@ class IRCProtocol(Protocol):
         key = self._channel(mask)
         server = self.factory.context.server
         if key is not None:
-            room = self._room(key)
-            if room is not None:
-                members = sorted(room.members, key=lambda m: m.name.lower())
+            # the directory's names: in a cluster, other processes' members too
+            directory = self._directory
+            members = [m for m in map(directory.find, directory.members(key)) if m is not None]
+            if members:
                 channel = "#" + key
         elif not mask.startswith("#"):
             pattern = mask.lower()
