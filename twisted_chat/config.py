@@ -33,6 +33,8 @@ class ChatConfig:
         (only an operator or C{chat-admin} creates accounts).
     @ivar guests: whether names without an account may log in.
     @ivar operators: account names made server operators (C{--operator}).
+    @ivar founder_ops: the first member of an empty unclaimed room is its op
+        until the room empties (C{--founder-ops}).
     """
 
     ports: tuple[str, ...] = (DEFAULT_PORT,)
@@ -58,3 +60,4 @@ class ChatConfig:
     registration: str = "open"
     guests: bool = True
     operators: tuple[str, ...] = ()
+    founder_ops: bool = False

@@ -204,6 +204,13 @@ class Options(usage.Options):
         "Example: twistd -n chat --port 8080 --passcode x"
     )
 
+    optFlags = [
+        ["founder-ops", None,
+         ("The first member to join an empty unclaimed room is its op until the room "
+          "empties, as on most IRC servers (IRC clients and irctest expect it). "
+          "[default: off: unclaimed rooms have no ops]")],
+    ]
+
     optParameters = [
         ["passcode", None, None,
          "The shared secret every session must give (visible in ps: prefer --passcode-file)."],
@@ -518,6 +525,7 @@ def config_from_options(options: Options) -> ChatConfig:
         registration=options["registration"],
         guests=options["guests"] == "yes",
         operators=tuple(options["operators"]),
+        founder_ops=bool(options["founder-ops"]),
     )
 
 
@@ -548,7 +556,8 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
         moderation_store.check()  # refused now, with one line; read when the service starts
     server = ChatServer(history, reactor, config.history,
                         observer=counts if counts is not None else NULL_OBSERVER,
-                        moderation=Moderation(reactor, moderation_store))
+                        moderation=Moderation(reactor, moderation_store),
+                        founder_ops=config.founder_ops)
     accounts = open_accounts(config.db)
     if isinstance(accounts, SQLiteAccounts):
         accounts.check()  # refused now, with one line; reopened on first use (in the daemon)
