@@ -6,8 +6,6 @@ unclaimed room is its op until the room empties; its ops make others ops
 
 from __future__ import annotations
 
-from twisted.internet.task import Clock
-
 from twisted_chat.domain.server import ChatServer
 from twisted_chat.errors import ChatError, NoSuchTarget, NotInRoom, NotOp
 from twisted_chat.storage.history import MemoryHistory
