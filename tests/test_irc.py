@@ -70,7 +70,7 @@ class RegistrationTests(SynchronousTestCase):
                       "UTF8ONLY"):
             self.assertIn(" %s " % token, isupport)
         self.assertTrue(out[0].startswith(":irc.test 001 alice :Welcome"))
-        self.assertEqual(out[3].split()[3:], ["irc.test", out[3].split()[4], "i", "bnot", "bo"])
+        self.assertEqual(out[3].split()[3:], ["irc.test", out[3].split()[4], "i", "bnotv", "bov"])
         # online, in no room (no auto-join of the lobby for IRC)
         member = world.server.directory.find("alice")
         self.assertIsNotNone(member)

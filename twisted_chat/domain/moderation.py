@@ -292,17 +292,18 @@ class RoomState:
 
 class Transient:
     """
-    An unclaimed room's IRC-style state (C{--founder-ops}, or C{+t} set by an
-    operator): its ops (members, by identity: a rename keeps them) and
-    whether its topic is for ops only.  Kept in memory, never stored, gone
-    when the room empties.
+    A room's IRC-style state, kept in memory, never stored, gone when the
+    room empties: an unclaimed room's ops (C{--founder-ops}) and whether
+    its topic is for ops only (C{+t}); any room's voiced members (C{+v}:
+    heard in spite of a room mute).  Members by identity: a rename keeps them.
     """
 
-    __slots__ = ("ops", "locked")
+    __slots__ = ("ops", "locked", "voiced")
 
     def __init__(self) -> None:
         self.ops: set[Member] = set()
         self.locked = False
+        self.voiced: set[Member] = set()
 
 
 class Moderation:
@@ -425,6 +426,26 @@ class Moderation:
         transient.locked = locked
         return True
 
+    def is_voiced(self, member: Member, room_key: str) -> bool:
+        """Whether C{member} has a voice in the room (IRC C{+v}: a room mute spares it)."""
+        transient = self.transient.get(room_key) if self.transient else None
+        return transient is not None and member in transient.voiced
+
+    def set_voice(self, room_key: str, member: Member, voiced: bool) -> bool:
+        """Give C{member} a voice in the room (or take it); whether it changed."""
+        transient = self.transient.get(room_key)
+        if voiced:
+            if transient is None:
+                transient = self.transient[room_key] = Transient()
+            if member in transient.voiced:
+                return False
+            transient.voiced.add(member)
+            return True
+        if transient is None or member not in transient.voiced:
+            return False
+        transient.voiced.discard(member)
+        return True
+
     def departed(self, room_key: str, member: Member, emptied: bool) -> None:
         """C{member} left the room (C{emptied}: it was the last): it is no op of it now."""
         transient = self.transient.get(room_key)
@@ -434,6 +455,7 @@ class Moderation:
             del self.transient[room_key]
         else:
             transient.ops.discard(member)
+            transient.voiced.discard(member)
 
     def ops(self, room_key: str) -> list[str]:
         """The room's ops (account names, casefolded), the owner first."""
@@ -496,7 +518,7 @@ class Moderation:
         if state is None or not state.mutes:
             return None
         found = state.mutes.match(member.key, address)
-        if found is None or self.is_op(member, room_key):
+        if found is None or self.is_op(member, room_key) or self.is_voiced(member, room_key):
             return None
         return found
 

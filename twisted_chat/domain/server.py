@@ -921,6 +921,32 @@ class ChatServer:
             text = "%s took op from %s in #%s" % (member.name, target.name, key)
         self._announce(member, key, text, "opped" if op else "deopped", user=target.name)
 
+    def voice(self, member: Member, room: str, name: str, voiced: bool) -> None:
+        """
+        IRC C{MODE +v}/C{-v}: a voiced member of the room is heard in spite
+        of a room mute (not a server-wide one), until it leaves the room.
+
+        @raise NotOp: unless C{member} is an op there.
+        @raise NoSuchTarget: if nobody called C{name} is in the room.
+        """
+        key = room_key(room)
+        self._need_op(member, key)
+        where = self.rooms.get(key)
+        target = self.directory.find(name)
+        if where is None or target is None or target not in where.members:
+            raise NoSuchTarget("nobody called %s is in #%s" % (name, key))
+        if not self.moderation.set_voice(key, target, voiced):
+            raise ChatError("%s %s a voice in #%s" % (
+                target.name, "has" if voiced else "has no", key))
+        self.log.info("moderation: {by} {kind} {target} in #{room}", by=member.name,
+                      kind="voice" if voiced else "devoice", target=target.name, room=key)
+        if voiced:
+            text = "%s gave %s a voice in #%s (heard even if muted)" % (
+                member.name, target.name, key)
+        else:
+            text = "%s took the voice of %s in #%s" % (member.name, target.name, key)
+        self._announce(member, key, text, "voiced" if voiced else "devoiced", user=target.name)
+
     def lock_topic(self, member: Member, room: str, locked: bool) -> None:
         """
         IRC C{MODE +t}/C{-t}: whether only ops set the room's topic.  A

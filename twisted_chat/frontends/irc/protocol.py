@@ -95,11 +95,12 @@ SASL_CHUNK = 400
 SASL_MAX = 4 * SASL_CHUNK
 
 # Channel modes: b (bans; the m: extban mutes), n (always on), t (claimed
-# rooms always; unclaimed ones when an op locks the topic); o the one prefix.
+# rooms always; unclaimed ones when an op locks the topic); prefixes o and v
+# (a voice: heard in spite of a room mute).
 ISUPPORT = (
     "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:", "CHANMODES=b,,,nt", "CHANNELLEN=33",
     "CHANTYPES=#", "CLIENTTAGDENY=*", "EXTBAN=,m", "KICKLEN=390", "MAXLIST=b:1000",
-    "MODES=4", "MONITOR=100", "NETWORK=twisted-chat", "NICKLEN=%d" % MAX_NAME, "PREFIX=(o)@",
+    "MODES=4", "MONITOR=100", "NETWORK=twisted-chat", "NICKLEN=%d" % MAX_NAME, "PREFIX=(ov)@+",
     "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:4", "TOPICLEN=390", "UTF8ONLY",
     "WHOX",
 )
@@ -545,9 +546,11 @@ class IRCProtocol(Protocol):
             user, host, realname = name, render.OTHER_HOST, name
         self.reply("311", name, user, host, "*", realname)
         if target is not None and target.rooms:
-            is_op = self.factory.context.server.moderation.is_op
-            self.reply("319", name, " ".join(("@#" if is_op(target, room.name) else "#")
-                                            + room.name for room in target.rooms))
+            moderation = self.factory.context.server.moderation
+            self.reply("319", name, " ".join(
+                ("@#" if moderation.is_op(target, room.name) else
+                 "+#" if moderation.is_voiced(target, room.name) else "#") + room.name
+                for room in target.rooms))
         self.reply("312", name, self.hub.server_name, "twisted-chat")
         if event.operator:
             self.reply("313", name, "is an IRC operator")
@@ -873,7 +876,7 @@ class IRCProtocol(Protocol):
         self.reply("002", "Your host is %s, running twisted-chat %s" % (name, __version__))
         self.reply("003", "This server was created %s" % time.strftime(
             "%Y-%m-%d %H:%M:%S UTC", time.gmtime(hub.created)))
-        self.reply("004", name, "twisted-chat-" + __version__, "i", "bnot", "bo")
+        self.reply("004", name, "twisted-chat-" + __version__, "i", "bnotv", "bov")
         tokens = list(ISUPPORT)
         for start in range(0, len(tokens), 12):
             self.reply("005", *tokens[start:start + 12], "are supported by this server")
@@ -1115,22 +1118,36 @@ class IRCProtocol(Protocol):
             else:
                 self._names(key, name)
 
-    def _ops(self, key: str) -> set[str]:
-        """The names of the room's ops here (its owner, ops, operators; C{@} on IRC)."""
+    def _prefixes(self, key: str) -> dict[str, str]:
+        """
+        The C{@} (op: owner, ops, operators) and C{+} (voice) of the room's
+        members here, by name: both with multi-prefix, else the higher.
+        """
         room = self._room(key)
         if room is None:
-            return set()
-        is_op = self.factory.context.server.moderation.is_op
-        return {member.name for member in room.members if is_op(member, key)}
+            return {}
+        moderation = self.factory.context.server.moderation
+        is_op = moderation.is_op
+        found = {member.name: "@" for member in room.members if is_op(member, key)}
+        transient = moderation.transient.get(key) if moderation.transient else None
+        if transient is not None and transient.voiced:
+            both = "multi-prefix" in self.caps
+            for member in transient.voiced:
+                mark = found.get(member.name)
+                if mark is None:
+                    found[member.name] = "+"
+                elif both:
+                    found[member.name] = "@+"
+        return found
 
     def _names(self, key: str, channel: str) -> None:
         names = self._directory.members(key)
-        ops = self._ops(key)
+        marks = self._prefixes(key)
         if "userhost-in-names" in self.caps:
             prefix = self.hub.prefix
-            names = [("@" if name in ops else "") + prefix(name) for name in names]
-        elif ops:
-            names = [("@" + name if name in ops else name) for name in names]
+            names = [marks.get(name, "") + prefix(name) for name in names]
+        elif marks:
+            names = [marks.get(name, "") + name for name in names]
         line: list[str] = []
         size = 0
         for name in names:
@@ -1245,13 +1262,16 @@ class IRCProtocol(Protocol):
                 if not listed:
                     listed = True
                     self._ban_list(key)
-            elif char in "ob":
+            elif char in "obv":
+                if not args:
+                    self.reply("461", "MODE", "Not enough parameters (+%s needs a nick)" % char)
+                    continue
                 arg = args.pop(0)
                 changes += 1
                 if changes > MODES_MAX:
                     continue
-                if char == "o":
-                    self._mode_op(key, adding, arg)
+                if char != "b":
+                    self._mode_op(key, adding, arg, voice=char == "v")
                 else:
                     self._mode_ban(key, adding, arg)
             elif char == "t":
@@ -1284,7 +1304,7 @@ class IRCProtocol(Protocol):
                        str(int(mute.when)))
         self.reply("368", channel, "End of channel ban list")
 
-    def _mode_op(self, key: str, adding: bool, nick: str) -> None:
+    def _mode_op(self, key: str, adding: bool, nick: str, voice: bool = False) -> None:
         if not self._may_moderate(key):
             return
         channel = "#" + key
@@ -1296,9 +1316,13 @@ class IRCProtocol(Protocol):
         if room is None or target not in room.members:
             self.reply("441", target.name, channel, "They aren't on that channel")
             return
-        if self.factory.context.server.moderation.is_op(target, key) == adding:
-            return  # nothing changes: nothing said, as IRC servers do
         server = self.factory.context.server
+        if voice:
+            if server.moderation.is_voiced(target, key) != adding:
+                self._domain(channel, server.voice, key, target.name, adding)
+            return
+        if server.moderation.is_op(target, key) == adding:
+            return  # nothing changes: nothing said, as IRC servers do
         self._domain(channel, server.op if adding else server.deop, key, target.name)
 
     def _mode_ban(self, key: str, adding: bool, mask: str) -> None:
@@ -1507,7 +1531,7 @@ class IRCProtocol(Protocol):
                        for value in (member.name, user, host, realname)):
                     members.append(member)
             members.sort(key=lambda m: m.name.lower())
-        ops = self._ops(key) if key is not None and channel != "*" else set()
+        marks = self._prefixes(key) if key is not None and channel != "*" else {}
         for member in members:
             user, host, realname, away = self._ident(member)
             where = channel
@@ -1516,8 +1540,8 @@ class IRCProtocol(Protocol):
             flags = "G" if away else "H"
             if getattr(member, "operator", False):  # a Visitor: a server operator
                 flags += "*"
-            if member.name in ops:
-                flags += "@"
+            if marks:
+                flags += marks.get(member.name, "")
             if whox is not None:
                 self._whox(whox, token, member, where, user, host, flags, realname)
                 continue

@@ -89,12 +89,16 @@ _MODES = {"banned": ("+b", ""), "unbanned": ("-b", ""), "muted": ("+b", "m:"),
           "unmuted": ("-b", "m:")}
 
 
+# Notices of ops and voices: change -> mode.
+_PREFIX_MODES = {"opped": "+o", "deopped": "-o", "voiced": "+v", "devoiced": "-v"}
+
+
 def _moderation(event: Notice, prefixes: Prefixes, server_name: str
                 ) -> list[tuple[str, str, tuple[str, ...]]] | None:
     """
     A moderation notice as native IRC messages (source, command, params),
     or C{None} if it is none: a kick is a KICK, bans and mutes (the
-    C{m:} extban) are C{MODE +b}/C{-b}, ops C{MODE +o}/C{-o}, a topic lock
+    C{m:} extban) are C{MODE +b}/C{-b}, ops and voices C{MODE +o}/C{-o}/C{+v}/C{-v}, a topic lock
     C{MODE +t}/C{-t}, a claim a notice and C{MODE +to}.
     """
     change, room, actor = event.change, event.room, event.actor
@@ -110,8 +114,8 @@ def _moderation(event: Notice, prefixes: Prefixes, server_name: str
     mode = _MODES.get(change)
     if mode is not None and event.detail:
         return [(source, "MODE", (channel, mode[0], mode[1] + mask_of(event.detail)))]
-    if change in ("opped", "deopped") and event.user is not None:
-        return [(source, "MODE", (channel, "+o" if change == "opped" else "-o", event.user))]
+    if change in _PREFIX_MODES and event.user is not None:
+        return [(source, "MODE", (channel, _PREFIX_MODES[change], event.user))]
     if change in ("locked", "unlocked"):
         return [(source, "MODE", (channel, "+t" if change == "locked" else "-t"))]
     if change == "claimed" and event.user is not None:
