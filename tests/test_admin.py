@@ -10,8 +10,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.admin import AdminError, run
+from twisted_chat.domain.moderation import Change, Moderation
 from twisted_chat.storage.accounts import SQLiteAccounts
 from twisted_chat.storage.history import SQLiteHistory
+from twisted_chat.storage.moderation import SQLiteModeration
 
 from .helpers import temp_dir
 
@@ -93,3 +95,71 @@ class AdminTests(SynchronousTestCase):
         self.addCleanup(db.close)
         (hash,) = db.execute("SELECT hash FROM accounts").fetchone()
         self.assertTrue(hash.startswith("$argon2id$"))
+
+
+class ModerationAdminTests(SynchronousTestCase):
+    """chat-admin bans, unban and modlog (SPEC 8)."""
+
+    def setUp(self) -> None:
+        self.db = os.path.join(temp_dir(self), "chat.db")
+        store = SQLiteModeration(self.db)
+        for change in [
+            Change("ban", "den", "troll", "alice", None, "spam", 1_700_000_000.0),
+            Change("ban", None, "198.51.100.0/24", "root", 1_700_003_600.0, "", 1_700_000_000.0),
+            Change("mute", "den", "eve", "alice", None, "", 1_700_000_000.0),
+            Change("kick", "den", "troll", "alice", None, "bye", 1_700_000_000.0),
+        ]:
+            store.write(change)
+        store.close()
+
+    def admin(self, *argv: str) -> str:
+        out = io.StringIO()
+        run(["--db", self.db, *argv], out=out)
+        return out.getvalue()
+
+    def test_bans(self) -> None:
+        listing = self.admin("bans").splitlines()
+        self.assertEqual(len(listing), 4)
+        self.assertEqual(listing[0].split()[:3], ["ban", "#den", "troll"])
+        self.assertIn("until lifted  spam", listing[0])
+        self.assertEqual(listing[1].split()[:3], ["ban", "server", "198.51.100.0/24"])
+        self.assertIn("until 2023-11-14 23:13 UTC", listing[1])
+        self.assertEqual(listing[2].split()[:3], ["mute", "#den", "eve"])
+        self.assertEqual(listing[3], "3 bans and mutes")
+        self.assertEqual(self.admin("bans", "--room", "#DEN").splitlines()[-1],
+                         "2 bans and mutes")
+
+    def test_unban(self) -> None:
+        self.assertIn("lifted the ban on 198.51.100.0/24 in the server",
+                      self.admin("unban", "198.51.100.9/24"))
+        self.assertIn("lifted the ban on troll in #den",
+                      self.admin("unban", "Troll", "--room", "den"))
+        self.assertEqual(self.admin("bans").splitlines()[-1], "1 ban or mute")
+        error = self.assertRaises(AdminError, self.admin, "unban", "troll", "--room", "den")
+        self.assertEqual(str(error),
+                         "troll is not banned from #den (chat-admin bans lists the bans)")
+        error = self.assertRaises(AdminError, self.admin, "unban", "*!*@*")
+        self.assertIn("a target is a name", str(error))
+        error = self.assertRaises(AdminError, self.admin, "unban", "x", "--room", "#bad room")
+        self.assertIn("bad --room", str(error))
+        # the server reads the same state at its next start
+        moderation = Moderation(Clock(), SQLiteModeration(self.db))
+        moderation.load()
+        self.assertEqual(moderation.bans("den"), [])
+        self.assertEqual(moderation.bans(None), [])
+        moderation.stop()
+
+    def test_modlog(self) -> None:
+        self.admin("unban", "troll", "--room", "den")
+        log = self.admin("modlog").splitlines()
+        self.assertEqual(len(log), 5)
+        self.assertEqual(log[0].split()[3:7], ["alice", "ban", "#den", "troll"])
+        self.assertTrue(log[0].endswith("spam"))
+        self.assertEqual(log[3].split()[3:], ["alice", "kick", "#den", "troll", "bye"])
+        self.assertEqual(log[4].split()[3:7], ["chat-admin", "unban", "#den", "troll"])
+        self.assertEqual(len(self.admin("modlog", "--limit", "2").splitlines()), 2)
+        self.assertRaises(AdminError, self.admin, "modlog", "--limit", "0")
+
+    def test_missing_db(self) -> None:
+        error = self.assertRaises(AdminError, run, ["--db", self.db + ".nope", "bans"])
+        self.assertIn("does not exist", str(error))

@@ -329,6 +329,16 @@ class KickBanTests(ModerationTestCase):
         self.clock.advance(540)
         self.assertEqual(self.moderation.bans("den"), [])
 
+    def test_stale_expiries_pruned(self) -> None:
+        """Bans set and lifted again and again leave no growing timer table."""
+        for _ in range(500):
+            self.server.ban(self.alice, "den", "sock", 86400)
+            self.server.unban(self.alice, "den", "sock")
+        self.assertLessEqual(len(self.moderation._expiries), 65)
+        self.server.ban(self.alice, "den", "sock", 60)
+        self.clock.advance(60)
+        self.assertEqual(self.moderation.bans("den"), [])
+
     def test_bans_listed(self) -> None:
         self.server.ban(self.alice, "den", "troll", 600, "spam")
         self.server.mute(self.alice, "den", "10.0.0.0/8", None)

@@ -450,15 +450,15 @@ class CommandTests(SessionCase):
         """A command for operators only is refused (nobody is an operator yet)."""
         ran: list[Command] = []
         registry = CommandRegistry(BUILTIN + (CommandSpec(
-            "kill", (), "/kill", "for operators", no_args("kill"), lambda s, c: ran.append(c),
+            "smite", (), "/smite", "for operators", no_args("smite"), lambda s, c: ran.append(c),
             who="operator"),))
         context = dataclasses.replace(self.world.context, commands=registry)
         alice, front = self.logged_in("alice", context=context)
-        alice.text("/kill")
+        alice.text("/smite")
         self.assertEqual(ran, [])
         [error] = front.take()
         self.assertEqual((error.code, error.text),
-                         ("not_permitted", "/kill is not for you (operator only)"))
+                         ("not_permitted", "/smite is not for you (operator only)"))
 
 
 class DialogueTests(SynchronousTestCase):

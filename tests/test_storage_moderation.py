@@ -128,7 +128,7 @@ class StoreTests(SynchronousTestCase):
         clock = Clock()
         moderation = Moderation(clock, store)
         moderation.apply(Change("ban", "den", "troll", "alice", None, "", NOW))
-        self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
+        self.assertEqual(len(self.flushLoggedErrors(ModerationError)), 1)
         self.assertEqual([b.target for b in moderation.bans("den")], ["troll"])
         self.assertEqual(store.modlog(5), [])  # the transaction was rolled back whole
         store.close()

@@ -1,7 +1,10 @@
 """
 C{chat-admin --db PATH}: manage accounts and operators in the server's
 database, also while the server runs (SQLite WAL, short transactions, a
-busy timeout); the server sees every change at the next login.
+busy timeout); the server sees every change at the next login.  It also
+lists the bans and mutes (C{bans}), lifts a ban (C{unban}: a running
+server keeps the bans it holds until it restarts; lift one live with
+C{/unban}) and shows the moderation log (C{modlog}).
 
 Every error is one line on stderr starting C{chat-admin: }; exit status 0
 on success, 1 for an error (no such account, a taken name, a database that
@@ -18,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
+from twisted_chat.domain.moderation import Change, parse_target
 from twisted_chat.errors import ChatError
 from twisted_chat.session.session import PASSWORD_LENGTH
 from twisted_chat.storage.accounts import (
@@ -26,7 +30,10 @@ from twisted_chat.storage.accounts import (
     NoSuchAccount,
     SQLiteAccounts,
 )
-from twisted_chat.text import check_name
+from twisted_chat.storage.moderation import ModerationError, SQLiteModeration
+from twisted_chat.text import check_name, room_key
+
+MODERATION_COMMANDS = ("bans", "unban", "modlog")
 
 
 class AdminError(Exception):
@@ -54,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
                        ("op", "make an account a server operator"),
                        ("deop", "make an operator an ordinary account")):
         commands.add_parser(name, help=text).add_argument("name")
+    bans = commands.add_parser("bans", help="list the bans and mutes (rooms and server-wide)")
+    bans.add_argument("--room", metavar="ROOM", help="only this room's")
+    unban = commands.add_parser(
+        "unban", help="lift a ban (server-wide, or a room's with --room); a running server"
+        " keeps it until it restarts")
+    unban.add_argument("target", help="a name, an address or a CIDR network")
+    unban.add_argument("--room", metavar="ROOM", help="the room banned from")
+    modlog = commands.add_parser("modlog", help="the moderation log, newest last")
+    modlog.add_argument("--limit", type=int, default=50, metavar="N",
+                        help="how many entries (default 50)")
     return parser
 
 
@@ -100,6 +117,15 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout,
         raise AdminError("--db :memory: keeps no accounts; give the server's --db file")
     if not os.path.exists(args.db) and args.command != "add":
         raise AdminError("%s does not exist (give the server's --db file)" % args.db)
+    if args.command in MODERATION_COMMANDS:
+        moderation = SQLiteModeration(args.db)
+        try:
+            _moderate(args, moderation, out)
+        except ModerationError as e:
+            raise AdminError(str(e)) from None
+        finally:
+            moderation.close()
+        return
     store = SQLiteAccounts(args.db)
     try:
         _run(args, store, out, ask, hash)
@@ -152,6 +178,61 @@ def _run(args: Any, store: SQLiteAccounts, out: TextIO,
                       % (account.name, "now" if command == "op" else "no longer"))
     except NoSuchAccount:
         raise AdminError("no account named %s (deleted meanwhile)" % name) from None
+
+
+def _when(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(seconds))
+
+
+def _room_option(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        return room_key(text)
+    except ChatError as e:
+        raise AdminError("bad --room %r: %s" % (text, e)) from None
+
+
+def _moderate(args: Any, store: SQLiteModeration, out: TextIO) -> None:
+    command = args.command
+    if command == "modlog":
+        if args.limit < 1:
+            raise AdminError("--limit is at least 1")
+        for change in store.modlog(args.limit):
+            where = "#" + change.room if change.room else "server"
+            line = "%s UTC  %-10s %-7s %-12s %s" % (
+                _when(change.when), change.by or "(expiry)", change.kind, where, change.target)
+            if change.until is not None:
+                line += "  until %s UTC" % _when(change.until)
+            if change.reason:
+                line += "  " + change.reason
+            out.write(line.rstrip() + "\n")
+        return
+    room = _room_option(args.room)
+    entries = [c for c in store.load() if c.kind in ("ban", "mute")]
+    if command == "bans":
+        shown = [c for c in entries if room is None or c.room == room]
+        for change in shown:
+            where = "#" + change.room if change.room else "server"
+            until = "until " + _when(change.until) + " UTC" if change.until is not None \
+                else "until lifted"
+            line = "%-4s  %-12s %-20s by %-10s %s" % (
+                change.kind, where, change.target, change.by or "-", until)
+            if change.reason:
+                line += "  " + change.reason
+            out.write(line + "\n")
+        out.write("1 ban or mute\n" if len(shown) == 1 else "%d bans and mutes\n" % len(shown))
+        return
+    try:
+        target = parse_target(args.target)
+    except ChatError as e:
+        raise AdminError(str(e)) from None
+    if not any(c.kind == "ban" and c.room == room and c.target == target for c in entries):
+        raise AdminError("%s is not banned from %s (chat-admin bans lists the bans)"
+                         % (target, "#" + room if room else "the server"))
+    store.write(Change("unban", room, target, "chat-admin", None, "", time.time()))
+    out.write("lifted the ban on %s in %s (a running server keeps it until it restarts;"
+              " /unban lifts it live)\n" % (target, "#" + room if room else "the server"))
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -27,6 +27,11 @@ class TokenBucket:
         self.told = float("-inf")
         self.dropped = 0
 
+    @property
+    def last(self) -> float:
+        """When a token was last asked for (C{/whois}'s idle time)."""
+        return self._stamp
+
     def take(self) -> bool:
         """Spend one token; C{False} (and nothing spent) when there is none."""
         now = self._clock.seconds()

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from twisted_chat.commands.parse import SHORTCUT_HELP, split
 from twisted_chat.commands.registry import Command, CommandRegistry, CommandSpec, Parser
 from twisted_chat.domain.events import Goodbye, Help
-from twisted_chat.errors import BadUsage, ChatError
+from twisted_chat.domain.moderation import parse_duration
+from twisted_chat.errors import BadUsage, ChatError, NotInRoom
 from twisted_chat.text import room_key, visible
 
 if TYPE_CHECKING:
@@ -120,6 +121,74 @@ def _quit(rest: str, typed: str) -> Command:
     return Command("quit", rest)
 
 
+# -- moderation: a target, then maybe a duration, then maybe a reason ---------
+
+def _restriction(name: str, usage: str) -> Parser:
+    """
+    The parser of C{/ban}-like commands: C{arg} the target, C{number} the
+    duration in seconds (0: until lifted), C{text} the reason.
+    """
+
+    def parse(rest: str, typed: str) -> Command:
+        target, more = split(rest)
+        if not target:
+            raise BadUsage("usage: " + usage.replace("/" + name, typed, 1))
+        word, after = split(more)
+        duration = parse_duration(word) if word else None
+        if duration is not None:
+            more = after
+        return Command(name, target, more, number=int(duration or 0))
+
+    return parse
+
+
+def _one_word(name: str, usage: str) -> Parser:
+    """The parser of a command taking exactly one word (C{arg})."""
+
+    def parse(rest: str, typed: str) -> Command:
+        word, extra = split(rest)
+        if not word or extra:
+            raise BadUsage("usage: " + usage.replace("/" + name, typed, 1))
+        return Command(name, word)
+
+    return parse
+
+
+def _word_and_reason(name: str, usage: str) -> Parser:
+    """The parser of C{/kick}-like commands: C{arg} a name, C{text} an optional reason."""
+
+    def parse(rest: str, typed: str) -> Command:
+        word, reason = split(rest)
+        if not word:
+            raise BadUsage("usage: " + usage.replace("/" + name, typed, 1))
+        return Command(name, word, reason)
+
+    return parse
+
+
+def _topic(rest: str, typed: str) -> Command:
+    # number 1: set (arg the text; "-" clears); 0: show
+    if not rest:
+        return Command("topic")
+    return Command("topic", "" if rest == "-" else rest, number=1)
+
+
+def _bans(rest: str, typed: str) -> Command:
+    if rest.lower() not in ("", "server"):
+        raise BadUsage("usage: /bans, or /bans server (operators: the server-wide ones)")
+    return Command("bans", number=1 if rest else 0)
+
+
+def _wall(rest: str, typed: str) -> Command:
+    if not rest:
+        raise BadUsage("usage: /wall <text>")
+    return Command("wall", rest)
+
+
+def _away(rest: str, typed: str) -> Command:
+    return Command("away", rest)
+
+
 # -- handlers -------------------------------------------------------------------
 
 def _room(command: Command) -> str | None:
@@ -195,6 +264,93 @@ def addaccount(session: ChatSession, command: Command) -> None:
     session.create_account(command.arg, command.text)
 
 
+def _here(session: ChatSession) -> str:
+    """The key of the user's current room (where room commands act)."""
+    room = session.user.room
+    if room is None:
+        raise NotInRoom("you are in no room (/join <room> first)")
+    return room.name
+
+
+def _duration(command: Command) -> float | None:
+    return float(command.number) if command.number else None
+
+
+def topic(session: ChatSession, command: Command) -> None:
+    session.server.topic(session.user, _here(session),
+                         command.arg if command.number else None)
+
+
+def kick(session: ChatSession, command: Command) -> None:
+    session.server.kick(session.user, _here(session), command.arg, command.text)
+
+
+def ban(session: ChatSession, command: Command) -> None:
+    session.server.ban(session.user, _here(session), command.arg, _duration(command),
+                       command.text)
+
+
+def unban(session: ChatSession, command: Command) -> None:
+    session.server.unban(session.user, _here(session), command.arg)
+
+
+def bans(session: ChatSession, command: Command) -> None:
+    session.server.bans(session.user, None if command.number else _here(session))
+
+
+def mute(session: ChatSession, command: Command) -> None:
+    session.server.mute(session.user, _here(session), command.arg, _duration(command),
+                        command.text)
+
+
+def unmute(session: ChatSession, command: Command) -> None:
+    session.server.unmute(session.user, _here(session), command.arg)
+
+
+def claim(session: ChatSession, command: Command) -> None:
+    session.server.claim_room(session.user, _here(session))
+
+
+def op(session: ChatSession, command: Command) -> None:
+    session.server.op(session.user, _here(session), command.arg)
+
+
+def deop(session: ChatSession, command: Command) -> None:
+    session.server.deop(session.user, _here(session), command.arg)
+
+
+def kill(session: ChatSession, command: Command) -> None:
+    session.server.kill(session.user, command.arg, command.text)
+
+
+def gban(session: ChatSession, command: Command) -> None:
+    session.server.gban(session.user, command.arg, _duration(command), command.text)
+
+
+def ungban(session: ChatSession, command: Command) -> None:
+    session.server.ungban(session.user, command.arg)
+
+
+def gmute(session: ChatSession, command: Command) -> None:
+    session.server.gmute(session.user, command.arg, _duration(command), command.text)
+
+
+def ungmute(session: ChatSession, command: Command) -> None:
+    session.server.ungmute(session.user, command.arg)
+
+
+def wall(session: ChatSession, command: Command) -> None:
+    session.server.wall(session.user, command.arg)
+
+
+def whois(session: ChatSession, command: Command) -> None:
+    session.server.whois(session.user, command.arg)
+
+
+def away(session: ChatSession, command: Command) -> None:
+    session.server.away(session.user, command.arg or None)
+
+
 def quit_(session: ChatSession, command: Command) -> None:
     session.front.send(Goodbye())
     session.quit(command.arg.strip())
@@ -226,6 +382,52 @@ BUILTIN = (
     CommandSpec("addaccount", (), "/addaccount <name> <password>",
                 "create an account (server operators only)", _addaccount, addaccount,
                 who="operator"),
+    # moderation (SPEC 8): room ops (the owner, its ops, operators) ...
+    CommandSpec("topic", (), "/topic [text]",
+                "show your room's topic, or set it (- clears; ops only in a claimed room)",
+                _topic, topic),
+    CommandSpec("kick", (), "/kick <name> [reason]", "send someone out of your room (ops)",
+                _word_and_reason("kick", "/kick <name> [reason]"), kick),
+    CommandSpec("ban", (), "/ban <name|address|cidr> [duration] [reason]",
+                "keep someone out of your room, e.g. 30m, 2h, 7d; none: until lifted (ops)",
+                _restriction("ban", "/ban <name|address|cidr> [duration] [reason]"), ban),
+    CommandSpec("unban", (), "/unban <target>", "lift a ban (ops)",
+                _one_word("unban", "/unban <target>"), unban),
+    CommandSpec("bans", (), "/bans", "your room's bans and mutes", _bans, bans),
+    CommandSpec("mute", (), "/mute <name|address|cidr> [duration] [reason]",
+                "someone stays and reads but cannot speak in your room (ops)",
+                _restriction("mute", "/mute <name|address|cidr> [duration] [reason]"), mute),
+    CommandSpec("unmute", (), "/unmute <target>", "lift a mute (ops)",
+                _one_word("unmute", "/unmute <target>"), unmute),
+    CommandSpec("claim", (), "/claim", "make your room yours: it keeps its topic, ops and bans"
+                " (accounts)", no_args("claim"), claim),
+    CommandSpec("op", (), "/op <name>", "make an account an op of your room (its owner)",
+                _one_word("op", "/op <name>"), op),
+    CommandSpec("deop", (), "/deop <name>", "take op away (its owner)",
+                _one_word("deop", "/deop <name>"), deop),
+    # ... everyone ...
+    CommandSpec("whois", (), "/whois <name>", "who someone is: rooms, account, idle time",
+                _one_word("whois", "/whois <name>"), whois),
+    CommandSpec("away", (), "/away [text]",
+                "mark yourself away (private messages get the text back); none: back",
+                _away, away),
+    # ... and server operators
+    CommandSpec("kill", (), "/kill <name> [reason]", "disconnect someone (server operators)",
+                _word_and_reason("kill", "/kill <name> [reason]"), kill, who="operator"),
+    CommandSpec("gban", (), "/gban <name|address|cidr> [duration] [reason]",
+                "ban from the whole server (server operators)",
+                _restriction("gban", "/gban <name|address|cidr> [duration] [reason]"), gban,
+                who="operator"),
+    CommandSpec("ungban", (), "/ungban <target>", "lift a server ban (server operators)",
+                _one_word("ungban", "/ungban <target>"), ungban, who="operator"),
+    CommandSpec("gmute", (), "/gmute <name|address|cidr> [duration] [reason]",
+                "mute everywhere: reads, cannot speak (server operators)",
+                _restriction("gmute", "/gmute <name|address|cidr> [duration] [reason]"), gmute,
+                who="operator"),
+    CommandSpec("ungmute", (), "/ungmute <target>", "lift a server mute (server operators)",
+                _one_word("ungmute", "/ungmute <target>"), ungmute, who="operator"),
+    CommandSpec("wall", (), "/wall <text>", "a notice to everyone online (server operators)",
+                _wall, wall, who="operator"),
     CommandSpec("quit", (), "/quit [reason]", "leave the chat", _quit, quit_, limited=False),
     # Reached by plain text, the "\" escape and the shortcuts, not by a /word.
     CommandSpec("say", (), "", "", None, say),

@@ -604,6 +604,9 @@ class Moderation:
     def _schedule(self) -> None:
         """(Re)arm the one timer for the earliest expiry, if any."""
         expiries = self._expiries
+        if len(expiries) > 64 + 2 * (self.ban_count + self.mute_count):
+            self._prune()
+            expiries = self._expiries
         if not expiries:
             if self._timer is not None and self._timer.active():
                 self._timer.cancel()
@@ -616,6 +619,20 @@ class Moderation:
                 return
             timer.cancel()
         self._timer = self._clock.callLater(max(0.0, due - self._clock.seconds()), self._expire)
+
+    def _prune(self) -> None:
+        """Drop the heap's stale entries (lifted or replaced before their time)."""
+        live = []
+        seen = set()
+        for until, kind, room, target in self._expiries:
+            state = self._rooms.get(room)
+            entry = None if state is None else \
+                (state.bans if kind == "ban" else state.mutes).get(target)
+            if entry is not None and entry.until == until and (kind, room, target) not in seen:
+                seen.add((kind, room, target))
+                live.append((until, kind, room, target))
+        heapq.heapify(live)
+        self._expiries = live
 
     def _expire(self) -> None:
         self._timer = None

@@ -113,7 +113,9 @@ class Member:
     @ivar rooms: the rooms it is in, in join order.
     @ivar room: its current room (the one room of telnet and browser
         sessions, where their lines go), one of L{rooms}; C{None} in none.
-    @ivar since: when it logged in (C{/whois}; the one slot moderation added).
+    @ivar since: when it logged in, to the second (C{/whois}; the one slot
+        moderation added: 16 bytes a member, the int shared by everyone
+        logging in within the same second).
     """
 
     __slots__ = ("name", "key", "room", "rooms", "participant", "since")
@@ -304,7 +306,10 @@ class ChatServer:
 
     def _claimed(self, member: Member) -> Member:
         self.observer.login("ok")
-        member.since = self.clock.seconds()
+        # the whole second, as now() keeps it: members logging in within
+        # the same second share the one int (an idle member's bytes count)
+        self.now()
+        member.since = self._second
         return member
 
     def _claim_refused(self, failure: Failure) -> Failure:
@@ -598,8 +603,7 @@ class ChatServer:
 
     def _check_muted(self, member: Member, room_key: str | None) -> None:
         """@raise Muted: if C{member} may not speak in the room (C{None}: privately)."""
-        mute = self.moderation.muted(member, room_key) if room_key is not None \
-            else self.moderation.muted(member, None)
+        mute = self.moderation.muted(member, room_key)
         if mute is None:
             return
         if mute.room is None:
@@ -793,7 +797,7 @@ class ChatServer:
         """C{/bans}: tell C{member} the room's bans and mutes (C{None}: the server's)."""
         key = room_key(room) if room is not None else None
         if key is None:
-            self._need_operator(member, "gbans")
+            self._need_operator(member, "bans server")
         member.participant.send(Bans(key, self.moderation.bans(key),
                                      self.moderation.mutes(key), self.clock.seconds()))
 
@@ -1009,8 +1013,10 @@ class ChatServer:
         until = when + duration if duration is not None else None
         self._apply("ban", None, canonical, member, until, reason)
         told = "you are banned from this server"
+        if until is not None:
+            told += " (for %s more)" % format_duration(until - when)
         if reason:
-            told += " (%s)" % reason
+            told += ": " + reason
         closed = 0
         for present in list(self.members.values()):
             if not is_operator(present) and self.moderation.server_ban(

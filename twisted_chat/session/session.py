@@ -259,6 +259,14 @@ class ChatSession:
         return self._visitor is not None
 
     @property
+    def last_active(self) -> float | None:
+        """
+        When the user last sent a line (the flood limit's bucket knows;
+        C{None}: no line since login, or no limit), for C{/whois}.
+        """
+        return self._bucket.last if self._bucket is not None else None
+
+    @property
     def dropped(self) -> int:
         """How many lines the flood limit dropped (kept by the token bucket)."""
         return self._bucket.dropped if self._bucket is not None else 0

@@ -218,6 +218,18 @@ class SQLiteModeration:
                                   % (self.path, e)) from None
 
     def record(self, change: Change) -> None:
+        """L{write} C{change}; a failure is logged (the server goes on)."""
+        try:
+            self.write(change)
+        except ModerationError:
+            self.log.failure("storing the moderation change {change} failed", change=change)
+
+    def write(self, change: Change) -> None:
+        """
+        Keep C{change} (the state tables and a log row, one transaction).
+
+        @raise ModerationError: if it could not be written.
+        """
         try:
             db = self._connect()
             with db:  # one transaction: the state and its log row
@@ -229,8 +241,9 @@ class SQLiteModeration:
                         " VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (change.when, change.by, change.kind, change.room, change.target,
                          change.until, change.reason))
-        except (sqlite3.Error, ModerationError):
-            self.log.failure("storing the moderation change {change} failed", change=change)
+        except sqlite3.Error as e:
+            raise ModerationError("cannot write the moderation tables in %s: %s"
+                                  % (self.path, e)) from e
 
     def _apply(self, db: sqlite3.Connection, change: Change) -> None:
         kind, room = change.kind, change.room or ""

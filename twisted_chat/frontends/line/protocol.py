@@ -244,6 +244,11 @@ class ChatLineProtocol(LineReceiver):
         """The client's address."""
         return self.host
 
+    @property
+    def last_active(self) -> float | None:
+        """When the user last sent a line (C{/whois}), if known."""
+        return self.session.last_active
+
     def describe_peer(self) -> str:
         """C{host:port} of the client."""
         return describe_peer(self.transport)

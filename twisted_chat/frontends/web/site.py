@@ -521,6 +521,12 @@ class ChatWebSocket:
         """The browser's address, for per-address limits."""
         return self._host
 
+    @property
+    def last_active(self) -> float | None:
+        """When the user last sent a line (C{/whois}), if known."""
+        session = self._session
+        return session.last_active if session is not None else None
+
     # -- liveness -------------------------------------------------------------
 
     def heartbeat(self) -> None:

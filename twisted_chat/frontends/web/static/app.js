@@ -228,9 +228,9 @@
     statusLine.classList.toggle("problem", Boolean(problem));
   }
 
-  function setRoom(name) {
+  function setRoom(name, topic) {
     room = name;
-    roomTitle.textContent = name ? "#" + name : "";
+    roomTitle.textContent = name ? "#" + name + (topic ? " \u2014 " + topic : "") : "";
     document.title = name ? "#" + name + " - twisted-chat" : "twisted-chat";
     if (name) save(SAVED_ROOM, name);
     for (const button of roomsList.querySelectorAll("button")) {
@@ -522,6 +522,9 @@
 
   // -- what the server says ------------------------------------------------
 
+  // The notice changes that add or remove someone from the room's user list.
+  const MEMBERSHIP = ["joined", "left", "offline", "kicked"];
+
   function handle(event) {
     switch (event.type) {
       case "welcome": {
@@ -597,8 +600,11 @@
         showPrivate(event);
         break;
       case "notice":
-        addLine("notice", [timeElement(event.time, false), "*** " + event.text + " ***"]);
-        if (event.user && event.room === room && event.user !== me) {
+        addLine(event.change === "wall" ? "notice wall" : "notice",
+                [timeElement(event.time, false), "*** " + event.text + " ***"]);
+        if (event.change === "topic" && event.room === room) setRoom(room, event.detail);
+        if (event.user && event.room === room && event.user !== me &&
+            MEMBERSHIP.includes(event.change)) {
           users = users.filter((name) => name !== event.user);
           if (event.change === "joined") {
             users.push(event.user);
@@ -684,6 +690,42 @@
       }
       case "shutdown":
         info("*** " + (event.text || "Server shutting down") + " ***", "error");
+        break;
+      case "topic":
+        if (event.room === room) setRoom(room, event.text);
+        info(event.text ? "Topic of #" + event.room + ": " + event.text +
+             (event.by ? " (set by " + event.by + " " + stamp(event.time, true) + ")" : "")
+             : "#" + event.room + " has no topic.");
+        break;
+      case "bans": {
+        const where = event.room === null ? "the server" : "#" + event.room;
+        for (const [title, list] of [["Bans", event.bans], ["Mutes", event.mutes]]) {
+          if (!list.length) {
+            info("No " + title.toLowerCase() + " in " + where + ".");
+            continue;
+          }
+          info(title + " in " + where + " (" + list.length + "):");
+          for (const b of list) {
+            const left = b.until === null ? "until lifted"
+              : Math.max(0, Math.round((b.until - event.time) / 60)) + " min left";
+            info("  " + b.target + " (by " + (b.by || "the server") + ", " + left + ")" +
+                 (b.reason ? ": " + b.reason : ""));
+          }
+        }
+        break;
+      }
+      case "whois": {
+        const who = event.operator ? "an operator" : event.account ? "an account" : "a guest";
+        info(event.name + " is " + who + ", online since " + stamp(event.since, true) +
+             ", idle " + Math.round(event.idle) + " s");
+        info("  rooms: " + (event.rooms.length ? event.rooms.map((r) => "#" + r).join(", ")
+                                              : "none"));
+        if (event.address) info("  address: " + event.address);
+        if (event.away) info("  away: " + event.away);
+        break;
+      }
+      case "away":
+        info(event.name + " is away: " + event.text);
         break;
       default:
         if (typeof event.text === "string") info(event.text);
