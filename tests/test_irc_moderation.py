@@ -245,13 +245,15 @@ class TopicTests(ModerationTestCase):
         world = ModWorld(founder_ops=False)
         opr, rout = world.irc_from("opr")
         send(opr, "OPER Root :root password", "JOIN #den")
+        bob, bout = world.irc_from("bob")
+        send(bob, "JOIN #den")
+        lines(bout)
         member = opr.session.member
         assert member is not None
         member.account = world.accounts.get("Root")  # type: ignore[attr-defined]
         world.server.claim_room(member, "den")
-        bob, bout = world.irc_from("bob")
-        send(bob, "JOIN #den")
-        lines(bout)
+        self.assertEqual(lines(bout), [":irc.test NOTICE #den :opr claimed #den",
+                                       ":%s MODE #den +to opr" % prefix("opr")])
         send(bob, "MODE #den", "TOPIC #den :mine")
         self.assertEqual(lines(bout), [
             ":irc.test 324 bob #den +nt",
