@@ -81,6 +81,19 @@ class FounderTests(ModerationTestCase):
         self.assertIn(":irc.test 352 bob #chan u %s irc.test ann H@ :0 Real Name" % HOST, out)
         self.assertIn(":irc.test 319 bob ann @#chan", out)
 
+    def test_who_nick(self) -> None:
+        """WHO of a nick shows its first channel and its prefix there."""
+        send(self.bob, "WHO ann", "WHO bob")
+        out = lines(self.bout)
+        self.assertEqual(out[0], ":irc.test 352 bob #chan u %s irc.test ann H@ :0 Real Name"
+                         % HOST)
+        self.assertEqual(out[2].split()[8], "H")
+
+    def test_info(self) -> None:
+        """INFO: 371s and 374; 402 for another server."""
+        send(self.bob, "INFO", "INFO other.server")
+        self.assertEqual(numerics(lines(self.bout)), ["371", "371", "374", "402"])
+
     def test_default_no_ops(self) -> None:
         """SPEC 8's default: an unclaimed channel has no ops, so KICK is 482."""
         world = ModWorld(founder_ops=False)

@@ -99,7 +99,7 @@ SASL_MAX = 4 * SASL_CHUNK
 # (a voice: heard in spite of a room mute).
 ISUPPORT = (
     "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:", "CHANMODES=b,,,nt", "CHANNELLEN=33",
-    "CHANTYPES=#", "CLIENTTAGDENY=*", "EXTBAN=,m", "KICKLEN=390", "MAXLIST=b:1000",
+    "CHANTYPES=#", "CLIENTTAGDENY=*", "EXTBAN=,m", "KICKLEN=390",
     "MODES=4", "MONITOR=100", "NETWORK=twisted-chat", "NICKLEN=%d" % MAX_NAME, "PREFIX=(ov)@+",
     "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:4", "TOPICLEN=390", "UTF8ONLY",
     "WHOX",
@@ -921,6 +921,17 @@ class IRCProtocol(Protocol):
         self.reply("266", str(users), str(hub.max_users),
                    "Current global users %d, max %d" % (users, hub.max_users))
 
+    def irc_INFO(self, params: Sequence[str]) -> None:
+        if params and params[0] and not fnmatch.fnmatchcase(
+                self.hub.server_name.lower(), params[0].lower()):
+            self.reply("402", params[0], "No such server")
+            return
+        self.reply("371", "twisted-chat %s: multi-room chat for telnet, IRC and browsers"
+                   % __version__)
+        self.reply("371", "Built on Twisted; running since %s" % time.strftime(
+            "%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.hub.created)))
+        self.reply("374", "End of INFO list")
+
     def irc_TIME(self, params: Sequence[str]) -> None:
         self.reply("391", self.hub.server_name, time.strftime(
             "%A %B %d %Y -- %H:%M:%S +00:00", time.gmtime(self.factory.context.clock.seconds())))
@@ -1532,16 +1543,20 @@ class IRCProtocol(Protocol):
                     members.append(member)
             members.sort(key=lambda m: m.name.lower())
         marks = self._prefixes(key) if key is not None and channel != "*" else {}
+        moderation = server.moderation
         for member in members:
             user, host, realname, away = self._ident(member)
             where = channel
+            mark = marks.get(member.name, "") if marks else ""
             if where == "*" and member.rooms:
-                where = "#" + next(iter(member.rooms)).name
+                first = next(iter(member.rooms)).name
+                where = "#" + first
+                mark = "@" if moderation.is_op(member, first) else \
+                    "+" if moderation.is_voiced(member, first) else ""
             flags = "G" if away else "H"
             if getattr(member, "operator", False):  # a Visitor: a server operator
                 flags += "*"
-            if marks:
-                flags += marks.get(member.name, "")
+            flags += mark
             if whox is not None:
                 self._whox(whox, token, member, where, user, host, flags, realname)
                 continue
