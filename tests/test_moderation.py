@@ -296,6 +296,15 @@ class KickBanTests(ModerationTestCase):
         self.server.join(root, "den")
         self.assertIn(root, self.server.rooms["den"].members)
 
+    def test_owner_not_banned_from_own_room(self) -> None:
+        """An op's address ban that also covers the owner neither kicks nor locks them out."""
+        bob, _ = self.add("bob", "den", account=True, host="198.51.100.9")
+        self.server.op(self.alice, "den", "bob")
+        self.server.ban(bob, "den", "192.0.2.0/24", None)  # alice's network
+        self.assertIn(self.alice, self.server.rooms["den"].members)
+        self.server.leave(self.alice)
+        self.server.join(self.alice, "den")
+
     def test_unban_missing(self) -> None:
         error = self.assertRaises(NoSuchTarget, self.server.unban, self.alice, "den", "x")
         self.assertEqual(str(error), "x is not banned from #den")

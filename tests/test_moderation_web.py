@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from .test_web import WebCase, kinds
+from twisted_chat.domain.events import Notice
+from twisted_chat.frontends.web.render import to_json
+from twisted_chat.frontends.web.site import ChatWebSocket
+
+from .test_web import FakeWebSocketTransport, WebCase, kinds
 
 
 class WebModerationTests(WebCase):
@@ -61,3 +65,28 @@ class WebModerationTests(WebCase):
         bob.send({"type": "command", "text": "/away brb"})
         sent = alice.send({"type": "command", "text": "/msg dave hi"})
         self.assertIn({"type": "away", "name": "dave", "text": "brb"}, sent)
+
+    def test_expiry_notice_json(self) -> None:
+        """An expiry (no actor, no user) still says what changed."""
+        notice = Notice("den", "the ban on troll in #den expired", 5.0, "00:00:05", None,
+                        "unbanned", None, "troll")
+        self.assertEqual(to_json(notice), {
+            "type": "notice", "room": "den", "text": "the ban on troll in #den expired",
+            "time": 5.0, "change": "unbanned", "detail": "troll"})
+
+    def test_gbanned_address_refused_at_connect(self) -> None:
+        root, _ = self.world.login("root")
+        root.session.user.operator = True  # type: ignore[attr-defined]
+        victim = self.logged_in("victim")
+        root.dataReceived(("/gban %s\r\n" % victim.host).encode())
+        sent = victim.transport.take()
+        self.assertEqual((sent[-1]["type"], sent[-1]["code"]), ("error", "banned_from_server"))
+        self.assertIsNotNone(victim.transport.close_code)
+        # a new WebSocket from there: one error, closed, no prompt
+        protocol = ChatWebSocket(self.factory, victim.host + ":50001", victim.host)
+        transport = FakeWebSocketTransport()
+        protocol.negotiationStarted(transport)  # type: ignore[arg-type]
+        protocol.negotiationFinished()
+        self.assertEqual([(m["type"], m.get("code")) for m in transport.take()],
+                         [("error", "banned_from_server")])
+        self.assertIsNotNone(transport.close_code)

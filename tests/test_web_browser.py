@@ -166,6 +166,26 @@ class BrowserTests(SynchronousTestCase):
         client.login(name)
         return client
 
+    def test_moderation_on_the_page(self) -> None:
+        """A topic shows in the room's title; kicks, whois and bans are readable lines."""
+        bob = self.telnet("bob")
+        bob.send("/join den")
+        page = Page(self, self.url)
+        page.log_in("alice")
+        page.type("/join den")
+        page.wait_text("#room-title", "#den")
+        bob.send("/topic Release on Friday")
+        page.wait_line("bob set the topic of #den: Release on Friday")
+        page.wait_text("#room-title", "#den \u2014 Release on Friday")
+        page.type("/whois bob")
+        page.wait_line("bob is a guest, online since")
+        page.wait_line("rooms: #den")
+        page.type("/bans")
+        page.wait_line("No bans in #den.")
+        page.type("/kick bob")
+        page.wait_line("failed: you are not an op in #den")
+        page.wait_text("#users", "bob")  # moderation notices leave the user list alone
+
     def test_chat_with_telnet(self) -> None:
         """Log in, chat both ways, message privately, switch rooms, see history, reload."""
         bob = self.telnet("bob")
@@ -315,7 +335,7 @@ class BrowserTests(SynchronousTestCase):
 
         # Scrolled up on purpose (the mouse wheel): new messages wait behind a button.
         page.viewport(390, 844)
-        page.wheel("#messages-region", -3000)
+        page.wheel("#messages-region", -20000)  # past the three /help lists (35 lines each)
         page.until(lambda _: page.js(
             "return document.getElementById('messages-region').scrollTop") == 0, "scrolled up")
         bob.send("while you read")

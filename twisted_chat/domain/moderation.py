@@ -477,14 +477,17 @@ class Moderation:
     def banned(self, member: Member, room_key: str) -> Ban | None:
         """
         The ban keeping C{member} out of the room, if any (operators are
-        never banned from rooms).
+        never banned from rooms, nor an owner from its own).
         """
         if not self.ban_count:
             return None
         state = self._rooms.get(room_key)
         if state is None or not state.bans or is_operator(member):
             return None
-        return state.bans.match(member.key, lambda: address_of(member))
+        ban = state.bans.match(member.key, lambda: address_of(member))
+        if ban is not None and state.owner is not None and account_key(member) == state.owner:
+            return None
+        return ban
 
     def server_ban(self, name: str | None, address: str) -> Ban | None:
         """The server-wide ban on the name C{name} (C{None}: any) or the address, if any."""

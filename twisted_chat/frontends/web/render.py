@@ -77,13 +77,12 @@ def _notice(event: Notice) -> dict[str, Any]:
     out = {"type": event.kind, "room": event.room, "text": event.text, "time": event.when}
     if event.user is not None:
         out["user"] = event.user
-        out["change"] = event.change
-    elif event.change is not None and event.actor is not None:  # moderation
+    if event.change is not None:
         out["change"] = event.change
     if event.actor is not None:
         out["by"] = event.actor
-        if event.detail is not None:
-            out["detail"] = event.detail
+    if event.detail is not None:
+        out["detail"] = event.detail
     return out
 
 
