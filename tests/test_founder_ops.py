@@ -11,6 +11,7 @@ from twisted_chat.errors import ChatError, NoSuchTarget, NotInRoom, NotOp
 from twisted_chat.storage.history import MemoryHistory
 from twisted_chat.tap import Options, config_from_options
 
+from .helpers import temp_dir
 from .test_moderation import ModerationTestCase
 
 
@@ -121,3 +122,13 @@ class WithoutFounderOpsTests(ModerationTestCase):
         options = Options()
         options.parseOptions([])
         self.assertFalse(config_from_options(options).founder_ops)
+
+    def test_config_key(self) -> None:
+        """founder-ops is a --config key (true or false) and in --help."""
+        path = temp_dir(self) + "/chat.toml"
+        with open(path, "w") as f:
+            f.write("founder-ops = true\n")
+        options = Options()
+        options.parseOptions(["--config", path])
+        self.assertTrue(config_from_options(options).founder_ops)
+        self.assertIn("--founder-ops", str(options))
