@@ -173,6 +173,18 @@ class OpTests(ModerationTestCase):
         self.assertIn(":irc.test 353 bob = #chan :@ann +bob", lines(self.bout))
 
 
+    def test_multi_prefix(self) -> None:
+        """An op with a voice is @+ with multi-prefix, @ without; WHOIS +#chan for a voice."""
+        send(self.ann, "MODE #chan +v ann", "MODE #chan +v bob", "CAP REQ multi-prefix")
+        lines(self.aout)
+        send(self.ann, "NAMES #chan")
+        send(self.bob, "NAMES #chan", "WHOIS bob")
+        self.assertIn(":irc.test 353 ann = #chan :@+ann +bob", lines(self.aout))
+        out = lines(self.bout)
+        self.assertIn(":irc.test 353 bob = #chan :@ann +bob", out)
+        self.assertIn(":irc.test 319 bob bob +#chan", out)
+
+
 class BanTests(ModerationTestCase):
     def test_ban_by_nick(self) -> None:
         """+b nick!*@*: MODE to all, the banned member kicked; JOIN is 474; -b lifts it."""
