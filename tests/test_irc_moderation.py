@@ -302,6 +302,28 @@ class KillTests(ModerationTestCase):
         self.assertIsNone(self.world.server.directory.find("bob"))
 
 
+    def test_gban(self) -> None:
+        """A server ban closes a present IRC user with one ERROR line naming it, and
+        refuses a new connection from that address the same way."""
+        opr, _ = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password")
+        member = opr.session.member
+        assert member is not None
+        dave, dout = self.world.irc_from("dave", "198.51.100.9")
+        self.world.server.gban(member, "198.51.100.0/24", None, "spam")
+        self.assertEqual(lines(dout), [
+            "ERROR :Closing link: 198.51.100.9 (you are banned from this server: spam)"])
+        self.assertTrue(dout.disconnecting)
+        self.assertEqual(lines(self.bout), [])  # another address: untouched
+        address = IPv4Address("TCP", "198.51.100.5", 40000)
+        carol = self.world.irc_factory.buildProtocol(address)
+        carol_out = StringTransport(peerAddress=address)
+        carol.makeConnection(carol_out)
+        self.assertEqual(lines(carol_out), [
+            "ERROR :Closing link: 198.51.100.5 (you are banned from this server: spam)"])
+        self.assertTrue(carol_out.disconnecting)
+
+
 class WhoisAwayTests(ModerationTestCase):
     def test_whois(self) -> None:
         """WHOIS through the domain: channels with @, idle and signon; the address
