@@ -70,7 +70,7 @@ class RegistrationTests(SynchronousTestCase):
                       "UTF8ONLY"):
             self.assertIn(" %s " % token, isupport)
         self.assertTrue(out[0].startswith(":irc.test 001 alice :Welcome"))
-        self.assertEqual(out[3].split()[3:], ["irc.test", out[3].split()[4], "i", "nt"])
+        self.assertEqual(out[3].split()[3:], ["irc.test", out[3].split()[4], "i", "bnotv", "bov"])
         # online, in no room (no auto-join of the lobby for IRC)
         member = world.server.directory.find("alice")
         self.assertIsNotNone(member)
@@ -230,8 +230,9 @@ class ChannelTests(SynchronousTestCase):
         out = lines(self.out)
         self.assertEqual(out[0], ":irc.test 311 bob alice alice twisted-chat * alice")
         self.assertEqual(out[1], ":irc.test 319 bob alice #lobby")
-        self.assertEqual(out[3].split()[1], "318")
-        self.assertEqual([line.split()[1] for line in out[4:]], ["401", "318"])
+        self.assertEqual(out[3].split()[1], "317")  # idle and signon: the domain knows
+        self.assertEqual(out[4].split()[1], "318")
+        self.assertEqual([line.split()[1] for line in out[5:]], ["401", "318"])
 
     def test_queries(self) -> None:
         """ISON, USERHOST, AWAY, MODE, KICK, OPER, TOPIC, PING, TIME, MOTD, 421."""

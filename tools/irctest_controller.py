@@ -54,6 +54,8 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
     # "services" are built in: registerUser adds an account with chat-admin.
     supported_sasl_mechanisms: frozenset[str] = frozenset({"PLAIN"})
     supports_sts = False
+    # Mutes are the extban m: (MODE #chan +b m:nick!*@*), as ergo's and InspIRCd's.
+    extban_mute_char = "m"
     # The capabilities SPEC 6 requires, and those we offer besides.  irctest
     # skips a test whose CAP REQ is NAKed only for capabilities *not* listed
     # here, so a regression in one of these fails instead of hiding as a skip.
@@ -131,6 +133,9 @@ class TwistedChatController(BaseServerController, DirectoryBasedController):
             # from 127.0.0.1: no flood limit, no per-address limit.
             "--rate", "0",
             "--limit-exempt", "127.0.0.1",
+            # irctest expects a channel's creator to be its op (SPEC 8's
+            # default is an unclaimed room with no ops): IRC's habit.
+            "--founder-ops",
         ]
         if password is not None:
             # irctest's "password" is the server password: our passcode

@@ -37,6 +37,8 @@ class ChatConfig:
     @ivar node_name: this process's name in the cluster (C{--node-name}; C{None}: host:pid).
     @ivar redis_heartbeat: seconds between a cluster process's heartbeats (a
         dead process's users leave everyone's lists after four).
+    @ivar founder_ops: the first member of an empty unclaimed room is its op
+        until the room empties (C{--founder-ops}).
     """
 
     ports: tuple[str, ...] = (DEFAULT_PORT,)
@@ -65,3 +67,4 @@ class ChatConfig:
     redis: str | None = None
     node_name: str | None = None
     redis_heartbeat: float = 5.0
+    founder_ops: bool = False

@@ -209,6 +209,13 @@ class Options(usage.Options):
         "Example: twistd -n chat --port 8080 --passcode x"
     )
 
+    optFlags = [
+        ["founder-ops", None,
+         ("The first member to join an empty unclaimed room is its op until the room "
+          "empties, as on most IRC servers (IRC clients and irctest expect it). "
+          "[default: off: unclaimed rooms have no ops]")],
+    ]
+
     optParameters = [
         ["passcode", None, None,
          "The shared secret every session must give (visible in ps: prefer --passcode-file)."],
@@ -550,6 +557,7 @@ def config_from_options(options: Options) -> ChatConfig:
         redis=options["redis"],
         node_name=options["node-name"],
         redis_heartbeat=options["redis-heartbeat"],
+        founder_ops=bool(options["founder-ops"]),
     )
 
 
@@ -587,7 +595,8 @@ def build(config: ChatConfig, reactor: Any) -> ChatService:
         extra["bus"], extra["directory"] = factories(node)
     server = ChatServer(history, reactor, config.history,
                         observer=counts if counts is not None else NULL_OBSERVER,
-                        moderation=Moderation(reactor, moderation_store), **extra)
+                        moderation=Moderation(reactor, moderation_store),
+                        founder_ops=config.founder_ops, **extra)
     accounts: AccountStore = open_accounts(config.db)
     if isinstance(accounts, SQLiteAccounts):
         accounts.check()  # refused now, with one line; reopened on first use (in the daemon)

@@ -290,6 +290,22 @@ class RoomState:
                 and not self.bans and not self.mutes)
 
 
+class Transient:
+    """
+    A room's IRC-style state, kept in memory, never stored, gone when the
+    room empties: an unclaimed room's ops (C{--founder-ops}) and whether
+    its topic is for ops only (C{+t}); any room's voiced members (C{+v}:
+    heard in spite of a room mute).  Members by identity: a rename keeps them.
+    """
+
+    __slots__ = ("ops", "locked", "voiced")
+
+    def __init__(self) -> None:
+        self.ops: set[Member] = set()
+        self.locked = False
+        self.voiced: set[Member] = set()
+
+
 class Moderation:
     """
     The moderation state of a server (one per L{ChatServer}:
@@ -300,6 +316,8 @@ class Moderation:
     @ivar ban_count: the same for bans.
     @ivar away: away texts by member key (not moderation state: presence,
         never stored; the server keeps it here beside whois).
+    @ivar transient: unclaimed rooms' ops and topic locks (L{Transient}) by
+        room key (C{--founder-ops}; presence, never stored).
     @ivar expired: called with each C{unban}/C{unmute} change an expiry
         applied (the server announces it).
     """
@@ -315,6 +333,7 @@ class Moderation:
         self.mute_count = 0
         self.ban_count = 0
         self.away: dict[str, str] = {}
+        self.transient: dict[str, Transient] = {}
         self.expired: Callable[[Change], object] = lambda change: None
 
     def load(self) -> None:
@@ -362,9 +381,81 @@ class Moderation:
             return True
         state = self._rooms.get(room_key)
         if state is None or state.owner is None:
-            return False
+            transient = self.transient.get(room_key) if self.transient else None
+            return transient is not None and member in transient.ops
         key = account_key(member)
         return key is not None and (key == state.owner or key in state.ops)
+
+    def topic_locked(self, room_key: str) -> bool:
+        """Whether only the room's ops set its topic (IRC C{+t}): claimed, or locked."""
+        if self.claimed(room_key):
+            return True
+        transient = self.transient.get(room_key) if self.transient else None
+        return transient is not None and transient.locked
+
+    # -- unclaimed rooms' transient ops and topic lock (not stored) ---------------
+
+    def founded(self, room_key: str, member: Member) -> None:
+        """C{member} created the room: its op until the room empties (C{--founder-ops})."""
+        self.transient.setdefault(room_key, Transient()).ops.add(member)
+
+    def set_transient_op(self, room_key: str, member: Member, op: bool) -> bool:
+        """Make C{member} an op of the unclaimed room (or not); whether it changed."""
+        transient = self.transient.get(room_key)
+        if op:
+            if transient is None:
+                transient = self.transient[room_key] = Transient()
+            if member in transient.ops:
+                return False
+            transient.ops.add(member)
+            return True
+        if transient is None or member not in transient.ops:
+            return False
+        transient.ops.discard(member)
+        return True
+
+    def set_topic_lock(self, room_key: str, locked: bool) -> bool:
+        """Lock (C{+t}) or unlock an unclaimed room's topic; whether it changed."""
+        transient = self.transient.get(room_key)
+        if transient is None:
+            if not locked:
+                return False
+            transient = self.transient[room_key] = Transient()
+        if transient.locked == locked:
+            return False
+        transient.locked = locked
+        return True
+
+    def is_voiced(self, member: Member, room_key: str) -> bool:
+        """Whether C{member} has a voice in the room (IRC C{+v}: a room mute spares it)."""
+        transient = self.transient.get(room_key) if self.transient else None
+        return transient is not None and member in transient.voiced
+
+    def set_voice(self, room_key: str, member: Member, voiced: bool) -> bool:
+        """Give C{member} a voice in the room (or take it); whether it changed."""
+        transient = self.transient.get(room_key)
+        if voiced:
+            if transient is None:
+                transient = self.transient[room_key] = Transient()
+            if member in transient.voiced:
+                return False
+            transient.voiced.add(member)
+            return True
+        if transient is None or member not in transient.voiced:
+            return False
+        transient.voiced.discard(member)
+        return True
+
+    def departed(self, room_key: str, member: Member, emptied: bool) -> None:
+        """C{member} left the room (C{emptied}: it was the last): it is no op of it now."""
+        transient = self.transient.get(room_key)
+        if transient is None:
+            return
+        if emptied:
+            del self.transient[room_key]
+        else:
+            transient.ops.discard(member)
+            transient.voiced.discard(member)
 
     def ops(self, room_key: str) -> list[str]:
         """The room's ops (account names, casefolded), the owner first."""
@@ -430,7 +521,7 @@ class Moderation:
         if state is None or not state.mutes:
             return None
         found = state.mutes.match(member.key, address)
-        if found is None or self.is_op(member, room_key):
+        if found is None or self.is_op(member, room_key) or self.is_voiced(member, room_key):
             return None
         return found
 

@@ -231,6 +231,7 @@ class ChatServer:
         timer: Callable[[], float] = time.monotonic,
         bus: BusFactory = LocalBus, directory: DirectoryFactory = LocalDirectory,
         observer: ChatObserver = NULL_OBSERVER, moderation: Moderation | None = None,
+        founder_ops: bool = False,
     ) -> None:
         """
         @param history: where room messages are kept.
@@ -244,6 +245,8 @@ class ChatServer:
         @param observer: told what happens, for metrics (sessions, front
             ends and the bus reach it here too).
         @param moderation: the moderation state (default: a new one, in memory).
+        @param founder_ops: the first member to join an empty unclaimed room
+            is its op until the room empties (IRC's habit; C{--founder-ops}).
         """
         self.history = history
         self.clock = clock
@@ -258,6 +261,7 @@ class ChatServer:
         self.directory = directory(self.rooms, self.members, LOBBY)
         self.moderation = moderation if moderation is not None else Moderation(clock)
         self.moderation.expired = self._expired
+        self.founder_ops = founder_ops
         self._second = -1
         self._stamp = ""
         self._empty_waiters: list[Deferred[None]] = []
@@ -347,6 +351,8 @@ class ChatServer:
         if member.room is room:
             member.room = next(iter(member.rooms), None)
         self.directory.parted(member, room.name)
+        if self.moderation.transient:
+            self.moderation.departed(room.name, member, not room.members)
         if not room.members and room is not self.lobby:
             del self.rooms[room.name]
             state = self.moderation.state(room.name)
@@ -392,6 +398,8 @@ class ChatServer:
         if room is None:
             room = self.rooms[key] = Room(key)
             self.log.info("room #{room} created by {name}", room=key, name=member.name)
+            if self.founder_ops and key != LOBBY and not self.moderation.claimed(key):
+                self.moderation.founded(key, member)
         self.bus.publish(
             key, self.notice(room, "%s joined #%s" % (member.name, key), member.name, "joined"))
         room.members[member] = None
@@ -692,7 +700,7 @@ class ChatServer:
         present = key in self.rooms and member in self.rooms[key].members
         if not present and not is_operator(member):
             raise NotInRoom("you are not in #%s" % key)
-        if self.moderation.claimed(key):
+        if self.moderation.topic_locked(key):
             self._need_op(member, key)
         elif key not in self.rooms:
             raise NoSuchTarget("there is no room #%s" % key)
@@ -859,6 +867,9 @@ class ChatServer:
     def op(self, member: Member, room: str, name: str) -> None:
         """C{/op}: the owner (or an operator) makes C{name} (online, an account) an op."""
         key = room_key(room)
+        if self.founder_ops and not self.moderation.claimed(key):
+            self._transient_op(member, key, name, True)
+            return
         self._need_owner(member, key)
         target = self.directory.find(name)
         if target is None:
@@ -876,6 +887,9 @@ class ChatServer:
     def deop(self, member: Member, room: str, name: str) -> None:
         """C{/deop}: the owner (or an operator) takes op from C{name}."""
         key = room_key(room)
+        if self.founder_ops and not self.moderation.claimed(key):
+            self._transient_op(member, key, name, False)
+            return
         self._need_owner(member, key)
         account = name.casefold()
         target = self.directory.find(name)
@@ -890,6 +904,77 @@ class ChatServer:
         self._apply("deop", key, account, member)
         self._announce(member, key, "%s took op from %s in #%s" % (member.name, shown, key),
                        "deopped", user=shown)
+
+    def _transient_op(self, member: Member, key: str, name: str, op: bool) -> None:
+        """
+        C{/op} or C{/deop} in an unclaimed room with C{--founder-ops}: its
+        ops (guests too) make others ops until the room empties (not stored).
+        """
+        self._need_op(member, key)
+        where = self.rooms.get(key)
+        target = self.directory.find(name)
+        if where is None or target is None or target not in where.members:
+            raise NoSuchTarget("nobody called %s is in #%s" % (name, key))
+        if not self.moderation.set_transient_op(key, target, op):
+            raise ChatError("%s is %s op of #%s" % (target.name, "an" if op else "not an", key))
+        self.log.info("moderation: {by} {kind} {target} in #{room} (until it empties)",
+                      by=member.name, kind="op" if op else "deop", target=target.name, room=key)
+        if op:
+            text = "%s made %s an op of #%s" % (member.name, target.name, key)
+        else:
+            text = "%s took op from %s in #%s" % (member.name, target.name, key)
+        self._announce(member, key, text, "opped" if op else "deopped", user=target.name)
+
+    def voice(self, member: Member, room: str, name: str, voiced: bool) -> None:
+        """
+        IRC C{MODE +v}/C{-v}: a voiced member of the room is heard in spite
+        of a room mute (not a server-wide one), until it leaves the room.
+
+        @raise NotOp: unless C{member} is an op there.
+        @raise NoSuchTarget: if nobody called C{name} is in the room.
+        """
+        key = room_key(room)
+        self._need_op(member, key)
+        where = self.rooms.get(key)
+        target = self.directory.find(name)
+        if where is None or target is None or target not in where.members:
+            raise NoSuchTarget("nobody called %s is in #%s" % (name, key))
+        if not self.moderation.set_voice(key, target, voiced):
+            raise ChatError("%s %s a voice in #%s" % (
+                target.name, "has" if voiced else "has no", key))
+        self.log.info("moderation: {by} {kind} {target} in #{room}", by=member.name,
+                      kind="voice" if voiced else "devoice", target=target.name, room=key)
+        if voiced:
+            text = "%s gave %s a voice in #%s (heard even if muted)" % (
+                member.name, target.name, key)
+        else:
+            text = "%s took the voice of %s in #%s" % (member.name, target.name, key)
+        self._announce(member, key, text, "voiced" if voiced else "devoiced", user=target.name)
+
+    def lock_topic(self, member: Member, room: str, locked: bool) -> None:
+        """
+        IRC C{MODE +t}/C{-t}: whether only ops set the room's topic.  A
+        claimed room's always is (C{+t} there changes nothing); an unclaimed
+        room's is unlocked until one of its ops (C{--founder-ops}) or an
+        operator locks it, until it empties.
+
+        @raise NotOp: unless C{member} is an op there.
+        """
+        key = room_key(room)
+        self._need_op(member, key)
+        if self.moderation.claimed(key):
+            if not locked:
+                raise ChatError("the topic of a claimed room is for its ops")
+            return
+        if key not in self.rooms:
+            raise NoSuchTarget("there is no room #%s" % key)
+        if not self.moderation.set_topic_lock(key, locked):
+            return
+        if locked:
+            text = "%s locked the topic of #%s: ops set it" % (member.name, key)
+        else:
+            text = "%s unlocked the topic of #%s: anyone in it sets it" % (member.name, key)
+        self._announce(member, key, text, "locked" if locked else "unlocked")
 
     def kill(self, member: Member, name: str, reason: str = "") -> None:
         """C{/kill} (operators): disconnect C{name}; its rooms are told why."""

@@ -31,6 +31,7 @@ from typing_extensions import override
 from twisted_chat import __version__
 from twisted_chat.commands import Command
 from twisted_chat.domain.events import (
+    Away,
     Entry,
     Error,
     Event,
@@ -43,11 +44,16 @@ from twisted_chat.domain.events import (
     Shutdown,
     Topic,
     Users,
+    Whois,
 )
+from twisted_chat.domain.moderation import parse_target, target_kind
 from twisted_chat.domain.server import Member
 from twisted_chat.errors import (
+    BadUsage,
     ChatError,
+    NoSuchTarget,
     NotInRoom,
+    NotPermitted,
     PasswordRequired,
     TooManyConnections,
     numeric,
@@ -88,13 +94,23 @@ SASL_MECHANISMS = "PLAIN"
 SASL_CHUNK = 400
 SASL_MAX = 4 * SASL_CHUNK
 
+# Channel modes: b (bans; the m: extban mutes), n (always on), t (claimed
+# rooms always; unclaimed ones when an op locks the topic); prefixes o and v
+# (a voice: heard in spite of a room mute).
 ISUPPORT = (
-    "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:", "CHANMODES=,,,nt", "CHANNELLEN=33",
-    "CHANTYPES=#", "CLIENTTAGDENY=*", "KICKLEN=390", "MODES=1", "MONITOR=100",
-    "NETWORK=twisted-chat", "NICKLEN=%d" % MAX_NAME, "PREFIX=(ov)@+",
-    "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:1", "TOPICLEN=390", "UTF8ONLY",
+    "AWAYLEN=390", "CASEMAPPING=ascii", "CHANLIMIT=#:", "CHANMODES=b,,,nt", "CHANNELLEN=33",
+    "CHANTYPES=#", "CLIENTTAGDENY=*", "EXTBAN=,m", "KICKLEN=390",
+    "MODES=4", "MONITOR=100", "NETWORK=twisted-chat", "NICKLEN=%d" % MAX_NAME, "PREFIX=(ov)@+",
+    "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHOIS:1,KICK:4", "TOPICLEN=390", "UTF8ONLY",
     "WHOX",
 )
+
+# The most mode changes (with a parameter) one MODE applies: MODES above.
+MODES_MAX = 4
+# The most users one KICK kicks: TARGMAX above.
+KICK_MAX = 4
+# Errors that IRC names with the channel a command was about.
+CHANNEL_NUMERICS = frozenset({"404", "442", "474", "477", "482"})
 
 # The most nicks one client may MONITOR.
 MONITOR_LIMIT = 100
@@ -169,6 +185,30 @@ def _word(text: str) -> str:
     return _FORBIDDEN.sub("", text).replace(" ", "_").lstrip(":") or "*"
 
 
+def _mask_target(mask: str) -> str:
+    """
+    The domain's ban target for an IRC ban mask: C{nick!*@*} (or a bare
+    nick) is the name, C{*!*@address} and C{*!*@cidr} the address or
+    network.
+
+    @raise BadUsage: for any other mask (wildcards in a nick, a user or a host name).
+    """
+    nick, bang, rest = mask.partition("!")
+    user, at, host = rest.partition("@")
+    if not bang and "@" not in mask:
+        return parse_target(nick)
+    if bang and at and nick and nick != "*" and user == "*" and host == "*":
+        if "*" in nick or "?" in nick:
+            raise BadUsage("a mask is nick!*@* (no wildcards) or *!*@address or *!*@cidr")
+        return parse_target(nick)
+    if bang and at and nick == "*" and user == "*" and host and "*" not in host \
+            and "?" not in host:
+        target = parse_target(host)
+        if target_kind(target) != "name":  # an address or a network, not a host name
+            return target
+    raise BadUsage("a mask is nick!*@* (no wildcards) or *!*@address or *!*@cidr")
+
+
 def _add_tag(line: bytes, tag: bytes) -> bytes:
     """C{line} with one more tag (C{key=value}, escaped)."""
     if line[:1] == b"@":
@@ -202,6 +242,9 @@ class IRCProtocol(Protocol):
     _sasl: bytes | None = None  # AUTHENTICATE PLAIN: the payload so far (None: none begun)
     _sasl_busy = False  # the session checks a SASL password: its refusals become 904
     account_name: str | None = None  # who SASL logged in as
+    _target: str | None = None  # the channel a JOIN or PRIVMSG is for (its errors name it)
+    _muffled = False  # the domain's Info answers are replaced by numerics (AWAY)
+    _close_reason: str | None = None  # why the server closes it (KILL, a server ban)
     send_queue: SendQueue
 
     def __init__(self) -> None:
@@ -212,7 +255,6 @@ class IRCProtocol(Protocol):
         self.wanted: str | None = None  # the NICK asked for, before registration
         self.caps: set[str] = set()
         self.negotiating = False  # CAP LS/REQ hold registration until CAP END
-        self.away: str | None = None
         self.signon = 0.0
         self.last_active = 0.0
         self._batch = 0
@@ -230,6 +272,16 @@ class IRCProtocol(Protocol):
     @property
     def hub(self) -> IRCHub:
         return self.factory.hub
+
+    @property
+    def away(self) -> str | None:
+        """The away text (the domain's, C{/away} and C{AWAY}), or C{None}."""
+        session = self.__dict__.get("session")
+        member = session.member if session is not None else None
+        if member is None:
+            return None
+        away = self.factory.context.server.moderation.away
+        return away.get(member.key) if away else None
 
     @override
     def dataReceived(self, data: bytes) -> None:
@@ -425,6 +477,9 @@ class IRCProtocol(Protocol):
         kind = type(event)
         if kind is Message or kind is Notice:
             room_event = cast("Message | Notice", event)
+            if kind is Notice and cast(Notice, event).room is None:  # /wall: from the server
+                self.message("NOTICE", self.nick, cast(Notice, event).text)
+                return
             memo = room_event._irc
             if memo is None:
                 memo = room_event._irc = render.room_event(
@@ -454,6 +509,12 @@ class IRCProtocol(Protocol):
         if self._quiet:
             return
         number = numeric(event.code)
+        if event.code in ("killed", "banned_from_server"):  # closed next: said in ERROR
+            self._close_reason = event.text
+            return
+        if self._target is not None and number in CHANNEL_NUMERICS:
+            self.reply(number, self._target, event.text)
+            return
         if self._sasl_busy and number == "464":
             self.reply("904", "SASL authentication failed: " + event.text)
             return
@@ -468,7 +529,40 @@ class IRCProtocol(Protocol):
         self.message("NOTICE", self.nick, "ERROR " + event.text)
 
     def _info(self, event: Info) -> None:
-        self.message("NOTICE", self.nick, event.text)
+        if not self._muffled:
+            self.message("NOTICE", self.nick, event.text)
+
+    def _away_reply(self, event: Away) -> None:
+        if not self._quiet:
+            self.reply("301", event.name, event.text)
+
+    def _whois(self, event: Whois) -> None:
+        """WHOIS's numerics, from the domain's answer."""
+        name = event.name
+        target = self._directory.find(name)
+        if target is not None:
+            user, host, realname, _ = self._ident(target)
+        else:
+            user, host, realname = name, render.OTHER_HOST, name
+        self.reply("311", name, user, host, "*", realname)
+        if target is not None and target.rooms:
+            moderation = self.factory.context.server.moderation
+            self.reply("319", name, " ".join(
+                ("@#" if moderation.is_op(target, room.name) else
+                 "+#" if moderation.is_voiced(target, room.name) else "#") + room.name
+                for room in target.rooms))
+        self.reply("312", name, self.hub.server_name, "twisted-chat")
+        if event.operator:
+            self.reply("313", name, "is an IRC operator")
+        if event.account:
+            self.reply("330", name, name, "is logged in as")
+        if event.address is not None:
+            self.reply("338", name, "%s@%s" % (user, event.address), event.address,
+                       "Actual user@host, Actual IP")
+        if event.away:
+            self.reply("301", name, event.away)
+        self.reply("317", name, str(int(event.idle)), str(int(event.since)),
+                   "seconds idle, signon time")
 
     def _users(self, event: Users) -> None:
         room = event.room
@@ -518,7 +612,9 @@ class IRCProtocol(Protocol):
         if self._closing:
             return
         self._closing = True
-        self.write(b"ERROR :Closing link: %s\r\n" % (self.host or "unknown").encode())
+        why = " (%s)" % self._close_reason if self._close_reason else ""
+        self.write(format_message(None, None, "ERROR", (
+            "Closing link: %s%s" % (self.host or "unknown", why),)) + b"\r\n")
         transport = self.transport
         if not transport.disconnecting:
             transport.unregisterProducer()
@@ -619,6 +715,9 @@ class IRCProtocol(Protocol):
             self._gone = False
         hub.clients.pop(old.lower(), None)
         hub.prefixes.pop(old.lower(), None)
+        away = self.factory.context.server.moderation.away
+        if away and old.lower() in away:  # the domain keeps it by the member's key
+            away[member.key] = away.pop(old.lower())
         self.nick = member.name
         hub.clients[member.key] = self
         hub.prefixes[member.key] = self.prefix
@@ -797,7 +896,7 @@ class IRCProtocol(Protocol):
         self.reply("002", "Your host is %s, running twisted-chat %s" % (name, __version__))
         self.reply("003", "This server was created %s" % time.strftime(
             "%Y-%m-%d %H:%M:%S UTC", time.gmtime(hub.created)))
-        self.reply("004", name, "twisted-chat-" + __version__, "i", "nt")
+        self.reply("004", name, "twisted-chat-" + __version__, "i", "bnotv", "bov")
         tokens = list(ISUPPORT)
         for start in range(0, len(tokens), 12):
             self.reply("005", *tokens[start:start + 12], "are supported by this server")
@@ -841,6 +940,17 @@ class IRCProtocol(Protocol):
                    "Current local users %d, max %d" % (users, hub.max_users))
         self.reply("266", str(users), str(hub.max_users),
                    "Current global users %d, max %d" % (users, hub.max_users))
+
+    def irc_INFO(self, params: Sequence[str]) -> None:
+        if params and params[0] and not fnmatch.fnmatchcase(
+                self.hub.server_name.lower(), params[0].lower()):
+            self.reply("402", params[0], "No such server")
+            return
+        self.reply("371", "twisted-chat %s: multi-room chat for telnet, IRC and browsers"
+                   % __version__)
+        self.reply("371", "Built on Twisted; running since %s" % time.strftime(
+            "%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.hub.created)))
+        self.reply("374", "End of INFO list")
 
     def irc_TIME(self, params: Sequence[str]) -> None:
         self.reply("391", self.hub.server_name, time.strftime(
@@ -892,7 +1002,11 @@ class IRCProtocol(Protocol):
                 continue
             if self._in(key):
                 continue
-            self.session.command(Command("join", "#" + key, number=1))
+            self._target = "#" + key  # a ban is 474 for this channel
+            try:
+                self.session.command(Command("join", "#" + key, number=1))
+            finally:
+                self._target = None
 
     def irc_PART(self, params: Sequence[str]) -> None:
         if not params:
@@ -961,7 +1075,11 @@ class IRCProtocol(Protocol):
             if quiet and not action:
                 self._notice(key, text)
             else:
-                self.session.command(Command("me" if action else "say", text, "#" + key))
+                self._target = target  # a mute is 404 for this channel
+                try:
+                    self.session.command(Command("me" if action else "say", text, "#" + key))
+                finally:
+                    self._target = None
         else:
             other = self._directory.find(target)
             if other is None:
@@ -984,10 +1102,7 @@ class IRCProtocol(Protocol):
                 return
             if action:
                 text = "* %s %s" % (self.nick, text)
-            self.session.command(Command("msg", other.name, text))
-            away = getattr(other.participant, "away", None)
-            if away and not quiet and self._errors == errors:
-                self.reply("301", other.name, away)
+            self.session.command(Command("msg", other.name, text))  # away: 301 (Away)
             target = other.name
         if self._errors == errors and "echo-message" in self.caps:
             tags = _tag_time(self.factory.context.clock.seconds()) \
@@ -1007,6 +1122,11 @@ class IRCProtocol(Protocol):
         if not visible(text):
             return
         server = self.factory.context.server
+        mute = server.moderation.muted(member, key) if server.moderation.mute_count else None
+        if mute is not None:
+            where = "on this server" if mute.room is None else "in #" + key
+            self.reply("404", "#" + key, "Cannot send to channel (you are muted %s)" % where)
+            return
         when, stamp = server.now()
         entry = Entry(key, member.name, text, when)
         event = Message(entry, stamp)
@@ -1029,10 +1149,36 @@ class IRCProtocol(Protocol):
             else:
                 self._names(key, name)
 
+    def _prefixes(self, key: str) -> dict[str, str]:
+        """
+        The C{@} (op: owner, ops, operators) and C{+} (voice) of the room's
+        members here, by name: both with multi-prefix, else the higher.
+        """
+        room = self._room(key)
+        if room is None:
+            return {}
+        moderation = self.factory.context.server.moderation
+        is_op = moderation.is_op
+        found = {member.name: "@" for member in room.members if is_op(member, key)}
+        transient = moderation.transient.get(key) if moderation.transient else None
+        if transient is not None and transient.voiced:
+            both = "multi-prefix" in self.caps
+            for member in transient.voiced:
+                mark = found.get(member.name)
+                if mark is None:
+                    found[member.name] = "+"
+                elif both:
+                    found[member.name] = "@+"
+        return found
+
     def _names(self, key: str, channel: str) -> None:
         names = self._directory.members(key)
+        marks = self._prefixes(key)
         if "userhost-in-names" in self.caps:
-            names = [self.hub.prefix(name) for name in names]
+            prefix = self.hub.prefix
+            names = [marks.get(name, "") + prefix(name) for name in names]
+        elif marks:
+            names = [marks.get(name, "") + name for name in names]
         line: list[str] = []
         size = 0
         for name in names:
@@ -1098,13 +1244,7 @@ class IRCProtocol(Protocol):
             if key is None or self._room(key) is None:
                 self.reply("403", target, "No such channel")
                 return
-            if len(params) == 1:
-                self.reply("324", "#" + key, "+nt")
-                return
-            if params[1] in ("b", "+b") and len(params) == 2:
-                self.reply("368", "#" + key, "End of channel ban list")
-                return
-            self.reply("482", "#" + key, "You're not channel operator (rooms have none yet)")
+            self._channel_mode(key, params[1:])
             return
         if target.lower() != self.nick.lower():
             if self._directory.find(target) is None:
@@ -1131,24 +1271,195 @@ class IRCProtocol(Protocol):
         if unknown:
             self.reply("501", "Unknown MODE flag")
 
+    def _channel_mode(self, key: str, params: Sequence[str]) -> None:
+        """
+        A channel's MODE: the query (C{+nt} when only ops set the topic),
+        the ban list (C{+b} or C{b} alone: bans, and mutes as C{m:} masks),
+        and the changes C{+o}/C{-o nick}, C{+b}/C{-b mask} (C{nick!*@*},
+        C{*!*@address}, C{*!*@cidr}; C{m:mask} mutes) and C{+t}/C{-t},
+        each through the domain, which announces it (as a MODE here).
+        """
+        channel = "#" + key
+        moderation = self.factory.context.server.moderation
+        if not params:
+            self.reply("324", channel, "+nt" if moderation.topic_locked(key) else "+n")
+            return
+        args = list(params[1:])
+        adding, listed, changes = True, False, 0
+        for char in params[0]:
+            if char in "+-":
+                adding = char == "+"
+            elif char == "b" and not args:
+                if not listed:
+                    listed = True
+                    self._ban_list(key)
+            elif char in "obv":
+                if not args:
+                    self.reply("461", "MODE", "Not enough parameters (+%s needs a nick)" % char)
+                    continue
+                arg = args.pop(0)
+                changes += 1
+                if changes > MODES_MAX:
+                    continue
+                if char != "b":
+                    self._mode_op(key, adding, arg, voice=char == "v")
+                else:
+                    self._mode_ban(key, adding, arg)
+            elif char == "t":
+                if self._may_moderate(key):
+                    self._domain(channel, self.factory.context.server.lock_topic, key, adding)
+            elif char == "n":
+                pass  # always on: only members speak in a room
+            else:
+                self.reply("472", char, "is unknown mode char to me for %s" % channel)
+
+    def _domain(self, channel: str, method: Callable[..., None], *args: Any) -> None:
+        """Call a moderation method of the server; its refusal named with C{channel}."""
+        member = self.session.member
+        if member is None:
+            return
+        try:
+            method(member, *args)
+        except ChatError as e:
+            self.reply(e.numeric, channel, str(e))
+
+    def _ban_list(self, key: str) -> None:
+        channel = "#" + key
+        moderation = self.factory.context.server.moderation
+        prefix = self.hub.prefix
+        for ban in moderation.bans(key):
+            self.reply("367", channel, render.mask_of(ban.target), prefix(ban.by),
+                       str(int(ban.when)))
+        for mute in moderation.mutes(key):
+            self.reply("367", channel, "m:" + render.mask_of(mute.target), prefix(mute.by),
+                       str(int(mute.when)))
+        self.reply("368", channel, "End of channel ban list")
+
+    def _mode_op(self, key: str, adding: bool, nick: str, voice: bool = False) -> None:
+        if not self._may_moderate(key):
+            return
+        channel = "#" + key
+        target = self._directory.find(nick)
+        room = self._room(key)
+        if target is None:
+            self.reply("401", nick, "No such nick")
+            return
+        if room is None or target not in room.members:
+            self.reply("441", target.name, channel, "They aren't on that channel")
+            return
+        server = self.factory.context.server
+        if voice:
+            if server.moderation.is_voiced(target, key) != adding:
+                self._domain(channel, server.voice, key, target.name, adding)
+            return
+        if server.moderation.is_op(target, key) == adding:
+            return  # nothing changes: nothing said, as IRC servers do
+        self._domain(channel, server.op if adding else server.deop, key, target.name)
+
+    def _mode_ban(self, key: str, adding: bool, mask: str) -> None:
+        if not self._may_moderate(key):
+            return
+        channel = "#" + key
+        mute = mask[:2].lower() == "m:"
+        try:
+            target = _mask_target(mask[2:] if mute else mask)
+        except BadUsage as e:
+            self.reply("696", channel, "b", _word(mask), str(e))
+            return
+        server = self.factory.context.server
+        if adding:
+            self._domain(channel, server.mute if mute else server.ban, key, target, None)
+            return
+        state = server.moderation.state(key)
+        table = None if state is None else state.mutes if mute else state.bans
+        if table is not None and table.get(target) is not None:  # else nothing to lift
+            self._domain(channel, server.unmute if mute else server.unban, key, target)
+
     def irc_KICK(self, params: Sequence[str]) -> None:
+        """KICK #chan nick[,nick...] [reason] (or as many channels as nicks, paired)."""
         if len(params) < 2:
             self.reply("461", "KICK", "Not enough parameters")
             return
-        key = self._channel(params[0])
-        if key is None or self._room(key) is None:
-            self.reply("403", params[0], "No such channel")
-        elif not self._in(key):
-            self.reply("442", params[0], "You're not on that channel")
+        channels = [name for name in params[0].split(",") if name]
+        nicks = [nick for nick in params[1].split(",") if nick][:KICK_MAX]
+        reason = params[2] if len(params) > 2 else ""
+        if not channels or not nicks:
+            self.reply("461", "KICK", "Not enough parameters")
+            return
+        if len(channels) == 1:
+            pairs = [(channels[0], nick) for nick in nicks]
+        elif len(channels) == len(nicks):
+            pairs = list(zip(channels, nicks, strict=True))
         else:
-            self.reply("482", "#" + key, "You're not channel operator (rooms have none yet)")
+            self.reply("461", "KICK", "Give one channel, or as many channels as nicks")
+            return
+        for channel, nick in pairs:
+            self._kick(channel, nick, reason)
+
+    def _kick(self, name: str, nick: str, reason: str) -> None:
+        key = self._channel(name)
+        room = self._room(key) if key is not None else None
+        member = self.session.member
+        if key is None or room is None:
+            self.reply("403", name, "No such channel")
+            return
+        if member is None:
+            return
+        channel = "#" + key
+        if not self._may_moderate(key):
+            return
+        target = self._directory.find(nick)
+        if target is None:
+            self.reply("401", nick, "No such nick")
+        elif target not in room.members:
+            self.reply("441", target.name, channel, "They aren't on that channel")
+        else:
+            try:
+                self.factory.context.server.kick(member, key, target.name, reason)
+            except ChatError as e:
+                self.reply(e.numeric, channel, str(e))
+
+    def _may_moderate(self, key: str) -> bool:
+        """Whether we are an op of the room (else told: 442 out of it, 482 in it)."""
+        member = self.session.member
+        if member is not None and self.factory.context.server.moderation.is_op(member, key):
+            return True
+        if not self._in(key):
+            self.reply("442", "#" + key, "You're not on that channel")
+        else:
+            self.reply("482", "#" + key, "You're not channel operator (you are not an op in "
+                       "#%s)" % key)
+        return False
+
+    def irc_KILL(self, params: Sequence[str]) -> None:
+        if not params or not params[0]:
+            self.reply("461", "KILL", "Not enough parameters")
+            return
+        member = self.session.member
+        if member is None:
+            return
+        nick = params[0]
+        reason = params[1] if len(params) > 1 else ""
+        try:
+            self.factory.context.server.kill(member, nick, reason)
+        except NotPermitted:
+            self.reply("481", "Permission Denied- You're not an IRC operator")
+        except NoSuchTarget:
+            self.reply("401", nick, "No such nick")
 
     def irc_AWAY(self, params: Sequence[str]) -> None:
-        if params and params[0]:
-            self.away = params[0][:390]
+        member = self.session.member
+        if member is None:
+            return
+        text = params[0] if params and params[0] else None
+        self._muffled = True  # the domain's Info becomes 305/306
+        try:
+            self.factory.context.server.away(member, text)
+        finally:
+            self._muffled = False
+        if self.away:
             self.reply("306", "You have been marked as being away")
         else:
-            self.away = None
             self.reply("305", "You are no longer marked as being away")
         self._tell_away(self._away_audience())
 
@@ -1197,9 +1508,11 @@ class IRCProtocol(Protocol):
     def _ident(self, member: Member) -> tuple[str, str, str, str | None]:
         """A member's user, host, real name and away message."""
         client = member.participant
+        away = self.factory.context.server.moderation.away
+        text = away.get(member.key) if away else None
         if isinstance(client, IRCProtocol) and client._registered:
-            return client.user or member.name, client.host, client.realname, client.away
-        return member.name, render.OTHER_HOST, member.name, None
+            return client.user or member.name, client.host, client.realname, text
+        return member.name, render.OTHER_HOST, member.name, text
 
     def irc_USERHOST(self, params: Sequence[str]) -> None:
         if not params:
@@ -1250,14 +1563,21 @@ class IRCProtocol(Protocol):
                        for value in (member.name, user, host, realname)):
                     members.append(member)
             members.sort(key=lambda m: m.name.lower())
+        marks = self._prefixes(key) if key is not None and channel != "*" else {}
+        moderation = server.moderation
         for member in members:
             user, host, realname, away = self._ident(member)
             where = channel
+            mark = marks.get(member.name, "") if marks else ""
             if where == "*" and member.rooms:
-                where = "#" + next(iter(member.rooms)).name
+                first = next(iter(member.rooms)).name
+                where = "#" + first
+                mark = "@" if moderation.is_op(member, first) else \
+                    "+" if moderation.is_voiced(member, first) else ""
             flags = "G" if away else "H"
             if getattr(member, "operator", False):  # a Visitor: a server operator
                 flags += "*"
+            flags += mark
             if whox is not None:
                 self._whox(whox, token, member, where, user, host, flags, realname)
                 continue
@@ -1284,27 +1604,17 @@ class IRCProtocol(Protocol):
             self.reply("431", "No nickname given")
             return
         name = params[-1].split(",")[0]
-        member = self._directory.find(name)
+        member = self.session.member
         if member is None:
+            return
+        try:
+            self.factory.context.server.whois(member, name)  # a Whois event: _whois
+        except NoSuchTarget:
             self.reply("401", name, "No such nick")
             self.reply("318", name, "End of /WHOIS list")
             return
-        user, host, realname, away = self._ident(member)
-        self.reply("311", member.name, user, host, "*", realname)
-        rooms = " ".join("#" + room.name for room in member.rooms)
-        if rooms:
-            self.reply("319", member.name, rooms)
-        self.reply("312", member.name, self.hub.server_name, "twisted-chat")
-        if getattr(member, "operator", False):
-            self.reply("313", member.name, "is an IRC operator")
-        if away:
-            self.reply("301", member.name, away)
-        client = member.participant
-        if isinstance(client, IRCProtocol) and client._registered:
-            now = self.factory.context.clock.seconds()
-            self.reply("317", member.name, str(int(now - client.last_active)),
-                       str(int(client.signon)), "seconds idle, signon time")
-        self.reply("318", member.name, "End of /WHOIS list")
+        found = self._directory.find(name)
+        self.reply("318", found.name if found is not None else name, "End of /WHOIS list")
 
     def irc_WHOWAS(self, params: Sequence[str]) -> None:
         if not params or not params[0]:
@@ -1418,6 +1728,8 @@ _EVENTS: dict[type, Callable[[IRCProtocol, Any], None]] = {
     History: IRCProtocol._history,
     Shutdown: IRCProtocol._shutdown,
     Joined: IRCProtocol._joined,
+    Whois: IRCProtocol._whois,
+    Away: IRCProtocol._away_reply,
 }
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from twisted_chat.domain.events import Entry, Message, Notice
+from twisted_chat.domain.moderation import target_kind
 from twisted_chat.frontends.irc.parser import (
     MAX_BODY,
     format_message,
@@ -78,6 +79,51 @@ def entry_lines(entry: Entry, prefixes: Prefixes, tags: dict[str, str] | None) -
                  privmsgs(source, "#" + entry.room, entry.text, entry.action))
 
 
+def mask_of(target: str) -> str:
+    """A ban or mute target as an IRC mask: C{nick!*@*} for a name, else C{*!*@address}."""
+    return target + "!*@*" if target_kind(target) == "name" else "*!*@" + target
+
+
+# Moderation notices that IRC shows as a MODE: change -> (mode, prefix of the mask).
+_MODES = {"banned": ("+b", ""), "unbanned": ("-b", ""), "muted": ("+b", "m:"),
+          "unmuted": ("-b", "m:")}
+
+
+# Notices of ops and voices: change -> mode.
+_PREFIX_MODES = {"opped": "+o", "deopped": "-o", "voiced": "+v", "devoiced": "-v"}
+
+
+def _moderation(event: Notice, prefixes: Prefixes, server_name: str
+                ) -> list[tuple[str, str, tuple[str, ...]]] | None:
+    """
+    A moderation notice as native IRC messages (source, command, params),
+    or C{None} if it is none: a kick is a KICK, bans and mutes (the
+    C{m:} extban) are C{MODE +b}/C{-b}, ops and voices C{MODE +o}/C{-o}/C{+v}/C{-v}, a topic lock
+    C{MODE +t}/C{-t}, a claim a notice and C{MODE +to}.
+    """
+    change, room, actor = event.change, event.room, event.actor
+    if room is None or change is None:
+        return None
+    source = prefixes(actor) if actor is not None else server_name
+    channel = "#" + room
+    if change == "topic" and actor is not None:
+        return [(source, "TOPIC", (channel, event.detail or ""))]
+    if change == "kicked" and event.user is not None:
+        reason = event.detail or actor or server_name
+        return [(source, "KICK", (channel, event.user, reason))]
+    mode = _MODES.get(change)
+    if mode is not None and event.detail:
+        return [(source, "MODE", (channel, mode[0], mode[1] + mask_of(event.detail)))]
+    if change in _PREFIX_MODES and event.user is not None:
+        return [(source, "MODE", (channel, _PREFIX_MODES[change], event.user))]
+    if change in ("locked", "unlocked"):
+        return [(source, "MODE", (channel, "+t" if change == "locked" else "-t"))]
+    if change == "claimed" and event.user is not None:
+        return [(server_name, "NOTICE", (channel, event.text)),
+                (source, "MODE", (channel, "+to", event.user))]
+    return None
+
+
 def room_event(event: Message | Notice, prefixes: Prefixes,
                server_name: str) -> tuple[bytes, bytes]:
     """
@@ -92,11 +138,11 @@ def room_event(event: Message | Notice, prefixes: Prefixes,
     assert isinstance(event, Notice)
     stamp = {"time": server_time(event.when)}
     user, change, room = event.user, event.change, event.room
-    if change == "topic" and room is not None and event.actor is not None:
-        source = prefixes(event.actor)
-        topic = ("#" + room, event.detail or "")
-        return (lines(None, source, "TOPIC", [topic]),
-                lines(stamp, source, "TOPIC", [topic]))
+    if change is not None and change not in _PRESENCE:
+        native = _moderation(event, prefixes, server_name)
+        if native is not None:
+            return (b"".join(lines(None, *message) for message in _listed(native)),
+                    b"".join(lines(stamp, *message) for message in _listed(native)))
     if user is not None and room is not None:
         source = prefixes(user)
         channel = "#" + room
@@ -110,7 +156,9 @@ def room_event(event: Message | Notice, prefixes: Prefixes,
                     lines(stamp, source, "PART", [params]))
         if change == "offline":
             why = event.text[len(user) + 1:] if event.text.startswith(user + " ") else event.text
-            if why.startswith("quit (") and why.endswith(")"):
+            if why.startswith("was disconnected by "):  # /kill, IRC KILL
+                why = "Killed (%s)" % why[len("was disconnected by "):]
+            elif why.startswith("quit (") and why.endswith(")"):
                 why = "Quit: " + why[6:-1]
             elif why == "quit":
                 why = "Quit: "
@@ -122,6 +170,15 @@ def room_event(event: Message | Notice, prefixes: Prefixes,
         event.text, room_for_last(server_name, "NOTICE", (target,)))]
     return (lines(None, server_name, "NOTICE", parts),
             lines(stamp, server_name, "NOTICE", parts))
+
+
+# The notices of comings and goings (the others are moderation's).
+_PRESENCE = frozenset({"joined", "left", "offline"})
+
+
+def _listed(messages: list[tuple[str, str, tuple[str, ...]]]
+            ) -> list[tuple[str, str, list[tuple[str, ...]]]]:
+    return [(source, command, [params]) for source, command, params in messages]
 
 
 def _reason(text: str) -> str:
