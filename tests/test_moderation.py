@@ -431,6 +431,15 @@ class MuteTests(ModerationTestCase):
         self.server.ungmute(root, "198.51.100.0/24")
         self.server.say(self.troll, "x")
 
+    def test_gmute_of_the_operators_own_network(self) -> None:
+        """A teacher mutes the classroom it sits in: the class reads, the teacher speaks."""
+        root, root_out = self.add("root", "den", operator=True, host="198.51.100.9")
+        self.server.gmute(root, "198.51.100.0/24", 1800)
+        self.assertEqual(root_out.lines()[-1],
+                         "muted 198.51.100.0/24 on the server for 30m (operators are not muted)")
+        self.assertRaises(Muted, self.server.say, self.troll, "x")
+        self.server.say(root, "quiet please")
+
     def test_gmute_refused_for_non_operator(self) -> None:
         error = self.assertRaises(NotOperator, self.server.gmute, self.alice, "troll", None)
         self.assertEqual(error.numeric, "481")

@@ -1047,14 +1047,15 @@ class ChatServer:
         """
         self._need_operator(member, "gmute")
         canonical = parse_target(target)
-        if target_matches(canonical, member):
-            raise ChatError("that would mute you")
+        # Operators are never muted, so muting the operator's own address
+        # (a teacher in the classroom it silences) is allowed: said, not refused.
         reason = reason.strip()[:REASON_MAX]
         when = self.clock.seconds()
         until = when + duration if duration is not None else None
         self._apply("mute", None, canonical, member, until, reason)
-        member.participant.send(Info("muted %s on the server%s"
-                                     % (canonical, self._for(until, when))))
+        note = " (operators are not muted)" if target_matches(canonical, member) else ""
+        member.participant.send(Info("muted %s on the server%s%s"
+                                     % (canonical, self._for(until, when), note)))
 
     def ungmute(self, member: Member, target: str) -> None:
         """C{/ungmute} (operators): lift a server-wide mute."""
