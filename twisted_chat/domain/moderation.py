@@ -302,6 +302,9 @@ class Moderation:
         never stored; the server keeps it here beside whois).
     @ivar expired: called with each C{unban}/C{unmute} change an expiry
         applied (the server announces it).
+    @ivar shared: called with each change L{make} applied (a cluster
+        publishes it to the other processes, which L{apply} it: never
+        published again); C{None} on a single process.
     """
 
     log = Logger()
@@ -316,6 +319,7 @@ class Moderation:
         self.ban_count = 0
         self.away: dict[str, str] = {}
         self.expired: Callable[[Change], object] = lambda change: None
+        self.shared: Callable[[Change], object] | None = None
 
     def load(self) -> None:
         """
@@ -437,6 +441,44 @@ class Moderation:
     def is_muted(self, member: Member, room_key: str) -> bool:
         return self.muted(member, room_key) is not None
 
+    def snapshot(self) -> list[Change]:
+        """
+        Changes that rebuild the whole state (claims, ops, topics, bans,
+        mutes), as a process of a cluster sends a newcomer.
+        """
+        changes = []
+        for key, state in self._rooms.items():
+            if state.owner is not None:
+                changes.append(Change("claim", key, state.owner))
+            changes += [Change("op", key, account) for account in sorted(state.ops)]
+            topic = state.topic
+            if topic is not None:
+                changes.append(Change("topic", key, "", topic.by, None, topic.text, topic.when))
+            for kind, table in (("ban", state.bans), ("mute", state.mutes)):
+                changes += [Change(kind, key, ban.target, ban.by, ban.until, ban.reason, ban.when)
+                            for ban in table.entries()]
+        return changes
+
+    def holds(self, change: Change) -> bool:
+        """Whether the state holds C{change} already (a claim, op, topic, ban or mute)."""
+        state = self._rooms.get(change.room)
+        if state is None:
+            return False
+        kind = change.kind
+        if kind == "claim":
+            return state.owner == change.target.casefold()
+        if kind == "op":
+            return change.target.casefold() in state.ops
+        if kind == "topic":
+            topic = state.topic
+            return topic is not None and (topic.text, topic.by, topic.when) == (
+                change.reason, change.by, change.when)
+        if kind in ("ban", "mute"):
+            entry = (state.bans if kind == "ban" else state.mutes).get(change.target)
+            return entry is not None and (entry.by, entry.until, entry.reason, entry.when) == (
+                change.by, change.until, change.reason, change.when)
+        return False
+
     def modlog(self, limit: int = 100) -> list[Change]:
         """The last C{limit} logged changes (from the store; none without one)."""
         return self._store.modlog(limit) if self._store is not None else []
@@ -463,6 +505,16 @@ class Moderation:
                 reason=": %s" % change.reason if change.reason else "")
         if change.until is not None:
             self._schedule()
+
+    def make(self, change: Change) -> None:
+        """
+        Apply C{change}, made on this process by one of its users (not an
+        expiry, not a change received from another process), and hand it
+        to L{shared}.
+        """
+        self.apply(change)
+        if self.shared is not None:
+            self.shared(change)
 
     def _update(self, change: Change) -> None:
         kind, room = change.kind, change.room
