@@ -115,6 +115,12 @@ class ModerationCluster(SynchronousTestCase):
         self.redis.pump()
         [topic] = [e for e in bobs.events if isinstance(e, Topic)]
         self.assertEqual((topic.text, topic.by), ("plans for friday", "alice"))
+        # an operator sets the topic of a room only another process has
+        oper, _ = a.user("oper", operator=True)
+        b.user("carol", "attic")
+        a.server.topic(oper, "attic", "dusty")
+        self.redis.pump()
+        self.assertEqual(b.server.moderation.topic("attic").text, "dusty")  # type: ignore[union-attr]
         # an unclaimed room's topic is forgotten only once nobody is in it anywhere
         a.server.join(alice, "lobby")
         self.redis.pump()

@@ -15,13 +15,18 @@ twice after a lost reply).  Each event is a dict with C{k}, its kind:
     once    notices to several rooms, each member told once: pairs, exclude
     pm      a private message: to (recipient key), sender, recipient, text, when
     join / part   a member entered or left a room (the directory's replica)
-    online / offline   a name came online or went offline
+    online / offline   a name came online (with its presence, p: account,
+            operator, address, login time, away text, IRC or not) or
+            went offline
+    who     a member's presence changed (p, as for online)
     hello   a process (re)connected: everyone answers with a sync
-    sync    a process's whole state: every member and its rooms
+    sync    a process's whole state: every member and its rooms (and, in
+            p, each one's presence)
     beat    a heartbeat (a process is alive)
     bye     a process is stopping: its members leave every list
     state   a generic state change: topic (who applies it, e.g.
-            "moderation"), sv (its own version), change (a JSON object);
+            "moderation", "accounts"), sv (its own version), change (a
+            JSON object);
             see L{twisted_chat.cluster.node.ClusterNode.on_state}
 
 A decoder drops (and counts) an entry of another version or kind rather

@@ -747,7 +747,7 @@ class ChatServer:
             raise NotInRoom("you are not in #%s" % key)
         if self.moderation.claimed(key):
             self._need_op(member, key)
-        elif key not in self.rooms:
+        elif key not in self.rooms and not self.directory.members(key):  # (on any process)
             raise NoSuchTarget("there is no room #%s" % key)
         self._apply("topic", key, "", member, reason=text)
         if text:
