@@ -307,3 +307,33 @@ class ModerationCluster(SynchronousTestCase):
         self.redis.pump()
         again = Process(self.redis, "b2", positions=Positions(path), moderation=b.store)
         self.assertEqual(again.server.moderation.snapshot(), a.server.moderation.snapshot())
+
+    def test_irc_whois_of_a_remote_operator(self) -> None:
+        """IRC WHOIS on a of an operator on b: 311, its rooms (319) and 313."""
+        from twisted.cred.checkers import AllowAnonymousAccess
+        from twisted.cred.portal import Portal
+        from twisted.internet.testing import StringTransport
+
+        from tests.helpers import PEER
+        from twisted_chat.auth.cred import ChatRealm
+        from twisted_chat.config import ChatConfig
+        from twisted_chat.frontends.irc.protocol import IRCFactory, IRCHub, IRCProtocol
+        from twisted_chat.session.session import SessionContext
+
+        a, b = self.a, self.b
+        context = SessionContext.create(
+            a.server, Portal(ChatRealm(a.server), [AllowAnonymousAccess()]),
+            ChatConfig(passcode=None, db=":memory:"), self.clock)
+        protocol = IRCFactory(context, IRCHub("irc.test", self.clock)).buildProtocol(PEER)
+        assert isinstance(protocol, IRCProtocol)
+        transport = StringTransport(peerAddress=PEER)
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"NICK ann\r\nUSER u 0 * :Ann\r\n")
+        self.redis.pump()
+        b.user("root", "den", operator=True)
+        transport.clear()
+        protocol.dataReceived(b"WHOIS root\r\n")
+        said = transport.value().decode()
+        self.assertIn(" 319 ann root #den", said)
+        self.assertIn(" 313 ann root :", said)
+        self.assertIn(" 318 ann root :", said)
