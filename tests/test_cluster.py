@@ -519,6 +519,20 @@ class Codec(SynchronousTestCase):
         self.assertEqual((instance, seq), ("a/1", 3))
         self.assertEqual(codec.entry_of(events[0]), entry)
 
+    def test_notices_keep_actor_and_detail(self) -> None:
+        """A moderation notice (its actor and detail), alone or among others."""
+        kicked = Notice("den", "bob was kicked", 1.5, "", "bob", "kicked", "alice", "spam")
+        plain = Notice("den", "bob quit", 2.0, "", "bob", "offline")
+        for event in (kicked, plain):
+            for decoded in (codec.notice_event(codec.notice("den", event)),
+                            codec.notice_event(codec.notice_fields(event))):
+                self.assertEqual(
+                    (decoded.room, decoded.text, decoded.when, decoded.user, decoded.change,
+                     decoded.actor, decoded.detail),
+                    (event.room, event.text, event.when, event.user, event.change,
+                     event.actor, event.detail))
+        self.assertEqual(len(codec.notice_fields(plain)), 5)  # as older processes read it
+
     def test_bad(self) -> None:
         for data in ("", "[]", '{"v": 2}', '{"v": 1, "n": 1, "s": 1, "e": []}', "{"):
             self.assertRaises(codec.BadEntry, codec.decode_batch, data)

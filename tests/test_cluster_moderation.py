@@ -109,20 +109,26 @@ class ModerationCluster(SynchronousTestCase):
         a, b = self.a, self.b
         alice, _ = a.user("alice", "den")
         bob, bobs = b.user("bob")
+        _, carols = b.user("carol", "den")
         a.server.topic(alice, "den", "plans for friday")
         self.redis.pump()
+        # the notice keeps its actor and detail across (IRC renders TOPIC from them)
+        [told] = [e for e in carols.events if isinstance(e, Notice)]
+        self.assertEqual((told.change, told.actor, told.detail),
+                         ("topic", "alice", "plans for friday"))
         b.server.join(bob, "den")
         self.redis.pump()
         [topic] = [e for e in bobs.events if isinstance(e, Topic)]
         self.assertEqual((topic.text, topic.by), ("plans for friday", "alice"))
         # an operator sets the topic of a room only another process has
         oper, _ = a.user("oper", operator=True)
-        b.user("carol", "attic")
+        b.user("dora", "attic")
         a.server.topic(oper, "attic", "dusty")
         self.redis.pump()
         self.assertEqual(b.server.moderation.topic("attic").text, "dusty")  # type: ignore[union-attr]
         # an unclaimed room's topic is forgotten only once nobody is in it anywhere
         a.server.join(alice, "lobby")
+        b.server.join(b.server.members["carol"], "lobby")
         self.redis.pump()
         self.assertIsNotNone(b.server.moderation.topic("den"))
         self.assertIsNotNone(a.server.moderation.topic("den"))
