@@ -450,7 +450,14 @@ class ModerationAcrossProcesses(RedisTestCase):
         alice.send("/wall restart at noon")
         for client in (alice, bob, carol):
             client.read_until(lambda line: line.endswith("*** [wall] alice: restart at noon ***"))
-        for server in (a, b):
+        # a process started late learns it all from the stream
+        c = node(self, redis, "c")
+        (dave,) = log_in(self, c.port, "dave")
+        dave.send("/join den")
+        dave.read_until(lambda line: line.startswith("Topic of #den: Dragons only (set by alice"))
+        dave.send("/bans")
+        dave.read_until(lambda line: line.startswith("  bob (by alice, "))
+        for server in (a, b, c):
             self.assertNotIn("Traceback", server.output())
         self.assertIn("moderation: alice ban bob in #den for 1h", b.output())
 
