@@ -403,8 +403,8 @@ class ClusterNode(Service):
 
     def on_state(self, topic: str, handler: Callable[[int, dict[str, Any], str], object]) -> None:
         """
-        The hook for replicated state (accounts; moderation, after
-        merging): every C{state} event of C{topic} published by another
+        The hook for replicated state (accounts, moderation: see
+        L{twisted_chat.cluster.moderation}): every C{state} event of C{topic} published by another
         process is handed to C{handler(version, change, node_name)}, also
         those published while this process was down (when it catches up on
         start-up, with node_name C{""}).  Publish with L{publish_state}.
