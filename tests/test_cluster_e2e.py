@@ -461,6 +461,31 @@ class ModerationAcrossProcesses(RedisTestCase):
             self.assertNotIn("Traceback", server.output())
         self.assertIn("moderation: alice ban bob in #den for 1h", b.output())
 
+    def test_server_mute_during_a_redis_restart(self) -> None:
+        """A /gmute made while Redis is down (and loses its data) holds on b once it is back."""
+        redis = RedisServer(self)
+        a = node(self, redis, "a", "--operator", "root")
+        b = node(self, redis, "b", "--operator", "root")
+        (root,) = log_in(self, a.port, "root")
+        root.send("/register correct horse battery")
+        root.read_until("root is registered")
+        (bob,) = log_in(self, b.port, "bob")
+        ask_until(root, "/users", "bob")
+        redis.stop()
+        wait_for(lambda: "is unreachable" in b.output(), "b never noticed")
+        root.send("/gmute bob")
+        root.read_until("muted bob on the server")
+        redis.start()
+        deadline = time.monotonic() + 10
+        while True:  # until b has applied it
+            bob.send("/msg root ping")
+            line = bob.read_until(lambda line: "[PRIVATE to root]" in line
+                                  or line.startswith("ERROR"))[-1]
+            if line.startswith("ERROR") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(line, "ERROR you are muted on this server")
+
 
 class MissingRedis(SynchronousTestCase):
     """Without redis-server the cluster tests are skipped, but fail under CI."""
