@@ -343,3 +343,46 @@ class ModerationCluster(SynchronousTestCase):
         self.assertIn(" 319 ann root #den", said)
         self.assertIn(" 313 ann root :", said)
         self.assertIn(" 318 ann root :", said)
+
+    def test_same_ban_changed_on_both_sides_of_an_outage_converges(self) -> None:
+        """Last writer wins: a ban set again on b then lifted on a, two topics, while apart."""
+        a, b = self.a, self.b
+        owner, _ = a.user("owner", "den", account=True)
+        a.server.claim_room(owner, "den")
+        helper, _ = b.user("helper", "den", account=True)
+        a.server.op(owner, "den", "helper")
+        a.server.ban(owner, "den", "troll", None, "first")
+        self.redis.pump()
+        self.redis.stop()
+        self.clock.advance(10)
+        b.server.ban(helper, "den", "troll", None, "again")  # later, but published first
+        self.clock.advance(10)
+        a.server.unban(owner, "den", "troll")  # the latest
+        a.server.topic(owner, "den", "from a")  # earlier than b's
+        self.clock.advance(10)
+        b.server.topic(helper, "den", "from b")
+        self.redis.start()
+        self.redis.pump()
+        for process in (a, b):
+            self.assertEqual(process.server.moderation.bans("den"), [])
+            self.assertEqual(process.server.moderation.topic("den").text,  # type: ignore[union-attr]
+                             "from b")
+        self.assertEqual(a.server.moderation.snapshot(), b.server.moderation.snapshot())
+
+    def test_a_change_made_after_another_wins_whatever_the_clocks(self) -> None:
+        """A process whose clock runs behind still lifts a ban it saw set."""
+        from twisted_chat.domain.moderation import Change
+
+        a, b = self.a, self.b
+        owner, _ = a.user("owner", "den", account=True)
+        a.server.claim_room(owner, "den")
+        a.server.ban(owner, "den", "troll", None)
+        self.redis.pump()
+        behind = self.clock.seconds() - 30  # b's clock, half a minute behind a's
+        b.server.moderation.make(Change("unban", "den", "troll", "owner", None, "", behind))
+        self.redis.pump()
+        self.assertEqual(a.server.moderation.bans("den"), [])
+        # and an old change arriving late (a stale replay) changes nothing
+        b.server.moderation.shared = None
+        a.server.applied_elsewhere(Change("ban", "den", "troll", "owner", None, "", behind))
+        self.assertEqual(a.server.moderation.bans("den"), [])

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
-from twisted_chat.domain.moderation import LOGGED_KINDS, STATE_KINDS, Change
+from twisted_chat.domain.moderation import LOGGED_KINDS, STATE_KINDS, Change, Version
 
 if TYPE_CHECKING:
     from twisted_chat.cluster.node import ClusterNode
@@ -40,8 +40,20 @@ TOPIC = "moderation"
 VERSION = 1
 
 
-def encode(change: Change) -> dict[str, Any]:
-    return asdict(change)
+def encode(change: Change, version: Version | None = None) -> dict[str, Any]:
+    found = asdict(change)
+    if version is not None:
+        found["version"] = list(version)
+    return found
+
+
+def version_of(data: dict[str, Any]) -> Version | None:
+    """The version a change was published with (C{None}: none)."""
+    version = data.get("version")
+    if version is None:
+        return None
+    when, by = version
+    return (float(when), str(by))
 
 
 def decode(data: dict[str, Any]) -> Change:
@@ -73,9 +85,9 @@ class ReplicatedModeration:
         node.on_state(TOPIC, self.apply)
         node.on_hello(self.greet)
 
-    def publish(self, change: Change) -> None:
+    def publish(self, change: Change, version: Version | None) -> None:
         """A change made on this process: every other process applies it."""
-        self.node.publish_state(TOPIC, VERSION, encode(change))
+        self.node.publish_state(TOPIC, VERSION, encode(change, version))
 
     def apply(self, version: int, data: dict[str, Any], node: str) -> None:
         """A change published by the process C{node} (C{""}: read while catching up)."""
@@ -86,15 +98,16 @@ class ReplicatedModeration:
         to = data.get("to")
         try:
             change = decode(data)
+            stamp = version_of(data)
         except (ValueError, TypeError) as e:
             self.log.warn("a bad moderation change from {node} skipped: {why}",
                           node=node or "the stream", why=e)
             return
         if to is not None:  # a snapshot, for the newcomer it names
             if to == self.node.instance and not self.server.moderation.holds(change):
-                self.server.moderation.apply(change)
+                self.server.moderation.merge(change, stamp)
             return
-        self.server.applied_elsewhere(change, live=bool(node))
+        self.server.applied_elsewhere(change, live=bool(node), version=stamp)
 
     def greet(self, instance: str, first: bool) -> None:
         """
@@ -103,5 +116,7 @@ class ReplicatedModeration:
         """
         if not first:
             return
-        for change in self.server.moderation.snapshot():
-            self.node.publish_state(TOPIC, VERSION, {**encode(change), "to": instance})
+        moderation = self.server.moderation
+        for change in moderation.snapshot():
+            self.node.publish_state(TOPIC, VERSION, {
+                **encode(change, moderation.version(change)), "to": instance})

@@ -49,6 +49,13 @@ STATE_KINDS = frozenset({"claim", "unclaim", "op", "deop", "topic", "ban", "unba
 LOGGED_KINDS = frozenset({"kick", "kill", "wall"})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# A change's version (when, by): which of two changes of the same item wins
+# in a cluster (the later; L{Moderation.merge}).
+Version = tuple[float, str]
+# Versions of items kept past this many (a cluster's tombstones) are
+# forgotten once older than VERSION_AGE seconds.
+VERSIONS_KEPT = 4096
+VERSION_AGE = 86400.0
 
 
 def parse_duration(word: str) -> float | None:
@@ -185,6 +192,23 @@ class Change:
     when: float = 0.0
 
 
+def item_of(change: Change) -> tuple[str, str | None, str] | None:
+    """
+    What C{change} sets: a room's owner, one op, the topic, one ban or one
+    mute (C{None} for kick, kill and wall, which set nothing).
+    """
+    kind = change.kind
+    if kind in ("ban", "unban", "mute", "unmute"):
+        return (kind[2:] if kind.startswith("un") else kind, change.room, change.target)
+    if kind in ("op", "deop"):
+        return ("op", change.room, change.target.casefold())
+    if kind in ("topic", "forget"):
+        return ("topic", change.room, "")
+    if kind in ("claim", "unclaim"):
+        return ("owner", change.room, "")
+    return None
+
+
 class ModerationStore(Protocol):
     """Where moderation state and the moderation log are kept."""
 
@@ -302,9 +326,9 @@ class Moderation:
         never stored; the server keeps it here beside whois).
     @ivar expired: called with each C{unban}/C{unmute} change an expiry
         applied (the server announces it).
-    @ivar shared: called with each change L{make} applied (a cluster
-        publishes it to the other processes, which L{apply} it: never
-        published again); C{None} on a single process.
+    @ivar shared: called with each change L{make} applied and its
+        version (a cluster publishes them to the other processes, which
+        L{merge} it: never published again); C{None} on a single process.
     """
 
     log = Logger()
@@ -319,7 +343,9 @@ class Moderation:
         self.ban_count = 0
         self.away: dict[str, str] = {}
         self.expired: Callable[[Change], object] = lambda change: None
-        self.shared: Callable[[Change], object] | None = None
+        self.shared: Callable[[Change, Version | None], object] | None = None
+        # the version of the last change of each item (also of lifted ones)
+        self._versions: dict[tuple[str, str | None, str], Version] = {}
 
     def load(self) -> None:
         """
@@ -331,6 +357,9 @@ class Moderation:
             return
         for change in self._store.load():
             self._update(change)
+            item = item_of(change)
+            if item is not None:
+                self._versions[item] = (change.when, change.by)
         self._schedule()
 
     # -- queries (no side effects) ------------------------------------------------
@@ -512,9 +541,52 @@ class Moderation:
         expiry, not a change received from another process), and hand it
         to L{shared}.
         """
+        item = item_of(change) if self.shared is not None else None
+        version = None
+        if item is not None:  # (kept in a cluster only)
+            # later than the last change of the item this process saw, even
+            # if another machine's clock runs ahead of this one's
+            previous = self._versions.get(item)
+            when = change.when
+            if previous is not None and when <= previous[0]:
+                when = previous[0] + 0.001
+            version = self._versions[item] = (when, change.by)
+            self._forget_versions()
         self.apply(change)
         if self.shared is not None:
-            self.shared(change)
+            self.shared(change, version)
+
+    def merge(self, change: Change, version: Version | None = None) -> bool:
+        """
+        Apply C{change}, made on another process of a cluster with
+        C{version} (default: its C{when} and C{by}), unless this process
+        holds a later change of the same item (last writer wins: two
+        processes that changed the same ban while apart end up agreeing).
+        Returns whether it was applied.
+        """
+        item = item_of(change)
+        if item is not None:
+            if version is None:
+                version = (change.when, change.by)
+            previous = self._versions.get(item)
+            if previous is not None and previous >= version:
+                return False
+            self._versions[item] = version
+            self._forget_versions()
+        self.apply(change)
+        return True
+
+    def version(self, change: Change) -> Version:
+        """The version of the item C{change} sets, as this process holds it."""
+        item = item_of(change)
+        found = self._versions.get(item) if item is not None else None
+        return found if found is not None else (change.when, change.by)
+
+    def _forget_versions(self) -> None:
+        """Past L{VERSIONS_KEPT}, versions older than L{VERSION_AGE} go."""
+        if len(self._versions) > VERSIONS_KEPT:
+            old = self._clock.seconds() - VERSION_AGE
+            self._versions = {item: v for item, v in self._versions.items() if v[0] >= old}
 
     def _update(self, change: Change) -> None:
         kind, room = change.kind, change.room

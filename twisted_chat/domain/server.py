@@ -48,6 +48,7 @@ from twisted_chat.domain.moderation import (
     TOPIC_MAX,
     Change,
     Moderation,
+    Version,
     account_key,
     address_of,
     format_duration,
@@ -661,7 +662,8 @@ class ChatServer:
                        change.kind + "ned" if what == "ban" else change.kind + "d",
                        detail=change.target, here_only=True)
 
-    def applied_elsewhere(self, change: Change, live: bool = True) -> None:
+    def applied_elsewhere(self, change: Change, live: bool = True,
+                          version: Version | None = None) -> None:
         """
         A moderation change made on another process of a cluster: the same
         state here (kept in this process's store and log, never published
@@ -670,13 +672,14 @@ class ChatServer:
         the room (announced here), a gban closes their sessions, a kick or
         a kill of one of them, a wall told to them.  The announcement of
         the change itself came through the bus from the process that made it.
+        A change older (its C{version}) than this process's last of the
+        same item is dropped (L{Moderation.merge}).
         """
         kind, key = change.kind, change.room
         if kind == "forget" and key is not None and (
                 key in self.rooms or self.directory.members(key)):
             return  # someone is in it still (here, or joined meanwhile elsewhere)
-        self.moderation.apply(change)
-        if not live:
+        if not self.moderation.merge(change, version) or not live:
             return
         if kind == "ban":
             if key is None:
