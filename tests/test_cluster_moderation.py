@@ -235,6 +235,11 @@ class ModerationCluster(SynchronousTestCase):
         # operator status is seen from the other process (IRC 313 reads it)
         b.server.whois(bob, "oper")
         self.assertTrue(b.server.directory.find("oper").operator)  # type: ignore[union-attr]
+        # an operator now (IRC OPER): the others see it at once
+        bob.operator = True  # type: ignore[attr-defined]
+        b.server.directory.changed(bob)
+        self.redis.pump()
+        self.assertTrue(a.server.directory.find("bob").operator)  # type: ignore[union-attr]
         b.server.away(bob, None)
         self.redis.pump()
         self.assertNotIn("bob", a.server.moderation.away)
