@@ -17,14 +17,18 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakeredis import FakeRedis
 from tests.helpers import FakeParticipant, temp_dir
+from twisted_chat.auth.cred import Visitor
 from twisted_chat.cluster import codec
 from twisted_chat.cluster.address import parse_url
 from twisted_chat.cluster.node import DEAD_AFTER, ClusterNode, Positions
 from twisted_chat.cluster.wire import attach, factories
 from twisted_chat.domain.events import Entry, Error, Message, Notice, Private, Users
+from twisted_chat.domain.moderation import Moderation
 from twisted_chat.domain.server import ChatServer, Member
 from twisted_chat.errors import NameTaken
+from twisted_chat.storage.accounts import Account
 from twisted_chat.storage.history import MemoryHistory
+from twisted_chat.storage.moderation import MemoryModeration
 
 BEAT = 5.0
 
@@ -33,7 +37,8 @@ class Process:
     """One chat process: a server with a cluster node on the shared fake Redis."""
 
     def __init__(self, redis: FakeRedis, name: str, history: Any = None,
-                 positions: Positions | None = None, accounts: Any = None) -> None:
+                 positions: Positions | None = None, accounts: Any = None,
+                 moderation: Any = None) -> None:
         self.redis = redis
         self.node = ClusterNode(redis.link, name, redis.clock, BEAT, positions)
         if accounts is not None:
@@ -42,10 +47,30 @@ class Process:
             self.accounts = ReplicatedAccounts(accounts, self.node)
         bus, directory = factories(self.node)
         self.history = history if history is not None else MemoryHistory()
-        self.server = ChatServer(self.history, redis.clock, bus=bus, directory=directory)
+        self.store = moderation if moderation is not None else MemoryModeration()
+        self.server = ChatServer(self.history, redis.clock, bus=bus, directory=directory,
+                                 moderation=Moderation(redis.clock, self.store))
+        self.server.moderation.load()
         attach(self.node, self.server)
         self.node.startService()
         redis.pump()
+
+    def user(self, name: str, room: str = "lobby", account: bool = False,
+             operator: bool = False, host: str = "192.0.2.7") -> tuple[Member, Addressed]:
+        """A user with an address, a guest or an account (an operator's, if C{operator})."""
+        participant = Addressed(host)
+        visitor = Visitor(self.server, participant,
+                          Account(name, "x", operator) if account or operator else None,
+                          operator)
+        outcome: list[Any] = []
+        self.server.claim(name, participant, visitor).addBoth(outcome.append)
+        self.redis.pump()
+        if isinstance(outcome[0], Failure):
+            outcome[0].raiseException()
+        self.server.join(visitor, room)
+        self.redis.pump()
+        participant.events.clear()
+        return visitor, participant
 
     def claim(self, name: str) -> Deferred[Member]:
         d = self.server.claim(name, FakeParticipant())
@@ -74,6 +99,17 @@ class Process:
             self.node._beat.cancel()
         self.node.stopping = True
         self.redis.pump()
+
+
+class Addressed(FakeParticipant):
+    """A participant with an address, as every front end has."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__()
+        self.host = host
+
+    def peer_host(self) -> str:
+        return self.host
 
 
 def texts(participant: FakeParticipant) -> list[str]:
@@ -482,6 +518,20 @@ class Codec(SynchronousTestCase):
         instance, seq, events = codec.decode_batch(data)
         self.assertEqual((instance, seq), ("a/1", 3))
         self.assertEqual(codec.entry_of(events[0]), entry)
+
+    def test_notices_keep_actor_and_detail(self) -> None:
+        """A moderation notice (its actor and detail), alone or among others."""
+        kicked = Notice("den", "bob was kicked", 1.5, "", "bob", "kicked", "alice", "spam")
+        plain = Notice("den", "bob quit", 2.0, "", "bob", "offline")
+        for event in (kicked, plain):
+            for decoded in (codec.notice_event(codec.notice("den", event)),
+                            codec.notice_event(codec.notice_fields(event))):
+                self.assertEqual(
+                    (decoded.room, decoded.text, decoded.when, decoded.user, decoded.change,
+                     decoded.actor, decoded.detail),
+                    (event.room, event.text, event.when, event.user, event.change,
+                     event.actor, event.detail))
+        self.assertEqual(len(codec.notice_fields(plain)), 5)  # as older processes read it
 
     def test_bad(self) -> None:
         for data in ("", "[]", '{"v": 2}', '{"v": 1, "n": 1, "s": 1, "e": []}', "{"):

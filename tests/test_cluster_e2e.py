@@ -1,6 +1,8 @@
 """
 End to end: real C{twistd chat} processes sharing a real C{redis-server}
-(Debian's; the test is skipped without one), SPEC section 10.
+(Debian's), SPEC section 10, and moderation across them (SPEC 8).  Skipped
+without redis-server, except under CI (the C{CI} environment variable),
+where that is a failure.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 import time
 
 import pytest
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.helpers import LineClient, ServerProcess, log_in, temp_dir
 
@@ -23,10 +25,24 @@ REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 # A short heartbeat: a killed process is taken for dead after four (0.8 s).
 BEAT = "0.2"
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not os.path.exists(REDIS), reason="needs redis-server"),
-]
+pytestmark = pytest.mark.e2e
+
+
+def require_redis(case: SynchronousTestCase, path: str = REDIS) -> None:
+    """Skip C{case} without redis-server; under CI, fail it instead."""
+    if os.path.exists(path):
+        return
+    reason = "redis-server is missing (apt-get install redis-server)"
+    if os.environ.get("CI"):
+        case.fail("the cluster tests must run in CI: " + reason)
+    raise SkipTest(reason)
+
+
+class RedisTestCase(SynchronousTestCase):
+    """A test that needs redis-server."""
+
+    def setUp(self) -> None:
+        require_redis(self)
 
 
 def free_port() -> int:
@@ -114,7 +130,7 @@ def claim(client: LineClient, name: str, outcomes: list[str]) -> None:
     outcomes.append(lines[-1])
 
 
-class TwoProcesses(SynchronousTestCase):
+class TwoProcesses(RedisTestCase):
 
     def test_chat_across_processes(self) -> None:
         redis = RedisServer(self)
@@ -275,7 +291,7 @@ class WithoutRedis(SynchronousTestCase):
         self.assertEqual(out.stdout.strip(), "[]", out.stderr)
 
 
-class Accounts(SynchronousTestCase):
+class Accounts(RedisTestCase):
 
     def test_account_registered_on_one_process_is_one_on_the_other(self) -> None:
         redis = RedisServer(self)
@@ -301,7 +317,7 @@ class Accounts(SynchronousTestCase):
         mallory.read_until("Welcome, alice!")
 
 
-class RefusedByRedis(SynchronousTestCase):
+class RefusedByRedis(RedisTestCase):
 
     def test_wrong_password_and_none(self) -> None:
         """Redis asks a password: said once in the log, and the users are served alone."""
@@ -337,7 +353,7 @@ def _listening(port: int) -> bool:
         return False
 
 
-class OtherTransports(SynchronousTestCase):
+class OtherTransports(RedisTestCase):
 
     def test_rediss(self) -> None:
         """rediss:// with the server's certificate checked against ?ca=."""
@@ -384,3 +400,104 @@ class OtherTransports(SynchronousTestCase):
         ask_until(alice, "/users", "bob")
         bob.send("over a socket")
         alice.read_until("bob: over a socket")
+
+
+class ModerationAcrossProcesses(RedisTestCase):
+    """SPEC 8 on two processes: one chat, one moderation."""
+
+    def test_ban_topic_mute_kick_and_wall(self) -> None:
+        redis = RedisServer(self)
+        a = node(self, redis, "a", "--operator", "alice", "--burst", "100")
+        b = node(self, redis, "b", "--operator", "alice", "--burst", "100")
+        (alice,) = log_in(self, a.port, "alice")
+        alice.send("/register correct horse battery")
+        alice.read_until("alice is registered")
+        bob, carol = log_in(self, b.port, "bob", "carol")
+        for client in (alice, bob, carol):
+            client.send("/join den")
+            client.read_until("You are now in #den.")
+        ask_until(alice, "/users", "carol")
+        alice.send("/claim")
+        bob.read_until(lambda line: line.endswith("*** alice claimed #den ***"))
+        # a topic set on a: told on b, and shown to whoever joins on b
+        alice.send("/topic Dragons only")
+        bob.read_until(lambda line: line.endswith(
+            "*** alice set the topic of #den: Dragons only ***"))
+        carol.send("/join lobby", "/join den")  # (the change came before its notice)
+        carol.read_until(lambda line: line.startswith("Topic of #den: Dragons only (set by alice"))
+        # muted on a: bob cannot speak on b, his line reaches nobody
+        alice.send("/mute bob 10m")
+        bob.read_until(lambda line: line.endswith("*** alice muted bob in #den for 10m ***"))
+        bob.send("can you hear me")
+        bob.read_until(lambda line: line.startswith("ERROR you are muted in #den (for "))
+        carol.send("carol was here")
+        seen = alice.read_until("carol: carol was here")
+        carol.send("/users")
+        seen += carol.read_until("Users in #den")  # (after whatever b sent her before)
+        self.assertFalse([line for line in seen if "can you hear me" in line], seen)
+        # a kick from a of a user on b
+        alice.send("/kick bob enough")
+        for client in (alice, bob, carol):
+            client.read_until(lambda line: line.endswith(
+                "*** bob was kicked from #den by alice (enough) ***"))
+        bob.read_until("You are now in #lobby.")
+        # a ban set on a refuses a JOIN on b
+        alice.send("/ban bob 1h")
+        carol.read_until(lambda line: line.endswith("*** alice banned bob from #den for 1h ***"))
+        bob.send("/join den")
+        bob.read_until(lambda line: line.startswith("ERROR you are banned from #den (for "))
+        # a wall is seen on both
+        alice.send("/wall restart at noon")
+        for client in (alice, bob, carol):
+            client.read_until(lambda line: line.endswith("*** [wall] alice: restart at noon ***"))
+        # a process started late learns it all from the stream
+        c = node(self, redis, "c")
+        (dave,) = log_in(self, c.port, "dave")
+        dave.send("/join den")
+        dave.read_until(lambda line: line.startswith("Topic of #den: Dragons only (set by alice"))
+        dave.send("/bans")
+        dave.read_until(lambda line: line.startswith("  bob (by alice, "))
+        for server in (a, b, c):
+            self.assertNotIn("Traceback", server.output())
+        self.assertIn("moderation: alice ban bob in #den for 1h", b.output())
+
+    def test_server_mute_during_a_redis_restart(self) -> None:
+        """A /gmute made while Redis is down (and loses its data) holds on b once it is back."""
+        redis = RedisServer(self)
+        a = node(self, redis, "a", "--operator", "root")
+        b = node(self, redis, "b", "--operator", "root")
+        (root,) = log_in(self, a.port, "root")
+        root.send("/register correct horse battery")
+        root.read_until("root is registered")
+        (bob,) = log_in(self, b.port, "bob")
+        ask_until(root, "/users", "bob")
+        redis.stop()
+        wait_for(lambda: "is unreachable" in b.output(), "b never noticed")
+        root.send("/gmute bob")
+        root.read_until("muted bob on the server")
+        redis.start()
+        deadline = time.monotonic() + 10
+        while True:  # until b has applied it
+            bob.send("/msg root ping")
+            line = bob.read_until(lambda line: "[PRIVATE to root]" in line
+                                  or line.startswith("ERROR"))[-1]
+            if line.startswith("ERROR") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(line, "ERROR you are muted on this server")
+
+
+class MissingRedis(SynchronousTestCase):
+    """Without redis-server the cluster tests are skipped, but fail under CI."""
+
+    def test_skipped_without_ci_failed_with(self) -> None:
+        missing = os.path.join(temp_dir(self), "no-redis-server")
+        saved = os.environ.pop("CI", None)
+        if saved is not None:
+            self.addCleanup(os.environ.__setitem__, "CI", saved)
+        self.assertRaises(SkipTest, require_redis, self, missing)
+        os.environ["CI"] = "true"
+        if saved is None:
+            self.addCleanup(os.environ.pop, "CI", None)
+        self.assertRaises(self.failureException, require_redis, self, missing)
+        require_redis(self, REDIS if os.path.exists(REDIS) else __file__)  # present: runs

@@ -11,17 +11,23 @@ suffix, new at every start), C{s} its batch number (to drop a batch sent
 twice after a lost reply).  Each event is a dict with C{k}, its kind:
 
     msg     a room message: room, sender, text, when, action
-    notice  a room notice: room, text, when, user, change
+    notice  a room notice: room, text, when, user, change (and a
+            moderation notice's actor and detail, b and d)
     once    notices to several rooms, each member told once: pairs, exclude
     pm      a private message: to (recipient key), sender, recipient, text, when
     join / part   a member entered or left a room (the directory's replica)
-    online / offline   a name came online or went offline
+    online / offline   a name came online (with its presence, p: account,
+            operator, address, login time, away text, IRC or not) or
+            went offline
+    who     a member's presence changed (p, as for online)
     hello   a process (re)connected: everyone answers with a sync
-    sync    a process's whole state: every member and its rooms
+    sync    a process's whole state: every member and its rooms (and, in
+            p, each one's presence)
     beat    a heartbeat (a process is alive)
     bye     a process is stopping: its members leave every list
     state   a generic state change: topic (who applies it, e.g.
-            "moderation"), sv (its own version), change (a JSON object);
+            "moderation", "accounts"), sv (its own version), change (a
+            JSON object);
             see L{twisted_chat.cluster.node.ClusterNode.on_state}
 
 A decoder drops (and counts) an entry of another version or kind rather
@@ -86,22 +92,32 @@ def message_event(entry: Entry) -> Message:
 
 
 def notice(room: str, event: Notice) -> dict[str, Any]:
-    return {"k": "notice", "r": room, "t": event.text, "w": event.when,
-            "u": event.user, "c": event.change}
+    found = {"k": "notice", "r": room, "t": event.text, "w": event.when,
+             "u": event.user, "c": event.change}
+    if event.actor is not None or event.detail is not None:  # moderation's
+        found["b"], found["d"] = event.actor, event.detail
+    return found
 
 
 def notice_fields(event: Notice) -> list[Any]:
+    if event.actor is not None or event.detail is not None:
+        return [event.room, event.text, event.when, event.user, event.change, event.actor,
+                event.detail]
     return [event.room, event.text, event.when, event.user, event.change]
 
 
 def notice_event(fields: dict[str, Any] | list[Any]) -> Notice:
+    actor = detail = None
     if isinstance(fields, dict):
         room, text, when, user, change = (fields.get("r"), fields["t"], fields["w"],
                                           fields.get("u"), fields.get("c"))
+        actor, detail = fields.get("b"), fields.get("d")
+    elif len(fields) == 7:
+        room, text, when, user, change, actor, detail = fields
     else:
         room, text, when, user, change = fields
     when = float(when)
-    return Notice(room, str(text), when, clock_stamp(when), user, change)
+    return Notice(room, str(text), when, clock_stamp(when), user, change, actor, detail)
 
 
 def private(to: str, event: Private) -> dict[str, Any]:

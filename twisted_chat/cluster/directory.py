@@ -95,7 +95,9 @@ class ClusterDirectory:
             self._node.release_name(key)
 
     def _online(self, member: Member) -> Member:
-        self._node.emit({"k": "online", "u": member.name})
+        if not member.since:  # the server stamps it once the claim answered
+            member.since = int(self._node.clock.seconds())
+        self._node.emit(self._node.presence(member, "online"))
         for room in member.rooms:  # a rename: the replicas keep its rooms
             self._node.emit({"k": "join", "u": member.name, "r": room.name})
         return member
@@ -105,6 +107,10 @@ class ClusterDirectory:
             self.local.release(member)
             self._node.emit({"k": "offline", "u": member.name})
             self._node.release_name(member.key)
+
+    def changed(self, member: Member) -> None:
+        if self._members.get(member.key) is member:
+            self._node.emit(self._node.presence(member))
 
     def joined(self, member: Member, room_key: str) -> None:
         self._node.emit({"k": "join", "u": member.name, "r": room_key})

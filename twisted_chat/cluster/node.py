@@ -47,6 +47,7 @@ from typing_extensions import override
 from twisted_chat.cluster import codec
 from twisted_chat.domain.bus import LocalBus
 from twisted_chat.domain.events import Error, Event, Notice, Private
+from twisted_chat.domain.moderation import address_of
 from twisted_chat.domain.server import Member, Room
 
 if TYPE_CHECKING:
@@ -111,18 +112,65 @@ def stream_id(text: str) -> tuple[int, int]:
 
 
 class RemoteParticipant:
-    """A member of another process, as this process's directory holds it."""
+    """
+    A member of another process, as this process's directory holds it.
 
-    __slots__ = ("peer",)
+    @ivar address: its address (what C{/whois} shows operators), C{""} if
+        its process did not say.
+    @ivar multi_room: whether it may be in several rooms (an IRC user).
+    """
+
+    __slots__ = ("peer", "address", "multi_room")
 
     def __init__(self, peer: Peer) -> None:
         self.peer = peer
+        self.address = ""
+        self.multi_room = False
 
     def send(self, event: Event) -> None:
         """Nothing goes to a remote member directly: the bus forwards by key."""
 
     def close(self) -> None:
         """Its own process closes it."""
+
+    def peer_host(self) -> str:
+        return self.address
+
+
+class RemoteAccount:
+    """The account a remote member logged in as: its name is all we know."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class RemoteMember(Member):
+    """
+    A member of another process: what C{/whois} and the moderation rules
+    ask of it (its account, whether it is an operator), as its process said.
+    """
+
+    __slots__ = ("account", "operator")
+
+    def __init__(self, participant: RemoteParticipant, name: str, key: str) -> None:
+        super().__init__(participant, name, key)
+        self.account: RemoteAccount | None = None
+        self.operator = False
+
+
+def presence(member: Member, away: str | None) -> dict[str, Any]:
+    """
+    What other processes keep of this process's C{member} for C{/whois},
+    IRC C{WHOIS} and moderation: its account, operator status, address,
+    login time, away text and whether it is an IRC user.
+    """
+    account = getattr(member, "account", None)
+    return {"a": account.name if account is not None else None,
+            "o": bool(getattr(member, "operator", False)),
+            "h": address_of(member), "t": member.since,
+            "m": bool(getattr(member.participant, "multi_room", False)), "w": away}
 
 
 class Peer:
@@ -134,13 +182,14 @@ class Peer:
     @ivar members: its members by key.
     """
 
-    __slots__ = ("instance", "seen", "seq", "members")
+    __slots__ = ("instance", "seen", "seq", "members", "greeted")
 
     def __init__(self, instance: str, seen: float) -> None:
         self.instance = instance
         self.seen = seen
         self.seq = 0
         self.members: dict[str, Member] = {}
+        self.greeted = False  # its hello was heard
 
     @property
     def name(self) -> str:
@@ -157,14 +206,31 @@ class Replica:
     def __init__(self) -> None:
         self.members: dict[str, Member] = {}
         self.rooms: dict[str, Room] = {}
+        self.on_gone: Callable[[Member], object] = lambda member: None
 
-    def add(self, peer: Peer, name: str) -> Member:
+    def add(self, peer: Peer, name: str, info: dict[str, Any] | None = None) -> Member:
         key = name.lower()
         member = peer.members.get(key)
         if member is None:
-            member = peer.members[key] = Member(RemoteParticipant(peer), name, key)
+            member = peer.members[key] = RemoteMember(RemoteParticipant(peer), name, key)
         self.members[key] = member
+        if info:
+            self.describe(member, info)
         return member
+
+    @staticmethod
+    def describe(member: Member, info: dict[str, Any]) -> None:
+        """Keep what L{presence} said of C{member}."""
+        if not isinstance(member, RemoteMember):
+            return
+        account = info.get("a")
+        member.account = RemoteAccount(str(account)) if account else None
+        member.operator = bool(info.get("o"))
+        member.since = float(info.get("t") or member.since)
+        participant = member.participant
+        if isinstance(participant, RemoteParticipant):
+            participant.address = str(info.get("h") or "")
+            participant.multi_room = bool(info.get("m"))
 
     def remove(self, peer: Peer, key: str) -> Member | None:
         member = peer.members.pop(key, None)
@@ -176,6 +242,7 @@ class Replica:
                 self.rooms.pop(room.name, None)
         if self.members.get(key) is member:
             del self.members[key]
+            self.on_gone(member)
         return member
 
     def join(self, peer: Peer, name: str, room_key: str) -> None:
@@ -197,14 +264,24 @@ class Replica:
         if not room.members:
             del self.rooms[room_key]
 
-    def replace(self, peer: Peer, people: list[Any]) -> None:
-        """C{peer}'s whole state: C{[name, [room, ...]]} pairs."""
+    def replace(self, peer: Peer, people: list[Any],
+                infos: list[Any] | None = None) -> list[tuple[Member, dict[str, Any]]]:
+        """
+        C{peer}'s whole state: C{[name, [room, ...]]} pairs (and, from a
+        newer process, each one's L{presence}, in C{infos}); returns the
+        members with what their process said of them.
+        """
         for key in list(peer.members):
             self.remove(peer, key)
-        for name, rooms in people:
-            self.add(peer, str(name))
+        described = []
+        for index, (name, rooms) in enumerate(people):
+            info = infos[index] if infos is not None and index < len(infos) else None
+            member = self.add(peer, str(name), info if isinstance(info, dict) else None)
+            if isinstance(info, dict):
+                described.append((member, info))
             for room in rooms:
                 self.join(peer, str(name), str(room))
+        return described
 
     def drop(self, peer: Peer) -> list[tuple[str, tuple[str, ...]]]:
         """Forget C{peer}'s members; return each one's name and rooms."""
@@ -286,6 +363,8 @@ class ClusterNode(Service):
         self.server: ChatServer | None = None
         self.local: LocalBus | None = None
         self._state_handlers: dict[str, Callable[[int, dict[str, Any], str], object]] = {}
+        self._hello_handlers: list[Callable[[str, bool], object]] = []
+        self.replica.on_gone = self._remote_gone
         # publishing
         self._outbox: deque[dict[str, Any]] = deque()
         self._resend: deque[tuple[int, list[dict[str, Any]]]] = deque()
@@ -324,13 +403,21 @@ class ClusterNode(Service):
 
     def on_state(self, topic: str, handler: Callable[[int, dict[str, Any], str], object]) -> None:
         """
-        The hook for replicated state (accounts; moderation, after
-        merging): every C{state} event of C{topic} published by another
+        The hook for replicated state (accounts, moderation: see
+        L{twisted_chat.cluster.moderation}): every C{state} event of C{topic} published by another
         process is handed to C{handler(version, change, node_name)}, also
         those published while this process was down (when it catches up on
         start-up, with node_name C{""}).  Publish with L{publish_state}.
         """
         self._state_handlers[topic] = handler
+
+    def on_hello(self, handler: Callable[[str, bool], object]) -> None:
+        """
+        C{handler(instance, first)} is called when another process says
+        C{hello} (it started, or reconnected): C{first} for the first hello
+        heard from that instance (a process new to this one).
+        """
+        self._hello_handlers.append(handler)
 
     def publish_state(self, topic: str, version: int, change: dict[str, Any]) -> None:
         """
@@ -714,15 +801,25 @@ class ClusterNode(Service):
             self.replica.join(peer, str(event["u"]), str(event["r"]))
         elif kind == "part":
             self.replica.part(peer, str(event["u"]), str(event["r"]))
-        elif kind == "online":
-            self.replica.add(peer, str(event["u"]))
+        elif kind == "online" or kind == "who":
+            info = event.get("p")
+            member = self.replica.add(peer, str(event["u"]),
+                                      info if isinstance(info, dict) else None)
+            if isinstance(info, dict):
+                self._away(member, info.get("w"))
         elif kind == "offline":
             self.replica.remove(peer, str(event["u"]).lower())
         elif kind == "sync":
-            self.replica.replace(peer, event["m"])
+            infos = event.get("p")
+            for member, info in self.replica.replace(
+                    peer, event["m"], infos if isinstance(infos, list) else None):
+                self._away(member, info.get("w"))
         elif kind == "hello":
             self._restarted(peer)
             self.emit(self._sync())
+            first, peer.greeted = not peer.greeted, True
+            for handler in self._hello_handlers:
+                handler(peer.instance, first)
         elif kind == "bye":
             self._gone(peer, "disconnected (server stopping)")
         elif kind == "state":
@@ -736,8 +833,29 @@ class ClusterNode(Service):
 
     def _sync(self) -> dict[str, Any]:
         members = self._local_members()
+        away = self.server.moderation.away if self.server is not None else {}
         return {"k": "sync", "m": [[m.name, [room.name for room in m.rooms]]
-                                   for m in members.values()]}
+                                   for m in members.values()],
+                "p": [presence(m, away.get(m.key)) for m in members.values()]}
+
+    def presence(self, member: Member, kind: str = "who") -> dict[str, Any]:
+        """The C{online} (or C{who}: it changed) event of this process's C{member}."""
+        away = self.server.moderation.away.get(member.key) if self.server is not None else None
+        return {"k": kind, "u": member.name, "p": presence(member, away)}
+
+    def _away(self, member: Member, text: Any) -> None:
+        """A remote member's away text, kept where every front end looks (C{/whois}, IRC)."""
+        server = self.server
+        if server is None or server.members.get(member.key) is not None:
+            return
+        if text:
+            server.moderation.away[member.key] = str(text)
+        else:
+            server.moderation.away.pop(member.key, None)
+
+    def _remote_gone(self, member: Member) -> None:
+        """A remote member left the replica: its away text goes with it."""
+        self._away(member, None)
 
     def _gone(self, peer: Peer, why: str) -> None:
         """C{peer} is gone: its members leave every list; this process's members are told."""

@@ -11,6 +11,7 @@ from typing import Any
 from twisted_chat.cluster.address import RedisAddress
 from twisted_chat.cluster.bus import ClusterBus
 from twisted_chat.cluster.directory import ClusterDirectory
+from twisted_chat.cluster.moderation import ReplicatedModeration
 from twisted_chat.cluster.node import ClusterNode, LinkFactory, Positions
 from twisted_chat.domain.server import ChatServer, Member, Room
 
@@ -45,6 +46,7 @@ def attach(node: ClusterNode, server: ChatServer) -> None:
     bus = server.bus
     assert isinstance(bus, ClusterBus)
     node.attach(server, bus.local)
+    ReplicatedModeration(server, node)
 
 
 __all__ = ["LinkFactory", "attach", "factories", "make_node"]

@@ -41,6 +41,12 @@ class Directory(Protocol):
     def parted(self, member: Member, room_key: str) -> None:
         """C{member} is no longer in the room C{room_key}."""
 
+    def changed(self, member: Member) -> None:
+        """
+        What C{/whois} shows of C{member} changed (its away text, its
+        operator status, its account): a cluster tells the other processes.
+        """
+
     def find(self, name: str) -> Member | None:
         """The member online as C{name} (any case), or C{None}."""
 
@@ -93,6 +99,9 @@ class LocalDirectory:
         pass
 
     def parted(self, member: Member, room_key: str) -> None:
+        pass
+
+    def changed(self, member: Member) -> None:
         pass
 
     def find(self, name: str) -> Member | None:

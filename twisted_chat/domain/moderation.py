@@ -49,6 +49,13 @@ STATE_KINDS = frozenset({"claim", "unclaim", "op", "deop", "topic", "ban", "unba
 LOGGED_KINDS = frozenset({"kick", "kill", "wall"})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# A change's version (when, by): which of two changes of the same item wins
+# in a cluster (the later; L{Moderation.merge}).
+Version = tuple[float, str]
+# Versions of items kept past this many (a cluster's tombstones) are
+# forgotten once older than VERSION_AGE seconds.
+VERSIONS_KEPT = 4096
+VERSION_AGE = 86400.0
 
 
 def parse_duration(word: str) -> float | None:
@@ -183,6 +190,23 @@ class Change:
     until: float | None = None
     reason: str = ""
     when: float = 0.0
+
+
+def item_of(change: Change) -> tuple[str, str | None, str] | None:
+    """
+    What C{change} sets: a room's owner, one op, the topic, one ban or one
+    mute (C{None} for kick, kill and wall, which set nothing).
+    """
+    kind = change.kind
+    if kind in ("ban", "unban", "mute", "unmute"):
+        return (kind[2:] if kind.startswith("un") else kind, change.room, change.target)
+    if kind in ("op", "deop"):
+        return ("op", change.room, change.target.casefold())
+    if kind in ("topic", "forget"):
+        return ("topic", change.room, "")
+    if kind in ("claim", "unclaim"):
+        return ("owner", change.room, "")
+    return None
 
 
 class ModerationStore(Protocol):
@@ -320,6 +344,9 @@ class Moderation:
         room key (C{--founder-ops}; presence, never stored).
     @ivar expired: called with each C{unban}/C{unmute} change an expiry
         applied (the server announces it).
+    @ivar shared: called with each change L{make} applied and its
+        version (a cluster publishes them to the other processes, which
+        L{merge} it: never published again); C{None} on a single process.
     """
 
     log = Logger()
@@ -335,6 +362,9 @@ class Moderation:
         self.away: dict[str, str] = {}
         self.transient: dict[str, Transient] = {}
         self.expired: Callable[[Change], object] = lambda change: None
+        self.shared: Callable[[Change, Version | None], object] | None = None
+        # the version of the last change of each item (also of lifted ones)
+        self._versions: dict[tuple[str, str | None, str], Version] = {}
 
     def load(self) -> None:
         """
@@ -346,6 +376,9 @@ class Moderation:
             return
         for change in self._store.load():
             self._update(change)
+            item = item_of(change)
+            if item is not None:
+                self._versions[item] = (change.when, change.by)
         self._schedule()
 
     # -- queries (no side effects) ------------------------------------------------
@@ -528,6 +561,44 @@ class Moderation:
     def is_muted(self, member: Member, room_key: str) -> bool:
         return self.muted(member, room_key) is not None
 
+    def snapshot(self) -> list[Change]:
+        """
+        Changes that rebuild the whole state (claims, ops, topics, bans,
+        mutes), as a process of a cluster sends a newcomer.
+        """
+        changes = []
+        for key, state in self._rooms.items():
+            if state.owner is not None:
+                changes.append(Change("claim", key, state.owner))
+            changes += [Change("op", key, account) for account in sorted(state.ops)]
+            topic = state.topic
+            if topic is not None:
+                changes.append(Change("topic", key, "", topic.by, None, topic.text, topic.when))
+            for kind, table in (("ban", state.bans), ("mute", state.mutes)):
+                changes += [Change(kind, key, ban.target, ban.by, ban.until, ban.reason, ban.when)
+                            for ban in table.entries()]
+        return changes
+
+    def holds(self, change: Change) -> bool:
+        """Whether the state holds C{change} already (a claim, op, topic, ban or mute)."""
+        state = self._rooms.get(change.room)
+        if state is None:
+            return False
+        kind = change.kind
+        if kind == "claim":
+            return state.owner == change.target.casefold()
+        if kind == "op":
+            return change.target.casefold() in state.ops
+        if kind == "topic":
+            topic = state.topic
+            return topic is not None and (topic.text, topic.by, topic.when) == (
+                change.reason, change.by, change.when)
+        if kind in ("ban", "mute"):
+            entry = (state.bans if kind == "ban" else state.mutes).get(change.target)
+            return entry is not None and (entry.by, entry.until, entry.reason, entry.when) == (
+                change.by, change.until, change.reason, change.when)
+        return False
+
     def modlog(self, limit: int = 100) -> list[Change]:
         """The last C{limit} logged changes (from the store; none without one)."""
         return self._store.modlog(limit) if self._store is not None else []
@@ -554,6 +625,59 @@ class Moderation:
                 reason=": %s" % change.reason if change.reason else "")
         if change.until is not None:
             self._schedule()
+
+    def make(self, change: Change) -> None:
+        """
+        Apply C{change}, made on this process by one of its users (not an
+        expiry, not a change received from another process), and hand it
+        to L{shared}.
+        """
+        item = item_of(change) if self.shared is not None else None
+        version = None
+        if item is not None:  # (kept in a cluster only)
+            # later than the last change of the item this process saw, even
+            # if another machine's clock runs ahead of this one's
+            previous = self._versions.get(item)
+            when = change.when
+            if previous is not None and when <= previous[0]:
+                when = previous[0] + 0.001
+            version = self._versions[item] = (when, change.by)
+            self._forget_versions()
+        self.apply(change)
+        if self.shared is not None:
+            self.shared(change, version)
+
+    def merge(self, change: Change, version: Version | None = None) -> bool:
+        """
+        Apply C{change}, made on another process of a cluster with
+        C{version} (default: its C{when} and C{by}), unless this process
+        holds a later change of the same item (last writer wins: two
+        processes that changed the same ban while apart end up agreeing).
+        Returns whether it was applied.
+        """
+        item = item_of(change)
+        if item is not None:
+            if version is None:
+                version = (change.when, change.by)
+            previous = self._versions.get(item)
+            if previous is not None and previous >= version:
+                return False
+            self._versions[item] = version
+            self._forget_versions()
+        self.apply(change)
+        return True
+
+    def version(self, change: Change) -> Version:
+        """The version of the item C{change} sets, as this process holds it."""
+        item = item_of(change)
+        found = self._versions.get(item) if item is not None else None
+        return found if found is not None else (change.when, change.by)
+
+    def _forget_versions(self) -> None:
+        """Past L{VERSIONS_KEPT}, versions older than L{VERSION_AGE} go."""
+        if len(self._versions) > VERSIONS_KEPT:
+            old = self._clock.seconds() - VERSION_AGE
+            self._versions = {item: v for item, v in self._versions.items() if v[0] >= old}
 
     def _update(self, change: Change) -> None:
         kind, room = change.kind, change.room

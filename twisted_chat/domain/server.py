@@ -48,6 +48,7 @@ from twisted_chat.domain.moderation import (
     TOPIC_MAX,
     Change,
     Moderation,
+    Version,
     account_key,
     address_of,
     format_duration,
@@ -222,6 +223,8 @@ class ChatServer:
         than the lobby exists while someone is in it.
     @ivar bus: how events reach members (L{LocalBus} by default).
     @ivar directory: who is online and where (L{LocalDirectory} by default).
+    @ivar local_bus: the bus of this process's members only (the bus
+        itself on a single process).
     """
 
     log = Logger()
@@ -258,6 +261,8 @@ class ChatServer:
         self.observer = observer
         self.bus = bus(self.rooms, self.members)
         self.bus.observer = observer  # deliveries are counted where they happen
+        # this process's members only (a cluster's bus has its LocalBus)
+        self.local_bus: Bus = getattr(self.bus, "local", self.bus)
         self.directory = directory(self.rooms, self.members, LOBBY)
         self.moderation = moderation if moderation is not None else Moderation(clock)
         self.moderation.expired = self._expired
@@ -356,9 +361,11 @@ class ChatServer:
         if not room.members and room is not self.lobby:
             del self.rooms[room.name]
             state = self.moderation.state(room.name)
-            if state is not None and state.owner is None and state.topic is not None:
-                # an unclaimed room's topic goes with the room
-                self.moderation.apply(Change("forget", room.name, when=self.clock.seconds()))
+            if state is not None and state.owner is None and state.topic is not None \
+                    and not self.directory.members(room.name):
+                # an unclaimed room's topic goes with the room (in a cluster:
+                # when nobody is left in it on any process)
+                self.moderation.make(Change("forget", room.name, when=self.clock.seconds()))
 
     def _depart(self, member: Member, room: Room, reason: str = "") -> None:
         """C{member} leaves C{room}, which is told (with C{reason}, if any)."""
@@ -621,16 +628,22 @@ class ChatServer:
 
     def _announce(
         self, member: Member | None, key: str, text: str, change: str,
-        user: str | None = None, detail: str | None = None,
+        user: str | None = None, detail: str | None = None, actor: str | None = None,
+        here_only: bool = False,
     ) -> None:
         """
-        Tell the room C{key} what C{member} (C{None}: the server) did; the
-        actor, if not in the room, is told too.
+        Tell the room C{key} what C{member} (C{None}: the server, or the
+        C{actor} of another process) did; the actor, if not in the room, is
+        told too.  C{here_only}: this process's members only (what every
+        process of a cluster announces for itself, as an expiry).
         """
         when, stamp = self.now()
         notice = Notice(key, text, when, stamp, user, change,
-                        member.name if member is not None else None, detail)
-        self.bus.publish(key, notice)
+                        member.name if member is not None else actor, detail)
+        if here_only:
+            self.local_bus.publish(key, notice)
+        else:
+            self.bus.publish(key, notice)
         if member is not None:
             room = self.rooms.get(key)
             if room is None or member not in room.members:
@@ -640,18 +653,61 @@ class ChatServer:
                until: float | None = None, reason: str = "") -> float:
         """Apply one change by C{member} now; returns when."""
         when = self.clock.seconds()
-        self.moderation.apply(Change(kind, room, target, member.name, until, reason, when))
+        self.moderation.make(Change(kind, room, target, member.name, until, reason, when))
         return when
 
     def _expired(self, change: Change) -> None:
-        """A timed ban or mute lifted itself: its room (if here) is told."""
+        """
+        A timed ban or mute lifted itself: its room (if here) is told.  In
+        a cluster every process lifts it at the same time (the same
+        C{until}) and tells its own members only, so each is told once.
+        """
         if change.room is None or change.room not in self.rooms:
             return
         what = "ban" if change.kind == "unban" else "mute"
         self._announce(None, change.room, "the %s on %s in #%s expired"
                        % (what, change.target, change.room),
                        change.kind + "ned" if what == "ban" else change.kind + "d",
-                       detail=change.target)
+                       detail=change.target, here_only=True)
+
+    def applied_elsewhere(self, change: Change, live: bool = True,
+                          version: Version | None = None) -> None:
+        """
+        A moderation change made on another process of a cluster: the same
+        state here (kept in this process's store and log, never published
+        again), and, if C{live} (not read while catching up on start-up),
+        its effects on this process's members: those a ban matches leave
+        the room (announced here), a gban closes their sessions, a kick or
+        a kill of one of them, a wall told to them.  The announcement of
+        the change itself came through the bus from the process that made it.
+        A change older (its C{version}) than this process's last of the
+        same item is dropped (L{Moderation.merge}).
+        """
+        kind, key = change.kind, change.room
+        if kind == "forget" and key is not None and (
+                key in self.rooms or self.directory.members(key)):
+            return  # someone is in it still (here, or joined meanwhile elsewhere)
+        if not self.moderation.merge(change, version) or not live:
+            return
+        if kind == "ban":
+            if key is None:
+                self._close_banned(change.until, change.reason)
+            else:
+                self._kick_banned(None, key, change.by)
+        elif kind == "kick" and key is not None:
+            target = self.members.get(change.target.lower())
+            room = self.rooms.get(key)
+            if target is not None and room is not None and target in room.members:
+                self._leave_room(target, room)
+                if target.room is None and not getattr(target.participant, "multi_room",
+                                                       False):
+                    self._enter(target, LOBBY, current=True, first=False)
+        elif kind == "kill":
+            target = self.members.get(change.target.lower())
+            if target is not None:
+                self._killed(target, change.by, change.reason)
+        elif kind == "wall":
+            self._wall(change.by, change.reason)
 
     def _need_op(self, member: Member, key: str) -> None:
         if not self.moderation.is_op(member, key):
@@ -702,7 +758,7 @@ class ChatServer:
             raise NotInRoom("you are not in #%s" % key)
         if self.moderation.topic_locked(key):
             self._need_op(member, key)
-        elif key not in self.rooms:
+        elif key not in self.rooms and not self.directory.members(key):  # (on any process)
             raise NoSuchTarget("there is no room #%s" % key)
         self._apply("topic", key, "", member, reason=text)
         if text:
@@ -722,25 +778,37 @@ class ChatServer:
         """
         key = room_key(room)
         self._need_op(member, key)
-        where = self.rooms.get(key)
         target = self.directory.find(name)
-        if where is None or target is None or target not in where.members:
+        # a member of another process (a cluster) is in its replica's rooms
+        if target is None or not any(r.name == key for r in target.rooms):
             raise NoSuchTarget("nobody called %s is in #%s" % (name, key))
         if target is member:
             raise ChatError("that is you (/leave leaves)")
         self._protect(member, key, target.name, "kick")
-        if where is self.lobby and not getattr(target.participant, "multi_room", False):
+        if key == LOBBY and not getattr(target.participant, "multi_room", False):
             raise ChatError("nobody leaves #%s: try /mute, /gmute or /kill" % LOBBY)
         reason = reason.strip()[:REASON_MAX]
+        # announced first: in a cluster the kicked member's process, told
+        # by the change, moves it after its room heard why
+        self._kick_out(member, target, key, reason)
         self._apply("kick", key, target.name, member, reason=reason)
-        self._kick_out(member, target, where, reason)
 
-    def _kick_out(self, member: Member, target: Member, room: Room, reason: str) -> None:
-        """C{target} leaves C{room}, kicked by C{member}; the room (and it) are told."""
-        text = "%s was kicked from #%s by %s" % (target.name, room.name, member.name)
+    def _kick_out(self, member: Member | None, target: Member, key: str, reason: str,
+                  actor: str = "") -> None:
+        """
+        C{target} leaves the room C{key}, kicked by C{member} (or the
+        C{actor} of another process); the room (and it) are told.  A
+        member of another process is only announced here: its own process
+        moves it (L{applied_elsewhere}).
+        """
+        by = member.name if member is not None else actor
+        text = "%s was kicked from #%s by %s" % (target.name, key, by)
         if reason:
             text += " (%s)" % reason
-        self._announce(member, room.name, text, "kicked", user=target.name, detail=reason)
+        self._announce(member, key, text, "kicked", user=target.name, detail=reason, actor=by)
+        room = self.rooms.get(key)
+        if room is None or target not in room.members:
+            return
         self._leave_room(target, room)
         if target.room is None and not getattr(target.participant, "multi_room", False):
             self._enter(target, LOBBY, current=True, first=False)
@@ -766,16 +834,22 @@ class ChatServer:
         reason = reason.strip()[:REASON_MAX]
         when = self.clock.seconds()
         until = when + duration if duration is not None else None
-        self._apply("ban", key, canonical, member, until, reason)
         text = "%s banned %s from #%s%s" % (member.name, canonical, key, self._for(until, when))
         if reason:
             text += " (%s)" % reason
         self._announce(member, key, text, "banned", detail=canonical)
+        # after its announcement: in a cluster each process then kicks its
+        # own members it matches (L{applied_elsewhere})
+        self._apply("ban", key, canonical, member, until, reason)
+        self._kick_banned(member, key)
+
+    def _kick_banned(self, member: Member | None, key: str, actor: str = "") -> None:
+        """This process's members in the room C{key} that its bans match are kicked."""
         where = self.rooms.get(key)
         if where is not None:
             for present in list(where.members):
                 if present is not member and self.moderation.banned(present, key) is not None:
-                    self._kick_out(member, present, where, "banned")
+                    self._kick_out(member, present, key, "banned", actor)
 
     def unban(self, member: Member, room: str, target: str) -> None:
         """
@@ -986,11 +1060,17 @@ class ChatServer:
             raise ChatError("that is you (/quit leaves)")
         reason = reason.strip()[:REASON_MAX]
         self._apply("kill", None, target.name, member, reason=reason)
-        why = "was disconnected by %s" % member.name
+        self._killed(target, member.name, reason)
+        member.participant.send(Info("disconnected %s" % target.name))
+
+    def _killed(self, target: Member, by: str, reason: str) -> None:
+        """C{target} (of this process; else nothing) is disconnected by C{by}."""
+        if self.members.get(target.key) is not target:
+            return  # another process's member: its process closes it
+        why = "was disconnected by %s" % by
         if reason:
             why += " (%s)" % reason
         self._disconnect(target, "you were " + why[4:], "killed", why)
-        member.participant.send(Info("disconnected %s" % target.name))
 
     def _disconnect(self, target: Member, told: str, code: str, why: str) -> None:
         target.participant.send(Error(told, code))
@@ -1012,9 +1092,16 @@ class ChatServer:
         when = self.clock.seconds()
         until = when + duration if duration is not None else None
         self._apply("ban", None, canonical, member, until, reason)
+        closed = self._close_banned(until, reason)
+        member.participant.send(Info("banned %s from the server%s; %d session%s closed"
+                                     % (canonical, self._for(until, when), closed,
+                                        "" if closed == 1 else "s")))
+
+    def _close_banned(self, until: float | None, reason: str) -> int:
+        """Close this process's sessions a server ban matches (not operators'); how many."""
         told = "you are banned from this server"
         if until is not None:
-            told += " (for %s more)" % format_duration(until - when)
+            told += " (for %s more)" % format_duration(until - self.clock.seconds())
         if reason:
             told += ": " + reason
         closed = 0
@@ -1024,9 +1111,7 @@ class ChatServer:
                 self._disconnect(present, told, BannedFromServer.code,
                                  "was banned from the server")
                 closed += 1
-        member.participant.send(Info("banned %s from the server%s; %d session%s closed"
-                                     % (canonical, self._for(until, when), closed,
-                                        "" if closed == 1 else "s")))
+        return closed
 
     def ungban(self, member: Member, target: str) -> None:
         """C{/ungban} (operators): lift a server-wide ban."""
@@ -1074,10 +1159,17 @@ class ChatServer:
         if not text:
             raise ChatError("usage: /wall <text>")
         self._apply("wall", None, "", member, reason=text)
+        self._wall(member.name, text)
+
+    def _wall(self, by: str, text: str) -> None:
+        """
+        The wall's notice to everyone online on this process (in a
+        cluster every process tells its own members: L{applied_elsewhere}).
+        """
         when, stamp = self.now()
-        notice = Notice(None, "[wall] %s: %s" % (member.name, text), when, stamp, None,
-                        "wall", member.name, text)
-        self.bus.publish_once([(key, notice) for key in self.rooms])
+        notice = Notice(None, "[wall] %s: %s" % (by, text), when, stamp, None,
+                        "wall", by, text)
+        self.local_bus.publish_once([(key, notice) for key in self.rooms])
         for present in self.members.values():
             if not present.rooms:  # IRC users in no channel
                 present.participant.send(notice)
@@ -1111,6 +1203,8 @@ class ChatServer:
             member.participant.send(Info("you are no longer marked as away"))
         else:
             member.participant.send(Info("you were not away"))
+            return
+        self.directory.changed(member)
 
     # -- stopping ---------------------------------------------------------
 

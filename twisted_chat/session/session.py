@@ -795,6 +795,7 @@ class ChatSession:
                 visitor.account = account
                 visitor.operator = account.operator or name.casefold() in {
                     op.casefold() for op in self._ctx.config.operators}
+                self._ctx.server.directory.changed(visitor)
                 self._front.send(Info(
                     "%s is registered: from now on this name needs your password" % name))
             self.log.info("{name} registered from {peer}", name=name,
@@ -893,6 +894,8 @@ class ChatSession:
             if not isinstance(visitor, Visitor) or self._state == CLOSED:
                 return False
             visitor.operator = True
+            if visitor.name:
+                self._ctx.server.directory.changed(visitor)
             self.log.info("{peer} is an operator now (as {name})",
                           peer=self._front.describe_peer(), name=name)
             return True
