@@ -345,7 +345,7 @@ class ModerationCluster(SynchronousTestCase):
         transport.clear()
         protocol.dataReceived(b"WHOIS root\r\n")
         said = transport.value().decode()
-        self.assertIn(" 319 ann root #den", said)
+        self.assertIn(" 319 ann root @#den", said)  # an operator is an op in every room
         self.assertIn(" 313 ann root :", said)
         self.assertIn(" 318 ann root :", said)
 
