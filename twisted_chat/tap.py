@@ -33,6 +33,7 @@ from twisted_chat.frontends.line.protocol import ChatLineFactory
 from twisted_chat.frontends.web.site import build_site, normalize_origin
 from twisted_chat.interfaces import History
 from twisted_chat.limits import RecentCount
+from twisted_chat.logs import TURN_LOG_ENV, TurnTextObserver, twistd_logs_to_stdout
 from twisted_chat.metrics.observer import NULL_OBSERVER
 from twisted_chat.service import ChatService, Listener
 from twisted_chat.session.session import SessionContext
@@ -659,8 +660,13 @@ def makeService(options: Options) -> IService:
     if max_clients != config.max_clients:
         config = dataclasses.replace(config, max_clients=max_clients)
     try:
-        return build(config, reactor)
+        service = build(config, reactor)
     except (HistoryError, AccountError) as e:
         _fail(str(e))
     except ValueError as e:  # a malformed endpoint description
         _fail(str(e))
+    # twistd's text log on standard output, a turn's lines written at once
+    if twistd_logs_to_stdout(getattr(options, "parent", None)) \
+            and os.environ.get(TURN_LOG_ENV, "1") != "0":
+        service.log_observer = TurnTextObserver(sys.stdout, reactor)
+    return service

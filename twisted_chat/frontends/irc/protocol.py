@@ -214,7 +214,8 @@ class IRCProtocol(Protocol):
 
     @override
     def connectionMade(self) -> None:
-        self.send_queue = open_connection(self.transport, self.factory.sendq)
+        self.send_queue = open_connection(self.transport, self.factory.sendq,
+                                          self.factory.sockets_preset)
         self.hub.unregistered += 1
         self.session = ChatSession(self.factory.context, self)
         self.session.start()

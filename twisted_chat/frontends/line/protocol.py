@@ -67,7 +67,8 @@ class ChatLineProtocol(LineReceiver):
     @override
     def connectionMade(self) -> None:
         transport = self.transport
-        self.send_queue = open_connection(transport, self.factory.sendq)
+        self.send_queue = open_connection(transport, self.factory.sendq,
+                                          self.factory.sockets_preset)
         if can_send_directly(transport):
             self._flusher = self.factory.flusher  # None when direct_send is off
         self.session = ChatSession(self.factory.context, self)
