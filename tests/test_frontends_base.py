@@ -16,10 +16,12 @@ from zope.interface.verify import verifyObject
 
 from twisted_chat.config import ChatConfig
 from twisted_chat.frontends.base import (
+    ACCEPTS_PER_TURN,
     DEAD_PEER_OPTIONS,
     AdmittingFactory,
     ReadingSendQueue,
     SendQueue,
+    cap_accepts,
     open_connection,
     preset_listener,
 )
@@ -196,3 +198,21 @@ class PresetListenerTests(SynchronousTestCase):
         self.assertEqual(calls, [])
         open_connection(transport, 100)
         self.assertEqual(calls, ["nodelay", "keepalive"])
+
+
+class AcceptCapTests(SynchronousTestCase):
+    """L{cap_accepts}: a login storm is taken a bounded number of connections a turn."""
+
+    def test_capped(self) -> None:
+        from twisted.internet import tcp
+
+        port = tcp.Port(0, AdmittingFactory(), interface="127.0.0.1")
+        port.numberAccepts = 100  # as startListening sets it
+        self.assertTrue(cap_accepts(port))
+        self.assertIsInstance(port, tcp.Port)
+        self.assertEqual(port.numberAccepts, ACCEPTS_PER_TURN)
+        port.numberAccepts += 20  # what Port.doRead does after a full turn
+        self.assertEqual(port.numberAccepts, ACCEPTS_PER_TURN)
+        port.numberAccepts = 3  # fewer waited: Twisted lowers it
+        self.assertEqual(port.numberAccepts, 3)
+        self.assertFalse(cap_accepts(object()))

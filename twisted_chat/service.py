@@ -24,7 +24,7 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 from typing_extensions import override
 
-from twisted_chat.frontends.base import AdmittingFactory, preset_listener
+from twisted_chat.frontends.base import AdmittingFactory, cap_accepts, preset_listener
 from twisted_chat.interfaces import History
 from twisted_chat.session.session import SessionContext
 
@@ -99,6 +99,7 @@ class Listener(Service):
         self._port = port
         if isinstance(self._factory, AdmittingFactory):
             self._factory.sockets_preset = preset_listener(port)
+            cap_accepts(port)  # a login storm must not starve the rooms
         host = port.getHost()
         if isinstance(host, IPv4Address | IPv6Address):
             where = "%s:%s" % (host.host, host.port)

@@ -606,15 +606,33 @@ def _serve_metrics(service: ChatService, counts: Any, context: SessionContext,
              "metrics", where="--metrics " + _place(description)).setServiceParent(service)
 
 
+# Connections the kernel completes and queues for accept (Twisted's default
+# is 50): in a reconnect storm a full queue leaves clients retrying their
+# handshake for up to a minute.  The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
+
+
+def with_backlog(description: str) -> str:
+    """C{description} with C{backlog=}L{LISTEN_BACKLOG} if it is TCP or TLS and names none."""
+    try:
+        args, kwargs = parse_endpoint(description)
+    except Exception:  # serverFromString says what is wrong
+        return description
+    if args and args[0] in ("tcp", "ssl", "tcp6") and "backlog" not in kwargs:
+        return "%s:backlog=%d" % (description, LISTEN_BACKLOG)
+    return description
+
+
 def _endpoint(reactor: Any, option: str, description: str) -> Any:
     """
-    The endpoint C{description} names.
+    The endpoint C{description} names (a TCP or TLS one with a deep accept
+    queue unless it says otherwise: L{with_backlog}).
 
     @raise ValueError: for any mistake in it (an unknown kind, a missing
         key file), naming the option.
     """
     try:
-        return serverFromString(reactor, description)
+        return serverFromString(reactor, with_backlog(description))
     except Exception as e:  # whatever the parser raises is the operator's mistake
         raise ValueError("%s %s: %s" % (option, description, e)) from None
 

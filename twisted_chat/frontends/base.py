@@ -228,6 +228,45 @@ def preset_listener(port: object) -> bool:
     return True
 
 
+# New connections a listener accepts per reactor turn.  Twisted's own
+# number grows by 20 each turn a storm fills it, and each accepted client's
+# login costs the next turn a login's work (~0.15 ms): a turn of a thousand
+# logins would hold every room's messages back for 150 ms.  The kernel's
+# accept queue (tap.LISTEN_BACKLOG) keeps the rest waiting meanwhile.
+ACCEPTS_PER_TURN = 64
+
+
+class _AcceptCap:
+    """A Twisted port's C{numberAccepts}, never above L{ACCEPTS_PER_TURN}."""
+
+    def __get__(self, port: Any, owner: Any = None) -> int:
+        return min(int(port.__dict__.get("_accepts", ACCEPTS_PER_TURN)), ACCEPTS_PER_TURN)
+
+    def __set__(self, port: Any, value: int) -> None:
+        port.__dict__["_accepts"] = value
+
+
+_capped_classes: dict[type, type] = {}
+
+
+def cap_accepts(port: object) -> bool:
+    """
+    Make a Twisted TCP port (one with C{numberAccepts}) accept at most
+    L{ACCEPTS_PER_TURN} connections a reactor turn; C{False} for another.
+    """
+    if "numberAccepts" not in getattr(port, "__dict__", {}):
+        return False
+    kind = type(port)
+    capped = _capped_classes.get(kind)
+    if capped is None:
+        capped = _capped_classes[kind] = type(
+            "Capped" + kind.__name__, (kind,), {"numberAccepts": _AcceptCap()})
+    value = port.__dict__.pop("numberAccepts")
+    port.__class__ = capped
+    cast(Any, port).numberAccepts = value
+    return True
+
+
 def open_connection(transport: IConnectionTransport, sendq: int,
                     preset: bool = False) -> SendQueue:
     """

@@ -102,10 +102,12 @@ class TurnFlusher:
     def flush(self) -> None:
         """Flush every connection marked since the last flush."""
         self._scheduled = False
-        dirty, self._dirty = self._dirty, self._next
-        if self._next:  # they wait one more turn
-            self._next = []
+        dirty = self._dirty
+        if self._next:  # they waited a turn: flushed at the end of this one
+            self._dirty, self._next = self._next, []
             self._scheduled = True
             self._clock.callLater(0, self.flush)
+        else:
+            self._dirty = []
         for connection in dirty:
             connection.flush()
