@@ -88,14 +88,17 @@ class Notice(RoomEvent):
         from C{user} and C{change} instead of asking C{/users} again).
     @ivar change: C{joined} (the room), C{left} (for another room) or
         C{offline} (quit or disconnected).
+    @ivar users: in a big room's summary of a second's joins (or leaves,
+        or quits: C{change}), everyone it is about (C{user} is C{None}).
     """
 
-    __slots__ = ("room", "text", "when", "stamp", "user", "change")
+    __slots__ = ("room", "text", "when", "stamp", "user", "change", "users")
     kind = "notice"
 
     def __init__(
         self, room: str | None, text: str, when: float, stamp: str,
         user: str | None = None, change: str | None = None,
+        users: tuple[str, ...] = (),
     ) -> None:
         self._line = self._json = self._irc = None
         self.room = room
@@ -104,6 +107,7 @@ class Notice(RoomEvent):
         self.stamp = stamp
         self.user = user
         self.change = change
+        self.users = users
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,12 @@ def entry_lines(entry: Entry, prefixes: Prefixes, tags: dict[str, str] | None) -
                  privmsgs(source, "#" + entry.room, entry.text, entry.action))
 
 
+# A big room's summary notice as IRC lines: the command, and its parameters
+# (empty: the channel).
+_SUMMARISED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "joined": ("JOIN", ()), "left": ("PART", ()), "offline": ("QUIT", ("Quit: ",))}
+
+
 def room_event(event: Message | Notice, prefixes: Prefixes,
                server_name: str) -> tuple[bytes, bytes]:
     """
@@ -92,6 +98,14 @@ def room_event(event: Message | Notice, prefixes: Prefixes,
     assert isinstance(event, Notice)
     stamp = {"time": server_time(event.when)}
     user, change, room = event.user, event.change, event.room
+    if event.users and room is not None and change in _SUMMARISED:
+        # a big room's summary: each one's line, for the clients' nick lists
+        channel = "#" + room
+        command, params = _SUMMARISED[change]
+        params = params or (channel,)
+        return (b"".join(lines(None, prefixes(name), command, [params]) for name in event.users),
+                b"".join(lines(stamp, prefixes(name), command, [params])
+                         for name in event.users))
     if user is not None and room is not None:
         source = prefixes(user)
         channel = "#" + room

@@ -69,9 +69,13 @@ def _message(event: Message) -> dict[str, Any]:
 
 
 def _notice(event: Notice) -> dict[str, Any]:
-    out = {"type": event.kind, "room": event.room, "text": event.text, "time": event.when}
+    out: dict[str, Any] = {"type": event.kind, "room": event.room, "text": event.text,
+                           "time": event.when}
     if event.user is not None:
         out["user"] = event.user
+        out["change"] = event.change
+    elif event.users:  # a big room's summary (the page's list is refreshed by /users)
+        out["users"] = list(event.users)
         out["change"] = event.change
     return out
 
