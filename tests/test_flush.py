@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
+from unittest import SkipTest
 
 import pytest
 from twisted.internet import tcp
@@ -18,7 +20,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_chat.config import ChatConfig
-from twisted_chat.frontends.line.fastwrite import can_send_directly
+from twisted_chat.frontends.line.fastwrite import TurnFlusher, can_send_directly
 from twisted_chat.frontends.line.protocol import ChatLineProtocol
 from twisted_chat.tap import Options, config_from_options
 
@@ -29,6 +31,22 @@ class _Port:
     """What tcp.Server needs of the listening port that accepted it."""
 
     _realPortNumber = 8080
+
+
+class TurnClock:
+    """A clock whose calls run one reactor turn at a time (L{turn})."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    def callLater(self, delay: float, f: Any, *args: Any) -> None:  # noqa: N802
+        self.calls.append((f, args))
+
+    def turn(self) -> None:
+        """End one reactor turn: run what was scheduled before it ended."""
+        calls, self.calls = self.calls, []
+        for f, args in calls:
+            f(*args)
 
 
 @pytest.mark.e2e  # real loopback sockets
@@ -103,6 +121,45 @@ class FlushTests(SynchronousTestCase):
         self.assertEqual([line[11:] for line in data.decode().split("\r\n")[:-1]],
                          ["alice: one", "alice: two", "alice: three"])
         self.assertNotIn(bob_transport, self.reactor.getWriters())  # no epoll round trip
+
+    def test_greeting_joins_the_answer(self) -> None:
+        """
+        A client that sent its login before the greeting went out gets the
+        greeting and the answer with one C{send}.
+        """
+        if not self.direct:
+            raise SkipTest("Twisted's own write path")
+        clock = TurnClock()
+        self.world.factory.flusher = TurnFlusher(clock)
+        listener = socket.create_server(("127.0.0.1", 0))
+        theirs = socket.create_connection(listener.getsockname())
+        ours, _ = listener.accept()
+        listener.close()
+        ours.setblocking(False)
+        self.addCleanup(theirs.close)
+        protocol = self.world.factory.buildProtocol(PEER)
+        transport = tcp.Server(ours, protocol, ("127.0.0.1", 40000), _Port(), 1, self.reactor)
+        self.addCleanup(self.close, transport)
+        sends: list[bytes] = []
+
+        class Counting:
+            def send(self, data: bytes) -> int:
+                sends.append(data)
+                return ours.send(data)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(ours, name)
+
+        transport.socket = Counting()
+        protocol.makeConnection(transport)
+        clock.turn()
+        self.assertEqual(sends, [])
+        protocol.dataReceived(b"x\r\nalice\r\n")
+        clock.turn()
+        self.assertEqual(len(sends), 1)
+        self.assertIn(b"Welcome to twisted-chat.", sends[0])
+        self.assertIn(b"Welcome, alice!", sends[0])
+        self.assertIn(b"Welcome, alice!", self.drain(theirs))
 
     def test_partial_send_falls_back_in_order(self) -> None:
         """
@@ -230,3 +287,38 @@ class PlainWriteEndToEndTests(SynchronousTestCase):
         self.assertEqual([line.split(": ", 1)[1] for line in said],
                          ["line %d" % n for n in range(200)])
         self.assertNotIn("Traceback", server.output())
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+class TurnFlusherTests(SynchronousTestCase):
+    """L{TurnFlusher}: this turn's and the next turn's output."""
+
+    def test_this_turn(self) -> None:
+        clock = TurnClock()
+        flusher = TurnFlusher(clock)
+        connection = Recorder()
+        flusher.mark(connection)
+        clock.turn()
+        self.assertEqual(connection.flushes, 1)
+        self.assertEqual(clock.calls, [])
+
+    def test_next_turn(self) -> None:
+        """A greeting waits one turn, so a pipelined login's answer joins it."""
+        clock = TurnClock()
+        flusher = TurnFlusher(clock)
+        greeted, other = Recorder(), Recorder()
+        flusher.mark_next(greeted)
+        flusher.mark(other)
+        clock.turn()
+        self.assertEqual((greeted.flushes, other.flushes), (0, 1))
+        clock.turn()
+        self.assertEqual((greeted.flushes, other.flushes), (1, 1))
+        clock.turn()
+        self.assertEqual(clock.calls, [])

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import json
+import socket
+import sys
+from unittest import SkipTest
 
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import succeed
 from twisted.internet.interfaces import IPushProducer
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from twisted_chat.config import ChatConfig
-from twisted_chat.frontends.base import ReadingSendQueue, SendQueue
+from twisted_chat.frontends.base import (
+    ACCEPTS_PER_TURN,
+    DEAD_PEER_OPTIONS,
+    AdmittingFactory,
+    ReadingSendQueue,
+    SendQueue,
+    cap_accepts,
+    open_connection,
+    preset_listener,
+)
 from twisted_chat.frontends.web.site import ChatWebFactory, frame_size
+from twisted_chat.service import Listener
 
 from . import test_web as web_tests
 from .helpers import World
@@ -122,3 +138,81 @@ class WebSendQueueTests(SynchronousTestCase):
         self.assertEqual(frame_size("x" * 126), 130)
         self.assertEqual(frame_size("é" * 63), 130)
         self.assertEqual(frame_size("x" * 65536), 65546)
+
+
+@pytest.mark.e2e
+class PresetListenerTests(SynchronousTestCase):
+    """
+    L{preset_listener} gives the listening socket the options every
+    connection needs, and an accepted socket has them without setting any.
+    """
+
+    def test_accepted_socket_inherits(self) -> None:
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("Linux copies a listener's options to accepted sockets")
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = type("Port", (), {"socket": listener})()
+        self.assertTrue(preset_listener(port))
+        client = socket.create_connection(listener.getsockname())
+        self.addCleanup(client.close)
+        accepted, _ = listener.accept()
+        self.addCleanup(accepted.close)
+        self.assertTrue(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        self.assertTrue(accepted.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+        for name, value in DEAD_PEER_OPTIONS:
+            self.assertEqual(accepted.getsockopt(socket.IPPROTO_TCP, getattr(socket, name)),
+                             value, name)
+
+    def test_not_tcp(self) -> None:
+        """A port without a TCP socket is left alone (each connection sets its own)."""
+        self.assertFalse(preset_listener(object()))
+        unix = socket.socket(socket.AF_UNIX)
+        self.addCleanup(unix.close)
+        self.assertFalse(preset_listener(type("Port", (), {"socket": unix})()))
+
+    def test_listener_presets(self) -> None:
+        """
+        A L{Listener} presets its TCP port's socket and tells its factory,
+        whose connections then set no options of their own.
+        """
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = type("Port", (), {"socket": listener,
+                                 "getHost": lambda self: IPv4Address("TCP", "127.0.0.1", 1)})()
+        endpoint = type("Endpoint", (), {"listen": lambda self, factory: succeed(port)})()
+        factory = AdmittingFactory()
+        Listener(endpoint, factory, "line protocol").privilegedStartService()
+        self.assertIs(factory.sockets_preset, sys.platform.startswith("linux"))
+
+        calls: list[str] = []
+        transport = type("Transport", (), {
+            "setTcpNoDelay": lambda self, on: calls.append("nodelay"),
+            "setTcpKeepAlive": lambda self, on: calls.append("keepalive"),
+            "registerProducer": lambda self, producer, streaming: None})()
+        open_connection(transport, 100, preset=True)
+        self.assertEqual(calls, [])
+        open_connection(transport, 100)
+        self.assertEqual(calls, ["nodelay", "keepalive"])
+
+
+class AcceptCapTests(SynchronousTestCase):
+    """L{cap_accepts}: a login storm is taken a bounded number of connections a turn."""
+
+    def test_capped(self) -> None:
+        from twisted.internet import tcp
+
+        port = tcp.Port(0, AdmittingFactory(), interface="127.0.0.1")
+        port.numberAccepts = 100  # as startListening sets it
+        self.assertTrue(cap_accepts(port))
+        self.assertIsInstance(port, tcp.Port)
+        self.assertEqual(port.numberAccepts, ACCEPTS_PER_TURN)
+        port.numberAccepts += 20  # what Port.doRead does after a full turn
+        self.assertEqual(port.numberAccepts, ACCEPTS_PER_TURN)
+        port.numberAccepts = 3  # fewer waited: Twisted lowers it
+        self.assertEqual(port.numberAccepts, 3)
+        self.assertFalse(cap_accepts(object()))

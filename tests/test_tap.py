@@ -19,7 +19,14 @@ from zope.interface.verify import verifyObject
 from twisted_chat.config import ChatConfig
 from twisted_chat.service import ChatService, Listener
 from twisted_chat.storage.history import HistoryError
-from twisted_chat.tap import Options, build, config_from_options, fit_descriptors
+from twisted_chat.tap import (
+    LISTEN_BACKLOG,
+    Options,
+    build,
+    config_from_options,
+    fit_descriptors,
+    with_backlog,
+)
 
 from .helpers import (
     ROOT,
@@ -113,6 +120,22 @@ class BuildTests(SynchronousTestCase):
         service.startService()
         self.assertEqual([port[0] for port in reactor.tcpServers], [1234, 1235])
         self.assertEqual(reactor.tcpServers[1][3], "127.0.0.1")
+        self.successResultOf(service.stopService())
+
+    def test_backlog(self) -> None:
+        """
+        TCP listeners queue up to LISTEN_BACKLOG completed connections (not
+        Twisted's 50: a reconnect storm would wait for retransmitted
+        handshakes), unless the description gives its own.
+        """
+        reactor = MemoryReactorClock()
+        service = build(parse("--port", "1234", "--port", "tcp:1235:backlog=7",
+                              "--irc", "tcp:1236:interface=127.0.0.1", "--db", ":memory:"),
+                        reactor)
+        service.privilegedStartService()
+        self.assertEqual([port[2] for port in reactor.tcpServers], [LISTEN_BACKLOG, 7,
+                                                                    LISTEN_BACKLOG])
+        self.assertEqual(with_backlog("unix:/tmp/x"), "unix:/tmp/x")
         self.successResultOf(service.stopService())
 
     def test_web_address_known(self) -> None:

@@ -20,10 +20,11 @@ from twisted.internet.interfaces import (
     IProtocolFactory,
     IStreamServerEndpoint,
 )
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 from typing_extensions import override
 
+from twisted_chat.frontends.base import AdmittingFactory, cap_accepts, preset_listener
 from twisted_chat.interfaces import History
 from twisted_chat.session.session import SessionContext
 
@@ -96,6 +97,9 @@ class Listener(Service):
 
     def _listened(self, port: IListeningPort) -> IListeningPort:
         self._port = port
+        if isinstance(self._factory, AdmittingFactory):
+            self._factory.sockets_preset = preset_listener(port)
+            cap_accepts(port)  # a login storm must not starve the rooms
         host = port.getHost()
         if isinstance(host, IPv4Address | IPv6Address):
             where = "%s:%s" % (host.host, host.port)
@@ -175,6 +179,17 @@ class ChatService(MultiService):
         self.store = HistoryService(history)
         self._grace = grace
         self.registry: Any = None  # the Prometheus registry, with --metrics
+        # twistd's text log observer for the application (logs.TurnTextObserver)
+        self.log_observer: Any = None
+
+    @override
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd asks the application for its log observer after makeService
+        # (app.AppLogger.start), so one given here replaces its default.
+        if self.log_observer is not None and hasattr(parent, "setComponent") \
+                and parent.getComponent(ILogObserver, None) is None:
+            parent.setComponent(ILogObserver, self.log_observer)
+        super().setServiceParent(parent)
 
     @override
     def startService(self) -> None:

@@ -34,6 +34,7 @@ from twisted_chat.frontends.line.protocol import ChatLineFactory
 from twisted_chat.frontends.web.site import build_site, normalize_origin
 from twisted_chat.interfaces import History
 from twisted_chat.limits import RecentCount
+from twisted_chat.logs import TURN_LOG_ENV, TurnTextObserver, twistd_logs_to_stdout
 from twisted_chat.metrics.observer import NULL_OBSERVER
 from twisted_chat.service import ChatService, Listener
 from twisted_chat.session.session import SessionContext
@@ -690,15 +691,33 @@ def _serve_metrics(service: ChatService, counts: Any, context: SessionContext,
              "metrics", where="--metrics " + _place(description)).setServiceParent(service)
 
 
+# Connections the kernel completes and queues for accept (Twisted's default
+# is 50): in a reconnect storm a full queue leaves clients retrying their
+# handshake for up to a minute.  The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
+
+
+def with_backlog(description: str) -> str:
+    """C{description} with C{backlog=}L{LISTEN_BACKLOG} if it is TCP or TLS and names none."""
+    try:
+        args, kwargs = parse_endpoint(description)
+    except Exception:  # serverFromString says what is wrong
+        return description
+    if args and args[0] in ("tcp", "ssl", "tcp6") and "backlog" not in kwargs:
+        return "%s:backlog=%d" % (description, LISTEN_BACKLOG)
+    return description
+
+
 def _endpoint(reactor: Any, option: str, description: str) -> Any:
     """
-    The endpoint C{description} names.
+    The endpoint C{description} names (a TCP or TLS one with a deep accept
+    queue unless it says otherwise: L{with_backlog}).
 
     @raise ValueError: for any mistake in it (an unknown kind, a missing
         key file), naming the option.
     """
     try:
-        return serverFromString(reactor, description)
+        return serverFromString(reactor, with_backlog(description))
     except Exception as e:  # whatever the parser raises is the operator's mistake
         raise ValueError("%s %s: %s" % (option, description, e)) from None
 
@@ -744,8 +763,13 @@ def makeService(options: Options) -> IService:
     if max_clients != config.max_clients:
         config = dataclasses.replace(config, max_clients=max_clients)
     try:
-        return build(config, reactor)
+        service = build(config, reactor)
     except (HistoryError, AccountError, ModerationError) as e:
         _fail(str(e))
     except ValueError as e:  # a malformed endpoint description
         _fail(str(e))
+    # twistd's text log on standard output, a turn's lines written at once
+    if twistd_logs_to_stdout(getattr(options, "parent", None)) \
+            and os.environ.get(TURN_LOG_ENV, "1") != "0":
+        service.log_observer = TurnTextObserver(sys.stdout, reactor)
+    return service

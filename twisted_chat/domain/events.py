@@ -95,15 +95,18 @@ class Notice(RoomEvent):
     @ivar detail: what it is about (moderation): the topic's text (C{""}:
         cleared), a kick's reason, a ban's or mute's target (a name, an
         address or a CIDR), a wall's text.
+    @ivar users: in a big room's summary of a second's joins (or leaves,
+        or quits: C{change}), everyone it is about (C{user} is C{None}).
     """
 
-    __slots__ = ("room", "text", "when", "stamp", "user", "change", "actor", "detail")
+    __slots__ = ("room", "text", "when", "stamp", "user", "change", "actor", "detail", "users")
     kind = "notice"
 
     def __init__(
         self, room: str | None, text: str, when: float, stamp: str,
         user: str | None = None, change: str | None = None,
         actor: str | None = None, detail: str | None = None,
+        users: tuple[str, ...] = (),
     ) -> None:
         self._line = self._json = self._irc = None
         self.room = room
@@ -114,6 +117,7 @@ class Notice(RoomEvent):
         self.change = change
         self.actor = actor
         self.detail = detail
+        self.users = users
 
 
 @dataclass(frozen=True)

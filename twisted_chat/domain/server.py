@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from itertools import islice
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -78,6 +80,14 @@ from twisted_chat.text import clock_stamp, room_key, utc_offset
 LOBBY = "lobby"
 # The user list shown on joining a room is cut here; /users shows everyone.
 JOIN_LIST_LIMIT = 100
+# A room of more than BIG_ROOM members hears its joins, leaves and quits
+# summarised: gathered for SUMMARY_EVERY seconds, then one notice per kind
+# ("alice, bob, carol and 37 others joined #big") naming SUMMARY_NAMES of
+# them (the notice's users name all, for IRC's JOIN lines).  One by one,
+# 10,000 joining would be 50 million notices.
+BIG_ROOM = 200
+SUMMARY_EVERY = 1.0
+SUMMARY_NAMES = 3
 # A search runs on the reactor (up to history.SEARCH_BUDGET, 0.25 s), so
 # each member may search SEARCH_RATE times a second, SEARCH_BURST in a row ...
 SEARCH_RATE = 0.5
@@ -271,6 +281,9 @@ class ChatServer:
         self._stamp = ""
         self._empty_waiters: list[Deferred[None]] = []
         self._stopping = False
+        # big rooms' joins, leaves and quits waiting for their summary
+        self._gathered: dict[str, dict[str, list[str]]] = {}
+        self._summary_call: Any = None
 
     # -- time -------------------------------------------------------------
 
@@ -340,8 +353,9 @@ class ChatServer:
             self._leave_room(member, room)
         if rooms and not self._stopping:  # after the shutdown notice, departures are noise
             text = "%s %s" % (member.name, why)
+            small = [room for room in rooms if not self._gather(room, member.name, "offline")]
             self.bus.publish_once(
-                [(room.name, self.notice(room, text, member.name, "offline")) for room in rooms],
+                [(room.name, self.notice(room, text, member.name, "offline")) for room in small],
                 exclude=member)
         member.room = None
         if not self.members and self._empty_waiters:
@@ -370,10 +384,49 @@ class ChatServer:
     def _depart(self, member: Member, room: Room, reason: str = "") -> None:
         """C{member} leaves C{room}, which is told (with C{reason}, if any)."""
         self._leave_room(member, room)
+        if self._gather(room, member.name, "left"):
+            return
         text = "%s left #%s" % (member.name, room.name)
         if reason:
             text += " (%s)" % reason
         self.bus.publish(room.name, self.notice(room, text, member.name, "left"))
+
+    def _gather(self, room: Room, name: str, change: str) -> bool:
+        """
+        In a big room (over L{BIG_ROOM}), keep C{name}'s C{change} for the
+        next summary (L{SUMMARY_EVERY}) and return C{True}; else C{False}:
+        the caller tells the room now.
+        """
+        if len(room.members) <= BIG_ROOM:
+            return False
+        self._gathered.setdefault(room.name, {}).setdefault(change, []).append(name)
+        if self._summary_call is None:
+            self._summary_call = self.clock.callLater(SUMMARY_EVERY, self._summarise)
+        return True
+
+    def _summarise(self) -> None:
+        """Tell each big room who joined, left and went offline since the last summary."""
+        self._summary_call = None
+        gathered, self._gathered = self._gathered, {}
+        if self._stopping:
+            return
+        verbs = {"joined": "joined #%s", "left": "left #%s", "offline": "went offline"}
+        for key, changes in gathered.items():
+            room = self.rooms.get(key)
+            if room is None:
+                continue
+            for change, names in changes.items():
+                shown = names[:SUMMARY_NAMES]
+                if len(names) > SUMMARY_NAMES:
+                    who = "%s and %d others" % (", ".join(shown), len(names) - SUMMARY_NAMES)
+                elif len(names) > 1:
+                    who = "%s and %s" % (", ".join(shown[:-1]), shown[-1])
+                else:
+                    who = shown[0]
+                verb = verbs[change] % key if "%" in verbs[change] else verbs[change]
+                when, stamp = self.now()
+                self.bus.publish(key, Notice(key, "%s %s" % (who, verb), when, stamp,
+                                             None, change, users=tuple(names)))
 
     def join(self, member: Member, name: str, move: bool = True) -> None:
         """
@@ -407,8 +460,9 @@ class ChatServer:
             self.log.info("room #{room} created by {name}", room=key, name=member.name)
             if self.founder_ops and key != LOBBY and not self.moderation.claimed(key):
                 self.moderation.founded(key, member)
-        self.bus.publish(
-            key, self.notice(room, "%s joined #%s" % (member.name, key), member.name, "joined"))
+        if not self._gather(room, member.name, "joined"):
+            self.bus.publish(key, self.notice(
+                room, "%s joined #%s" % (member.name, key), member.name, "joined"))
         room.members[member] = None
         member.rooms = member.rooms + (room,) if member.rooms else room.alone
         if current or member.room is None:
@@ -540,6 +594,12 @@ class ChatServer:
     # -- looking around ---------------------------------------------------
 
     def _users_in(self, key: str, limit: int | None = None) -> Users:
+        room = self.rooms.get(key)
+        if limit is not None and room is not None and len(room.members) > BIG_ROOM:
+            # a big room's join list: its first members, not a sort of all
+            # of them per join (10,000 joining would sort 50 million names)
+            first = sorted((m.name for m in islice(room.members, limit)), key=str.lower)
+            return Users(key, [(name, key) for name in first], len(room.members))
         names = self.directory.members(key)
         shown = names if limit is None else names[:limit]
         return Users(key, [(name, key) for name in shown], len(names))

@@ -8,6 +8,7 @@ end does with it; and L{AdmittingFactory}, the connection limits at accept.
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -149,6 +150,9 @@ class AdmittingFactory(ServerFactory[Protocol]):
 
     noisy = False  # Listener logs where we listen; no "Starting factory" lines
     kind = ""  # the front end, for the metrics
+    # whether the listening socket carries the connection options
+    # (L{preset_listener}): accepted sockets inherit them
+    sockets_preset = False
     context: SessionContext
 
     def refusal(self, reason: str) -> bytes:
@@ -201,17 +205,82 @@ def detect_dead_peers(transport: IConnectionTransport) -> None:
             pass
 
 
-def open_connection(transport: IConnectionTransport, sendq: int) -> SendQueue:
+def preset_listener(port: object) -> bool:
+    """
+    Give a listening TCP socket (C{port}, a Twisted TCP port) the options
+    L{open_connection} sets (no Nagle delay, keep-alive, the dead-peer
+    timers), so that every accepted socket has them without six
+    C{setsockopt} calls of its own: Linux copies a listener's options to
+    the sockets it accepts.  C{False} (nothing set) elsewhere, for a port
+    without a TCP socket, or if an option fails.
+    """
+    sock = getattr(port, "socket", None)
+    if not sys.platform.startswith("linux") or sock is None \
+            or getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in DEAD_PEER_OPTIONS:
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+# New connections a listener accepts per reactor turn.  Twisted's own
+# number grows by 20 each turn a storm fills it, and each accepted client's
+# login costs the next turn a login's work (~0.15 ms): a turn of a thousand
+# logins would hold every room's messages back for 150 ms.  The kernel's
+# accept queue (tap.LISTEN_BACKLOG) keeps the rest waiting meanwhile.
+ACCEPTS_PER_TURN = 64
+
+
+class _AcceptCap:
+    """A Twisted port's C{numberAccepts}, never above L{ACCEPTS_PER_TURN}."""
+
+    def __get__(self, port: Any, owner: Any = None) -> int:
+        return min(int(port.__dict__.get("_accepts", ACCEPTS_PER_TURN)), ACCEPTS_PER_TURN)
+
+    def __set__(self, port: Any, value: int) -> None:
+        port.__dict__["_accepts"] = value
+
+
+_capped_classes: dict[type, type] = {}
+
+
+def cap_accepts(port: object) -> bool:
+    """
+    Make a Twisted TCP port (one with C{numberAccepts}) accept at most
+    L{ACCEPTS_PER_TURN} connections a reactor turn; C{False} for another.
+    """
+    if "numberAccepts" not in getattr(port, "__dict__", {}):
+        return False
+    kind = type(port)
+    capped = _capped_classes.get(kind)
+    if capped is None:
+        capped = _capped_classes[kind] = type(
+            "Capped" + kind.__name__, (kind,), {"numberAccepts": _AcceptCap()})
+    value = port.__dict__.pop("numberAccepts")
+    port.__class__ = capped
+    cast(Any, port).numberAccepts = value
+    return True
+
+
+def open_connection(transport: IConnectionTransport, sendq: int,
+                    preset: bool = False) -> SendQueue:
     """
     Set up a stream front end's new connection: no Nagle delay, dead peers
-    found within about two minutes, and a L{SendQueue} of C{sendq} bytes
+    found within about two minutes (unless C{preset}: its listener gave it
+    those, L{preset_listener}), and a L{SendQueue} of C{sendq} bytes
     registered as the transport's producer (returned).
     """
-    try:
-        transport.setTcpNoDelay(True)
-    except (AttributeError, OSError):
-        pass  # not TCP (tests, UNIX sockets)
-    detect_dead_peers(transport)
+    if not preset:
+        try:
+            transport.setTcpNoDelay(True)
+        except (AttributeError, OSError):
+            pass  # not TCP (tests, UNIX sockets)
+        detect_dead_peers(transport)
     queue = SendQueue(sendq)
     transport.registerProducer(queue, True)
     return queue

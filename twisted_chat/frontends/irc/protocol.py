@@ -78,6 +78,7 @@ from twisted_chat.frontends.irc.parser import (
     format_message,
     parse_message,
 )
+from twisted_chat.frontends.line.fastwrite import TurnFlusher, can_send_directly, send_now
 from twisted_chat.session.session import ChatSession, SessionContext
 from twisted_chat.text import MAX_NAME, check_name, clean, room_key, visible
 
@@ -246,6 +247,8 @@ class IRCProtocol(Protocol):
     _muffled = False  # the domain's Info answers are replaced by numerics (AWAY)
     _close_reason: str | None = None  # why the server closes it (KILL, a server ban)
     send_queue: SendQueue
+    _flusher: TurnFlusher | None = None  # the factory's, when output is sent directly
+    _pending: list[bytes] | None = None  # this turn's output, when _flusher is set
 
     def __init__(self) -> None:
         self.nick = "*"
@@ -264,7 +267,10 @@ class IRCProtocol(Protocol):
 
     @override
     def connectionMade(self) -> None:
-        self.send_queue = open_connection(self.transport, self.factory.sendq)
+        self.send_queue = open_connection(self.transport, self.factory.sendq,
+                                          self.factory.sockets_preset)
+        if can_send_directly(self.transport):
+            self._flusher = self.factory.flusher  # None when direct_send is off
         self.hub.unregistered += 1
         self.session = ChatSession(self.factory.context, self)
         self.session.start()
@@ -433,10 +439,28 @@ class IRCProtocol(Protocol):
         self.deliver(data)
 
     def deliver(self, data: bytes) -> None:
-        """Send C{data} now, within the sendq."""
-        if self.send_queue.stalled and not self.send_queue.add(len(data), self._overflowed):
-            return
-        self.transport.write(data)
+        """
+        Send C{data}, within the sendq: at the end of the reactor turn with
+        the turn's other output (one C{send}, as the line protocol does:
+        L{twisted_chat.frontends.line.fastwrite}), or through the transport.
+        """
+        pending = self._pending
+        if pending is not None:
+            pending.append(data)
+        elif self.send_queue.stalled:
+            if self.send_queue.add(len(data), self._overflowed):
+                self.transport.write(data)
+        elif self._flusher is not None:
+            self._pending = [data]
+            self._flusher.mark(self)
+        else:
+            self.transport.write(data)
+
+    def flush(self) -> None:
+        """Send this turn's output: directly if Twisted holds nothing unsent."""
+        pending, self._pending = self._pending, None
+        if pending:
+            send_now(self.transport, pending[0] if len(pending) == 1 else b"".join(pending))
 
     def _overflowed(self, queued: int) -> None:
         self.factory.context.server.observer.send_queue_overflowed("irc")
@@ -484,7 +508,12 @@ class IRCProtocol(Protocol):
             if memo is None:
                 memo = room_event._irc = render.room_event(
                     room_event, self.hub.prefix, self.hub.server_name)
-            self.write(memo[1] if "server-time" in self.caps else memo[0])
+            data = memo[1] if "server-time" in self.caps else memo[0]
+            pending = self._pending
+            if pending is not None and self._labeled is None:  # the fan-out path: no calls
+                pending.append(data)
+            else:
+                self.write(data)
             return
         handler = _EVENTS.get(kind)
         if handler is not None:
@@ -615,6 +644,8 @@ class IRCProtocol(Protocol):
         why = " (%s)" % self._close_reason if self._close_reason else ""
         self.write(format_message(None, None, "ERROR", (
             "Closing link: %s%s" % (self.host or "unknown", why),)) + b"\r\n")
+        if self._pending:
+            self.flush()
         transport = self.transport
         if not transport.disconnecting:
             transport.unregisterProducer()
@@ -1744,6 +1775,8 @@ class IRCFactory(AdmittingFactory):
         self.hub = hub
         self.sendq = context.config.sendq
         self.limits = context.limits
+        # the per-turn direct send (line.fastwrite), unless configured off
+        self.flusher = TurnFlusher(context.clock) if context.config.direct_send else None
 
     def refusal(self, reason: str) -> bytes:
         return b"ERROR :%s\r\n" % str(TooManyConnections(reason)).encode()

@@ -124,6 +124,12 @@ def _moderation(event: Notice, prefixes: Prefixes, server_name: str
     return None
 
 
+# A big room's summary notice as IRC lines: the command, and its parameters
+# (empty: the channel).
+_SUMMARISED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "joined": ("JOIN", ()), "left": ("PART", ()), "offline": ("QUIT", ("Quit: ",))}
+
+
 def room_event(event: Message | Notice, prefixes: Prefixes,
                server_name: str) -> tuple[bytes, bytes]:
     """
@@ -138,6 +144,14 @@ def room_event(event: Message | Notice, prefixes: Prefixes,
     assert isinstance(event, Notice)
     stamp = {"time": server_time(event.when)}
     user, change, room = event.user, event.change, event.room
+    if event.users and room is not None and change in _SUMMARISED:
+        # a big room's summary: each one's line, for the clients' nick lists
+        channel = "#" + room
+        command, params = _SUMMARISED[change]
+        params = params or (channel,)
+        return (b"".join(lines(None, prefixes(name), command, [params]) for name in event.users),
+                b"".join(lines(stamp, prefixes(name), command, [params])
+                         for name in event.users))
     if change is not None and change not in _PRESENCE:
         native = _moderation(event, prefixes, server_name)
         if native is not None:

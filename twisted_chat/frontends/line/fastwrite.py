@@ -72,14 +72,17 @@ def send_now(transport: Any, data: bytes) -> None:
 class TurnFlusher:
     """
     Flushes each marked connection once, at the end of the reactor turn in
-    which it was first marked.
+    which it was first marked (L{mark}), or at the end of the next turn
+    (L{mark_next}: a new connection's greeting, which the answer to a
+    pipelining client's login then joins: one C{send} instead of two).
     """
 
-    __slots__ = ("_clock", "_dirty", "_scheduled")
+    __slots__ = ("_clock", "_dirty", "_next", "_scheduled")
 
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
         self._dirty: list[Flushable] = []
+        self._next: list[Flushable] = []
         self._scheduled = False
 
     def mark(self, connection: Flushable) -> None:
@@ -89,9 +92,22 @@ class TurnFlusher:
             self._scheduled = True
             self._clock.callLater(0, self.flush)
 
+    def mark_next(self, connection: Flushable) -> None:
+        """C{connection} has output to flush at the end of the next turn."""
+        self._next.append(connection)
+        if not self._scheduled:
+            self._scheduled = True
+            self._clock.callLater(0, self.flush)
+
     def flush(self) -> None:
         """Flush every connection marked since the last flush."""
         self._scheduled = False
-        dirty, self._dirty = self._dirty, []
+        dirty = self._dirty
+        if self._next:  # they waited a turn: flushed at the end of this one
+            self._dirty, self._next = self._next, []
+            self._scheduled = True
+            self._clock.callLater(0, self.flush)
+        else:
+            self._dirty = []
         for connection in dirty:
             connection.flush()

@@ -67,9 +67,15 @@ class ChatLineProtocol(LineReceiver):
     @override
     def connectionMade(self) -> None:
         transport = self.transport
-        self.send_queue = open_connection(transport, self.factory.sendq)
+        self.send_queue = open_connection(transport, self.factory.sendq,
+                                          self.factory.sockets_preset)
         if can_send_directly(transport):
-            self._flusher = self.factory.flusher  # None when direct_send is off
+            self._flusher = flusher = self.factory.flusher  # None when direct_send is off
+            if flusher is not None:
+                # The greeting waits a turn: a client that sends its login at
+                # once (a script, a reconnect storm) gets it with the answer.
+                self._pending = []
+                flusher.mark_next(self)
         self.session = ChatSession(self.factory.context, self)
         # The dialogue tells us its prompts (telnet hides input at some), so
         # send() itself, chat's fan-out path, never looks at an event's kind.

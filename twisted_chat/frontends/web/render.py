@@ -74,9 +74,12 @@ def _message(event: Message) -> dict[str, Any]:
 
 
 def _notice(event: Notice) -> dict[str, Any]:
-    out = {"type": event.kind, "room": event.room, "text": event.text, "time": event.when}
+    out: dict[str, Any] = {"type": event.kind, "room": event.room, "text": event.text,
+                           "time": event.when}
     if event.user is not None:
         out["user"] = event.user
+    elif event.users:  # a big room's summary (the page's list is refreshed by /users)
+        out["users"] = list(event.users)
     if event.change is not None:
         out["change"] = event.change
     if event.actor is not None:
