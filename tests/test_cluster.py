@@ -441,6 +441,39 @@ class Cluster(SynchronousTestCase):
         Process(self.redis, "c", accounts=late)
         self.assertEqual([acct.name for acct in late.all()], ["dave"])
 
+    def test_accounts_reach_a_new_process_after_redis_lost_its_data(self) -> None:
+        """
+        A process started after a Redis restart without persistence (the
+        stream is gone) learns the accounts from the others' answers to its
+        hello: a guest cannot take a registered name there.
+        """
+        from twisted_chat.cluster.accounts import ReplicatedAccounts
+        from twisted_chat.storage.accounts import MemoryAccounts
+
+        a, b = self.processes("a", "b")
+        mine, theirs = ReplicatedAccounts(MemoryAccounts(), a.node), MemoryAccounts()
+        ReplicatedAccounts(theirs, b.node)
+        mine.add("Dave", "$argon2id$one", operator=True)
+        self.redis.pump()
+        self.redis.stop(flush=True)
+        self.redis.start()
+        late = MemoryAccounts()
+        late.add("erin", "$argon2id$own")  # its own --db's account is kept
+        Process(self.redis, "c", accounts=late)
+        self.redis.pump()
+        dave = late.get("dave")
+        assert dave is not None
+        self.assertEqual((dave.name, dave.hash, dave.operator), ("Dave", "$argon2id$one", True))
+        self.assertEqual(sorted(acct.name for acct in late.all()), ["Dave", "erin"])
+        # the answers are for c only: a and b learn nothing of each other twice,
+        # and a snapshot never overwrites an account a process already has
+        mine.set_hash("dave", "$argon2id$two")
+        self.redis.pump()
+        self.assertEqual([acct.name for acct in theirs.all()], ["Dave"])
+        dave = late.get("dave")
+        assert dave is not None
+        self.assertEqual(dave.hash, "$argon2id$two")
+
     def test_unknown_version_skipped(self) -> None:
         a, b = self.processes("a", "b")
         _, bobs = b.login("bob")
