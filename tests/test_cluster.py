@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakeredis import FakeRedis
-from tests.helpers import FakeParticipant, temp_dir
+from tests.helpers import FakeParticipant, fired, temp_dir
 from twisted_chat.auth.cred import Visitor
 from twisted_chat.cluster import codec
 from twisted_chat.cluster.address import parse_url
@@ -295,6 +295,35 @@ class Cluster(SynchronousTestCase):
         self.redis.pump()
         self.assertIn("bob disconnected", texts(alices)[0])
         self.assertEqual(a.server.directory.everyone(), [("alice", ["lobby"])])
+
+    def test_restarted_node_frees_its_old_instances_names(self) -> None:
+        """
+        A process restarted at once after a crash: its users, gone from
+        every list, can log in again at once (their names are not held
+        for the old instance until their keys run out).
+        """
+        a, b = self.processes("a", "b")
+        a.login("alice")
+        b.login("bob")
+        b.crash()
+        b2 = Process(self.redis, "b")
+        self.redis.pump()
+        self.assertIsNone(self.redis.get("twisted-chat:name:bob"))
+        self.assertTrue(fired(b2.claim("bob")))
+        self.assertEqual(self.redis.get("twisted-chat:name:alice"), a.node.instance)
+
+    def test_dead_process_names_free_when_its_users_leave(self) -> None:
+        """Taken for dead: its users' names are free as they leave the lists."""
+        a, b = self.processes("a", "b")
+        b.login("bob")
+        b.crash()
+        for _ in range(30):  # the first second it is gone from the lists
+            self.redis.advance(1)
+            if a.server.directory.find("bob") is None:
+                break
+        self.assertIsNone(a.server.directory.find("bob"))
+        self.assertIsNone(self.redis.get("twisted-chat:name:bob"))
+        self.assertTrue(fired(a.claim("bob")))
 
     def test_stopped_process_says_bye(self) -> None:
         a, b = self.processes("a", "b")

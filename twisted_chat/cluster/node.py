@@ -860,6 +860,8 @@ class ClusterNode(Service):
     def _gone(self, peer: Peer, why: str) -> None:
         """C{peer} is gone: its members leave every list; this process's members are told."""
         self.peers.pop(peer.instance, None)
+        if why == "disconnected":  # dead or restarted, not stopped (a bye frees its own)
+            self._free_names(peer)
         gone = self.replica.drop(peer)
         if gone:
             self.log.info("{count} users of {node} left: {why}", count=len(gone),
@@ -873,6 +875,20 @@ class ClusterNode(Service):
                 when, stamp = server.now()
                 local.publish_once([(room, Notice(room, text, when, stamp, name, "offline"))
                                     for room in rooms])
+
+    def _free_names(self, peer: Peer) -> None:
+        """
+        The names a dead (or restarted) C{peer} held are free as its members
+        leave the lists, not only when their keys run out 0-5 s later (or up
+        to 25 s after a crash and an immediate restart): compare-and-delete,
+        so a name taken again meanwhile stays taken.
+        """
+        cmd = self.cmd
+        if not self.ready or cmd is None:
+            return
+        for key in peer.members:
+            cmd.execute_command("EVAL", RELEASE_SCRIPT, 1, self.name_key(key),
+                                peer.instance).addErrback(lambda _: None)  # they expire anyway
 
     # -- heartbeat --------------------------------------------------------
 
