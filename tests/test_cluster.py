@@ -417,6 +417,27 @@ class Cluster(SynchronousTestCase):
         Process(self.redis, "b", history=history, positions=Positions(path))
         self.assertEqual([e.text for e in history.recent_now("lobby", 5)], ["one", "two"])
 
+    def test_crash_soon_after_a_restart_stores_nothing_twice(self) -> None:
+        """
+        A process that crashes before its first heartbeat: what it said is
+        in its --db already; started again, it does not store it twice (its
+        position named the instance before, so it took that one's entries
+        for someone else's).
+        """
+        path = os.path.join(temp_dir(self), "chat.db")
+        history = MemoryHistory()  # the --db the three instances of b share
+        b = Process(self.redis, "b", history=history, positions=Positions(path))
+        b.node.stopService()  # a clean stop: its position names this instance
+        self.redis.pump()
+        b = Process(self.redis, "b", history=history, positions=Positions(path))
+        bob, _ = b.login("bob")
+        b.server.say(bob, "just before the crash")
+        self.redis.pump()
+        b.crash()  # before its first heartbeat saved the position
+        Process(self.redis, "b", history=history, positions=Positions(path))
+        self.assertEqual([e.text for e in history.recent_now("lobby", 5)],
+                         ["just before the crash"])
+
     def test_duplicate_batch_is_dropped(self) -> None:
         a, b = self.processes("a", "b")
         alice, _ = a.login("alice")

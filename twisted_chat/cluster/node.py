@@ -586,6 +586,10 @@ class ClusterNode(Service):
         self._seen_live = True
         if stream_id(tail) > stream_id(self.last_id):
             self._live_from = stream_id(tail)  # up to there: what was said before we started
+        else:
+            # nothing to catch up: the position names this instance at once,
+            # so that a crash before the first heartbeat stores nothing twice
+            self._save_position()
         return self._assert_names(gen)
 
     def _assert_names(self, gen: int) -> Deferred[Any]:
@@ -755,6 +759,7 @@ class ClusterNode(Service):
                                          node=peer.name, event=event)
         if live_from is not None and stream_id(self.last_id) >= live_from:
             self._live_from = None  # caught up: from here on, everything is live
+            self._save_position()  # a restart now skips this instance's entries
 
     def _restarted(self, peer: Peer) -> None:
         """
