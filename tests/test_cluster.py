@@ -438,6 +438,24 @@ class Cluster(SynchronousTestCase):
         self.assertEqual([e.text for e in history.recent_now("lobby", 5)],
                          ["just before the crash"])
 
+    def test_crash_between_heartbeats_stores_the_others_messages_once(self) -> None:
+        """
+        Killed between two heartbeats, a process started again read the
+        others' messages of that heartbeat again and stored them twice: its
+        position is saved soon after what it stores, not only each heartbeat.
+        """
+        path = os.path.join(temp_dir(self), "chat.db")
+        history = MemoryHistory()
+        a, = self.processes("a")
+        b = Process(self.redis, "b", history=history, positions=Positions(path))
+        self.redis.advance(BEAT + 0.1)  # a heartbeat saved b's position
+        alice, _ = a.login("alice")
+        a.server.say(alice, "said by a")
+        self.redis.advance(0.5)  # well before the next heartbeat
+        b.crash()
+        Process(self.redis, "b", history=history, positions=Positions(path))
+        self.assertEqual([e.text for e in history.recent_now("lobby", 5)], ["said by a"])
+
     def test_duplicate_batch_is_dropped(self) -> None:
         a, b = self.processes("a", "b")
         alice, _ = a.login("alice")

@@ -57,6 +57,10 @@ if TYPE_CHECKING:
 HEARTBEAT = 5.0
 # ... a process not heard from for this many heartbeats is dead (20 s) ...
 DEAD_AFTER = 4
+# Seconds after reading entries that the position is saved (with the history
+# they fed flushed first): a process killed and started again reads again,
+# and stores twice, at most this much of the others' messages.
+SAVE_DELAY = 0.2
 # ... and a name key outlives its last refresh by this many (25 s).
 NAME_TTL = 5
 # Events kept while Redis is unreachable; past it the oldest are dropped.
@@ -388,6 +392,7 @@ class ClusterNode(Service):
         self._outage_since: float | None = None
         self._beat: IDelayedCall | None = None
         self._connecting: IDelayedCall | None = None
+        self._saving: IDelayedCall | None = None  # the position, soon after a read
         self._released: set[str] = set()  # names to free once Redis is back
         self._drain_waiters: list[Deferred[None]] = []
         self._seen_live = False  # the tail of the stream was read once
@@ -462,10 +467,10 @@ class ClusterNode(Service):
     @override
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        for call in (self._beat, self._connecting):
+        for call in (self._beat, self._connecting, self._saving):
             if call is not None and call.active():
                 call.cancel()
-        self._beat = self._connecting = None
+        self._beat = self._connecting = self._saving = None
         if self.cmd is not None:
             self.emit({"k": "bye"})
             for key in list(self._local_members()):
@@ -751,6 +756,8 @@ class ClusterNode(Service):
                     continue  # sent twice (a reply lost with a connection)
                 peer.seq = seq
                 peer.seen = now
+                if self._saving is None:
+                    self._saving = self.clock.callLater(SAVE_DELAY, self._save_soon)
                 for event in events:
                     try:
                         self._apply(peer, event)
@@ -913,6 +920,10 @@ class ClusterNode(Service):
             limit = self.clock.seconds() - self.heartbeat * DEAD_AFTER
             for peer in [p for p in self.peers.values() if p.seen < limit]:
                 self._gone(peer, "disconnected")
+        self._save_position()
+
+    def _save_soon(self) -> None:
+        self._saving = None
         self._save_position()
 
     def _save_position(self) -> None:
