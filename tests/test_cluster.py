@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakeredis import FakeRedis
-from tests.helpers import FakeParticipant, temp_dir
+from tests.helpers import FakeParticipant, fired, temp_dir
 from twisted_chat.auth.cred import Visitor
 from twisted_chat.cluster import codec
 from twisted_chat.cluster.address import parse_url
@@ -296,6 +296,35 @@ class Cluster(SynchronousTestCase):
         self.assertIn("bob disconnected", texts(alices)[0])
         self.assertEqual(a.server.directory.everyone(), [("alice", ["lobby"])])
 
+    def test_restarted_node_frees_its_old_instances_names(self) -> None:
+        """
+        A process restarted at once after a crash: its users, gone from
+        every list, can log in again at once (their names are not held
+        for the old instance until their keys run out).
+        """
+        a, b = self.processes("a", "b")
+        a.login("alice")
+        b.login("bob")
+        b.crash()
+        b2 = Process(self.redis, "b")
+        self.redis.pump()
+        self.assertIsNone(self.redis.get("twisted-chat:name:bob"))
+        self.assertTrue(fired(b2.claim("bob")))
+        self.assertEqual(self.redis.get("twisted-chat:name:alice"), a.node.instance)
+
+    def test_dead_process_names_free_when_its_users_leave(self) -> None:
+        """Taken for dead: its users' names are free as they leave the lists."""
+        a, b = self.processes("a", "b")
+        b.login("bob")
+        b.crash()
+        for _ in range(30):  # the first second it is gone from the lists
+            self.redis.advance(1)
+            if a.server.directory.find("bob") is None:
+                break
+        self.assertIsNone(a.server.directory.find("bob"))
+        self.assertIsNone(self.redis.get("twisted-chat:name:bob"))
+        self.assertTrue(fired(a.claim("bob")))
+
     def test_stopped_process_says_bye(self) -> None:
         a, b = self.processes("a", "b")
         _, alices = a.login("alice")
@@ -388,6 +417,45 @@ class Cluster(SynchronousTestCase):
         Process(self.redis, "b", history=history, positions=Positions(path))
         self.assertEqual([e.text for e in history.recent_now("lobby", 5)], ["one", "two"])
 
+    def test_crash_soon_after_a_restart_stores_nothing_twice(self) -> None:
+        """
+        A process that crashes before its first heartbeat: what it said is
+        in its --db already; started again, it does not store it twice (its
+        position named the instance before, so it took that one's entries
+        for someone else's).
+        """
+        path = os.path.join(temp_dir(self), "chat.db")
+        history = MemoryHistory()  # the --db the three instances of b share
+        b = Process(self.redis, "b", history=history, positions=Positions(path))
+        b.node.stopService()  # a clean stop: its position names this instance
+        self.redis.pump()
+        b = Process(self.redis, "b", history=history, positions=Positions(path))
+        bob, _ = b.login("bob")
+        b.server.say(bob, "just before the crash")
+        self.redis.pump()
+        b.crash()  # before its first heartbeat saved the position
+        Process(self.redis, "b", history=history, positions=Positions(path))
+        self.assertEqual([e.text for e in history.recent_now("lobby", 5)],
+                         ["just before the crash"])
+
+    def test_crash_between_heartbeats_stores_the_others_messages_once(self) -> None:
+        """
+        Killed between two heartbeats, a process started again read the
+        others' messages of that heartbeat again and stored them twice: its
+        position is saved soon after what it stores, not only each heartbeat.
+        """
+        path = os.path.join(temp_dir(self), "chat.db")
+        history = MemoryHistory()
+        a, = self.processes("a")
+        b = Process(self.redis, "b", history=history, positions=Positions(path))
+        self.redis.advance(BEAT + 0.1)  # a heartbeat saved b's position
+        alice, _ = a.login("alice")
+        a.server.say(alice, "said by a")
+        self.redis.advance(0.5)  # well before the next heartbeat
+        b.crash()
+        Process(self.redis, "b", history=history, positions=Positions(path))
+        self.assertEqual([e.text for e in history.recent_now("lobby", 5)], ["said by a"])
+
     def test_duplicate_batch_is_dropped(self) -> None:
         a, b = self.processes("a", "b")
         alice, _ = a.login("alice")
@@ -440,6 +508,39 @@ class Cluster(SynchronousTestCase):
         late = MemoryAccounts()
         Process(self.redis, "c", accounts=late)
         self.assertEqual([acct.name for acct in late.all()], ["dave"])
+
+    def test_accounts_reach_a_new_process_after_redis_lost_its_data(self) -> None:
+        """
+        A process started after a Redis restart without persistence (the
+        stream is gone) learns the accounts from the others' answers to its
+        hello: a guest cannot take a registered name there.
+        """
+        from twisted_chat.cluster.accounts import ReplicatedAccounts
+        from twisted_chat.storage.accounts import MemoryAccounts
+
+        a, b = self.processes("a", "b")
+        mine, theirs = ReplicatedAccounts(MemoryAccounts(), a.node), MemoryAccounts()
+        ReplicatedAccounts(theirs, b.node)
+        mine.add("Dave", "$argon2id$one", operator=True)
+        self.redis.pump()
+        self.redis.stop(flush=True)
+        self.redis.start()
+        late = MemoryAccounts()
+        late.add("erin", "$argon2id$own")  # its own --db's account is kept
+        Process(self.redis, "c", accounts=late)
+        self.redis.pump()
+        dave = late.get("dave")
+        assert dave is not None
+        self.assertEqual((dave.name, dave.hash, dave.operator), ("Dave", "$argon2id$one", True))
+        self.assertEqual(sorted(acct.name for acct in late.all()), ["Dave", "erin"])
+        # the answers are for c only: a and b learn nothing of each other twice,
+        # and a snapshot never overwrites an account a process already has
+        mine.set_hash("dave", "$argon2id$two")
+        self.redis.pump()
+        self.assertEqual([acct.name for acct in theirs.all()], ["Dave"])
+        dave = late.get("dave")
+        assert dave is not None
+        self.assertEqual(dave.hash, "$argon2id$two")
 
     def test_unknown_version_skipped(self) -> None:
         a, b = self.processes("a", "b")

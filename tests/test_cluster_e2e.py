@@ -224,6 +224,18 @@ class TwoProcesses(RedisTestCase):
         for server in (a, b):
             self.assertEqual(server.output().count("is unreachable"), 1, server.output())
 
+    def test_outage_logged_once(self) -> None:
+        """Redis away for several reconnection attempts: one line says so, not one per attempt."""
+        redis = RedisServer(self)
+        a = node(self, redis, "a")
+        redis.stop()
+        wait_for(lambda: "is unreachable" in a.output(), "a never noticed")
+        time.sleep(4)  # attempts after about 1 s and 2-3 s
+        redis.start()
+        wait_for(lambda: "Redis is back" in a.output(), "a never reconnected", timeout=15)
+        self.assertEqual(a.output().count("is unreachable"), 1, a.output())
+        self.assertNotIn("Scheduling retry", a.output())
+
     def test_name_race(self) -> None:
         """The same name claimed on two processes at once: exactly one wins."""
         redis = RedisServer(self)

@@ -3,7 +3,10 @@ Accounts in a cluster: every process keeps its own accounts table (in its
 C{--db}, as history), and L{ReplicatedAccounts} publishes each change made
 here as a C{state} entry of topic C{accounts} that every other process
 applies to its own table, so a name registered on one process is an
-account everywhere (and a guest cannot take it on another).  Changes made
+account everywhere (and a guest cannot take it on another).  A process new
+to the cluster also gets every other process's accounts in answer to its
+first C{hello} (entries carrying C{"to"}: that instance), as for
+moderation: after Redis lost its data the stream no longer holds them.  Changes made
 with C{chat-admin} straight into one database file are not seen by the
 others (docs/CLUSTER.md).
 """
@@ -32,6 +35,7 @@ class ReplicatedAccounts:
         self.store = store
         self._node = node
         node.on_state(TOPIC, self.apply)
+        node.on_hello(self.greet)
 
     def get(self, name: str) -> Account | None:
         return self.store.get(name)
@@ -69,6 +73,11 @@ class ReplicatedAccounts:
                           version=version, node=node)
             return
         store, name = self.store, str(change["name"])
+        to = change.get("to")
+        if to is not None:  # a snapshot, for the newcomer it names: only what it lacks
+            if to == self._node.instance and "hash" in change and store.get(name) is None:
+                store.add(name, str(change["hash"]), bool(change.get("operator", False)))
+            return
         if change.get("op") == "delete":
             try:
                 store.delete(name)
@@ -84,3 +93,15 @@ class ReplicatedAccounts:
             store.set_hash(name, str(change["hash"]))
         if "operator" in change:
             store.set_operator(name, bool(change["operator"]))
+
+    def greet(self, instance: str, first: bool) -> None:
+        """
+        Another process said hello: a new instance (C{first}) gets this
+        process's accounts (it may have started after Redis lost the stream).
+        """
+        if not first:
+            return
+        for account in self.store.all():
+            self._node.publish_state(TOPIC, VERSION, {
+                "op": "put", "name": account.name, "hash": account.hash,
+                "operator": account.operator, "to": instance})

@@ -57,6 +57,10 @@ if TYPE_CHECKING:
 HEARTBEAT = 5.0
 # ... a process not heard from for this many heartbeats is dead (20 s) ...
 DEAD_AFTER = 4
+# Seconds after reading entries that the position is saved (with the history
+# they fed flushed first): a process killed and started again reads again,
+# and stores twice, at most this much of the others' messages.
+SAVE_DELAY = 0.2
 # ... and a name key outlives its last refresh by this many (25 s).
 NAME_TTL = 5
 # Events kept while Redis is unreachable; past it the oldest are dropped.
@@ -388,6 +392,7 @@ class ClusterNode(Service):
         self._outage_since: float | None = None
         self._beat: IDelayedCall | None = None
         self._connecting: IDelayedCall | None = None
+        self._saving: IDelayedCall | None = None  # the position, soon after a read
         self._released: set[str] = set()  # names to free once Redis is back
         self._drain_waiters: list[Deferred[None]] = []
         self._seen_live = False  # the tail of the stream was read once
@@ -462,10 +467,10 @@ class ClusterNode(Service):
     @override
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        for call in (self._beat, self._connecting):
+        for call in (self._beat, self._connecting, self._saving):
             if call is not None and call.active():
                 call.cancel()
-        self._beat = self._connecting = None
+        self._beat = self._connecting = self._saving = None
         if self.cmd is not None:
             self.emit({"k": "bye"})
             for key in list(self._local_members()):
@@ -586,6 +591,10 @@ class ClusterNode(Service):
         self._seen_live = True
         if stream_id(tail) > stream_id(self.last_id):
             self._live_from = stream_id(tail)  # up to there: what was said before we started
+        else:
+            # nothing to catch up: the position names this instance at once,
+            # so that a crash before the first heartbeat stores nothing twice
+            self._save_position()
         return self._assert_names(gen)
 
     def _assert_names(self, gen: int) -> Deferred[Any]:
@@ -747,6 +756,8 @@ class ClusterNode(Service):
                     continue  # sent twice (a reply lost with a connection)
                 peer.seq = seq
                 peer.seen = now
+                if self._saving is None:
+                    self._saving = self.clock.callLater(SAVE_DELAY, self._save_soon)
                 for event in events:
                     try:
                         self._apply(peer, event)
@@ -755,6 +766,7 @@ class ClusterNode(Service):
                                          node=peer.name, event=event)
         if live_from is not None and stream_id(self.last_id) >= live_from:
             self._live_from = None  # caught up: from here on, everything is live
+            self._save_position()  # a restart now skips this instance's entries
 
     def _restarted(self, peer: Peer) -> None:
         """
@@ -860,6 +872,8 @@ class ClusterNode(Service):
     def _gone(self, peer: Peer, why: str) -> None:
         """C{peer} is gone: its members leave every list; this process's members are told."""
         self.peers.pop(peer.instance, None)
+        if why == "disconnected":  # dead or restarted, not stopped (a bye frees its own)
+            self._free_names(peer)
         gone = self.replica.drop(peer)
         if gone:
             self.log.info("{count} users of {node} left: {why}", count=len(gone),
@@ -873,6 +887,20 @@ class ClusterNode(Service):
                 when, stamp = server.now()
                 local.publish_once([(room, Notice(room, text, when, stamp, name, "offline"))
                                     for room in rooms])
+
+    def _free_names(self, peer: Peer) -> None:
+        """
+        The names a dead (or restarted) C{peer} held are free as its members
+        leave the lists, not only when their keys run out 0-5 s later (or up
+        to 25 s after a crash and an immediate restart): compare-and-delete,
+        so a name taken again meanwhile stays taken.
+        """
+        cmd = self.cmd
+        if not self.ready or cmd is None:
+            return
+        for key in peer.members:
+            cmd.execute_command("EVAL", RELEASE_SCRIPT, 1, self.name_key(key),
+                                peer.instance).addErrback(lambda _: None)  # they expire anyway
 
     # -- heartbeat --------------------------------------------------------
 
@@ -892,6 +920,10 @@ class ClusterNode(Service):
             limit = self.clock.seconds() - self.heartbeat * DEAD_AFTER
             for peer in [p for p in self.peers.values() if p.seen < limit]:
                 self._gone(peer, "disconnected")
+        self._save_position()
+
+    def _save_soon(self) -> None:
+        self._saving = None
         self._save_position()
 
     def _save_position(self) -> None:

@@ -17,7 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 import txredisapi
-from twisted.logger import Logger
+from twisted.application.internet import ClientService
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogFilterPredicate,
+    LogEvent,
+    Logger,
+    PredicateResult,
+    globalLogPublisher,
+)
+from zope.interface import implementer
 
 from twisted_chat.cluster.address import RedisAddress
 
@@ -28,6 +37,26 @@ _refused: set[str] = set()
 
 # The longest wait between two connection attempts while Redis is away.
 MAX_DELAY = 5.0
+
+
+@implementer(ILogFilterPredicate)
+class _NotARetry:
+    """A connecting service's events, but not its line per attempt."""
+
+    def __call__(self, event: LogEvent) -> object:  # a PredicateResult
+        if str(event.get("log_format", "")).startswith("Scheduling retry"):
+            return PredicateResult.no
+        return PredicateResult.maybe
+
+
+class _QuietService(ClientService):
+    """
+    txredisapi's reconnecting service, without a log line per attempt: the
+    node logs an outage once (SPEC 10), not every 1-5 s while it lasts.
+    """
+
+    _log = Logger(namespace="twisted.application.internet.ClientService",
+                  observer=FilteringLogObserver(globalLogPublisher, [_NotARetry()]))
 
 
 Connection = Any  # a connected txredisapi.RedisProtocol: execute_command(*args) -> Deferred
@@ -76,7 +105,12 @@ class Link:
 
     def start(self) -> None:
         self._factory = _Factory(self, self._address)
-        self._factory.startConnecting(self._address.endpoint(self._reactor))
+        # txredisapi makes its ClientServices here; have it make quiet ones
+        original, txredisapi.ClientService = txredisapi.ClientService, _QuietService
+        try:
+            self._factory.startConnecting(self._address.endpoint(self._reactor))
+        finally:
+            txredisapi.ClientService = original
 
     def refused(self, why: str) -> None:
         if str(self._address) not in _refused:  # both links of a node are refused alike
