@@ -13,6 +13,7 @@ from twisted_chat.config import ChatConfig
 from twisted_chat.domain.events import Entry
 from twisted_chat.frontends.irc.protocol import MAX_FRAME, IRCFactory, IRCHub, IRCProtocol
 from twisted_chat.frontends.irc.render import server_time
+from twisted_chat.text import date_stamp
 
 NAME = "irc.test"
 
@@ -201,10 +202,24 @@ class ChannelTests(SynchronousTestCase):
         """Without batch, the replay still carries the original time tags."""
         when = self.world.clock.seconds() - 60
         self.world.history.append(Entry("a", "alice", "earlier", when))
-        send(self.irc, "JOIN #a")
-        got = lines(self.out)
+        irc, out = self.world.irc_login("carol", "server-time")
+        send(irc, "JOIN #a")
+        got = lines(out)
         self.assertEqual(got[3], "@time=%s :alice!alice@twisted-chat PRIVMSG #a earlier"
                          % server_time(when))
+
+    def test_history_without_tags(self) -> None:
+        """
+        A client that enabled no tags gets none (IRCv3): the original time
+        is in the replayed line's text.
+        """
+        when = self.world.clock.seconds() - 60
+        self.world.history.append(Entry("a", "alice", "earlier", when))
+        send(self.irc, "JOIN #a")
+        got = lines(self.out)
+        self.assertEqual(got[3], ":alice!alice@twisted-chat PRIVMSG #a :[%s] earlier"
+                         % date_stamp(when))
+        self.assertFalse([line for line in got if line.startswith("@")])
 
     def test_names_list_who_whois(self) -> None:
         """NAMES, LIST, WHO and WHOIS see telnet users too."""

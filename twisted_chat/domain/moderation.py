@@ -617,8 +617,9 @@ class Moderation:
             self._store.record(change)
         if change.kind != "forget":
             self.log.info(
-                "moderation: {by} {kind} {target}{where}{until}{reason}",
-                by=change.by or "(expiry)", kind=change.kind, target=change.target,
+                "moderation: {by} {kind}{target}{where}{until}{reason}",
+                by=change.by or "(expiry)", kind=change.kind,
+                target=" " + change.target if change.target else "",
                 where=" in #%s" % change.room if change.room else " (server-wide)",
                 until=" for %s" % format_duration(change.until - change.when)
                 if change.until is not None else "",

@@ -16,6 +16,7 @@ session except QUIT and the limits (flood, sendq, login timeout).
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import fnmatch
 import re
 import socket
@@ -80,7 +81,7 @@ from twisted_chat.frontends.irc.parser import (
 )
 from twisted_chat.frontends.line.fastwrite import TurnFlusher, can_send_directly, send_now
 from twisted_chat.session.session import ChatSession, SessionContext
-from twisted_chat.text import MAX_NAME, check_name, clean, room_key, visible
+from twisted_chat.text import MAX_NAME, check_name, clean, date_stamp, room_key, visible
 
 _FORBIDDEN = re.compile(r"[\x00\r\n]")
 
@@ -622,9 +623,19 @@ class IRCProtocol(Protocol):
             self._batch += 1
             batch = "h%d" % self._batch
             self.message("BATCH", "+" + batch, "chathistory", "#" + event.room)
+        # Tags only for a client that enabled them (IRCv3): without
+        # server-time a replayed line says its time in its text instead, as
+        # bouncers do ("[2026-12-01 10:30:15] earlier").
+        timed = "server-time" in self.caps or "message-tags" in self.caps
         for entry in event.entries:
-            tags = {"time": render.server_time(entry.when)}
+            tags: dict[str, str] | None = None
+            if timed:
+                tags = {"time": render.server_time(entry.when)}
+            else:
+                entry = dataclasses.replace(
+                    entry, text="[%s] %s" % (date_stamp(entry.when), entry.text))
             if batch is not None:
+                tags = tags or {}
                 tags["batch"] = batch
             self.write(render.entry_lines(entry, prefix, tags))
         if batch is not None:
