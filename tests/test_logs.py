@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import signal
+import threading
 from typing import Any
 
 import pytest
@@ -133,6 +134,34 @@ class TurnTextObserverTests(SynchronousTestCase):
         text = self.out.getvalue()
         self.assertLess(text.index("first"), text.index("it broke"))
         self.assertIn("ValueError", text)
+
+    def test_logged_during_a_flush(self) -> None:
+        """
+        A line logged while a flush writes (twistd's SIGTERM handler runs in
+        the middle of one) is written by that flush, without waiting for
+        itself; it once deadlocked the server on SIGTERM.
+        """
+        observer, reentered = self.observer, []
+
+        class SignalDuringWrite(CountingFile):
+            def write(self, text: str) -> int:
+                if not reentered:
+                    reentered.append(True)
+                    observer(event("Received SIGTERM, shutting down."))
+                return super().write(text)
+
+        observer._out = out = SignalDuringWrite()
+        self.reactor.running = True
+        observer(event("{name} logged in from {peer}", name="alice", peer="127.0.0.1:5000"))
+        # on a thread with a bound: the old lock made this wait for itself for ever
+        flusher = threading.Thread(target=observer.flush, daemon=True)
+        flusher.start()
+        flusher.join(5)
+        self.assertFalse(flusher.is_alive(), "the flush waited for itself")
+        written = out.getvalue().splitlines()
+        self.assertEqual(len(written), 2, written)
+        self.assertTrue(written[0].endswith("alice logged in from 127.0.0.1:5000"), written)
+        self.assertTrue(written[1].endswith("Received SIGTERM, shutting down."), written)
 
     def test_time_formatted_once_a_second(self) -> None:
         """Each second's stamp is formatted once, and the next second gets its own."""

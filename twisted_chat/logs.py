@@ -168,7 +168,11 @@ class TurnTextObserver:
         self._reactor = reactor
         self._lines: list[str] = []
         self._scheduled = False
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler (twistd's SIGTERM logs a line) may run
+        # on the reactor's thread in the middle of a flush; it must neither
+        # wait for itself nor write in the middle of that write.
+        self._lock = threading.RLock()
+        self._flushing = False
         self._thread = threading.get_ident()  # the reactor's: it is made there
         self._second = -1
         self._stamp = ""
@@ -221,6 +225,8 @@ class TurnTextObserver:
             return
         with self._lock:
             self._lines.append(text)
+            if self._flushing:  # logged from inside our own flush (a signal): it writes it
+                return
             if (threading.get_ident() == self._thread and self._reactor.running
                     and "log_failure" not in event):
                 if not self._scheduled:
@@ -230,13 +236,19 @@ class TurnTextObserver:
         self.flush()
 
     def flush(self) -> None:
-        """Write and flush what was gathered."""
+        """Write and flush what was gathered (and what is logged meanwhile)."""
         with self._lock:
-            self._scheduled = False
-            lines, self._lines = self._lines, []
-            if lines:
-                self._out.write("".join(lines))
-                self._out.flush()
+            if self._flushing:
+                return
+            self._flushing = True
+            try:
+                self._scheduled = False
+                while self._lines:
+                    lines, self._lines = self._lines, []
+                    self._out.write("".join(lines))
+                    self._out.flush()
+            finally:
+                self._flushing = False
 
 
 def turn_text_observer() -> ILogObserver:
