@@ -20,7 +20,7 @@ from tests.helpers import FakeParticipant, fired, temp_dir
 from twisted_chat.auth.cred import Visitor
 from twisted_chat.cluster import codec
 from twisted_chat.cluster.address import parse_url
-from twisted_chat.cluster.node import DEAD_AFTER, ClusterNode, Positions
+from twisted_chat.cluster.node import DEAD_AFTER, START_WAIT, ClusterNode, Positions
 from twisted_chat.cluster.wire import attach, factories
 from twisted_chat.domain.events import Entry, Error, Message, Notice, Private, Users
 from twisted_chat.domain.moderation import Moderation
@@ -566,10 +566,31 @@ class Unreachable(SynchronousTestCase):
         globalLogPublisher.addObserver(logged.append)
         self.addCleanup(globalLogPublisher.removeObserver, logged.append)
         a = Process(redis, "a")
-        alice, _ = a.login("alice")
+        pending = a.claim("alice")
+        self.assertNoResult(pending)  # the first logins wait for Redis, START_WAIT at most
+        redis.advance(START_WAIT, step=1)
+        alice = self.successResultOf(pending)
+        a.server.join(alice, "lobby")
+        a.login("bob")  # after that first wait, at once
         redis.advance(60, step=1)
         self.assertEqual(sum("is unreachable" in str(e.get("log_format")) for e in logged), 1)
         redis.start()
+        self.assertEqual(redis.get("twisted-chat:name:alice"), a.node.instance)
+
+    def test_first_login_waits_until_caught_up(self) -> None:
+        """
+        A login on a process that has not reached Redis yet waits for it
+        (so it sees the names and bans the cluster holds), not START_WAIT.
+        """
+        clock = Clock()
+        redis = FakeRedis(clock)
+        redis.up = False
+        a = Process(redis, "a")
+        pending = a.claim("alice")
+        redis.advance(1, step=1)
+        self.assertNoResult(pending)
+        redis.start()
+        self.assertIsInstance(self.successResultOf(pending), Member)
         self.assertEqual(redis.get("twisted-chat:name:alice"), a.node.instance)
 
 

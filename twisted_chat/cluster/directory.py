@@ -51,7 +51,8 @@ class ClusterDirectory:
         if self._taken(key):
             return fail(_taken(name))
         self._claiming.add(key)
-        asked = self._node.claim_name(key)
+        # the first logins wait until this process has caught up (bounded)
+        asked = self._node.when_started().addCallback(lambda _: self._node.claim_name(key))
 
         def answered(free: bool) -> Deferred[Member]:
             self._claiming.discard(key)

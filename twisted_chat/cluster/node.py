@@ -78,6 +78,10 @@ ASSERT_CHUNK = 500
 CONNECT_GRACE = 6.0
 # How long stopping waits for the last events (and the "bye") to reach Redis.
 STOP_GRACE = 2.0
+# How long the first logins wait for this process to reach Redis and catch
+# up (names, bans, topics said before it started); then, Redis still
+# unreachable, they are served alone, as in any outage.
+START_WAIT = 5.0
 
 # Each key: ours already (refresh the expiry), free (take it), or someone
 # else's: its index (1-based) is returned.
@@ -396,6 +400,9 @@ class ClusterNode(Service):
         self._released: set[str] = set()  # names to free once Redis is back
         self._drain_waiters: list[Deferred[None]] = []
         self._seen_live = False  # the tail of the stream was read once
+        self._started = False  # caught up once (or gave up waiting): logins go ahead
+        self._start_waiters: list[Deferred[None]] = []
+        self._start_timeout: IDelayedCall | None = None
         self._setup_warned = False
         self.stopping = False
 
@@ -471,6 +478,7 @@ class ClusterNode(Service):
             if call is not None and call.active():
                 call.cancel()
         self._beat = self._connecting = self._saving = None
+        self._now_started()  # logins still waiting go ahead (and find it stopping)
         if self.cmd is not None:
             self.emit({"k": "bye"})
             for key in list(self._local_members()):
@@ -652,6 +660,8 @@ class ClusterNode(Service):
         self.emit({"k": "hello"})
         self.emit(self._sync())
         self._flush()
+        if self._live_from is None:
+            self._now_started()  # nothing said before we started
         self._read()
 
     def _setup_failed(self, failure: Failure, gen: int) -> None:
@@ -767,6 +777,8 @@ class ClusterNode(Service):
         if live_from is not None and stream_id(self.last_id) >= live_from:
             self._live_from = None  # caught up: from here on, everything is live
             self._save_position()  # a restart now skips this instance's entries
+            if self.ready:
+                self._now_started()
 
     def _restarted(self, peer: Peer) -> None:
         """
@@ -938,6 +950,31 @@ class ClusterNode(Service):
             self.log.warn("cannot save the stream position: {error}", error=e)
 
     # -- names ------------------------------------------------------------
+
+    def when_started(self) -> Deferred[None]:
+        """
+        Fires once this process has reached Redis and caught up with what
+        was said before it started (so a login sees the cluster's names,
+        bans and topics), or after L{START_WAIT} seconds without Redis.
+        """
+        if self._started:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._start_waiters.append(waiter)
+        if self._start_timeout is None:
+            self._start_timeout = self.clock.callLater(START_WAIT, self._now_started)
+        return waiter
+
+    def _now_started(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self._start_timeout is not None and self._start_timeout.active():
+            self._start_timeout.cancel()
+        self._start_timeout = None
+        waiters, self._start_waiters = self._start_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
 
     def claim_name(self, key: str) -> Deferred[bool]:
         """
