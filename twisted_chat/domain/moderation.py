@@ -434,17 +434,22 @@ class Moderation:
 
     def set_transient_op(self, room_key: str, member: Member, op: bool) -> bool:
         """Make C{member} an op of the unclaimed room (or not); whether it changed."""
+        return self._set_transient(room_key, "ops", member, op)
+
+    def _set_transient(self, room_key: str, which: str, member: Member, on: bool) -> bool:
+        """Put C{member} in (or take it out of) the room's C{which} set; whether it changed."""
         transient = self.transient.get(room_key)
-        if op:
-            if transient is None:
-                transient = self.transient[room_key] = Transient()
-            if member in transient.ops:
+        if transient is None:
+            if not on:
                 return False
-            transient.ops.add(member)
-            return True
-        if transient is None or member not in transient.ops:
+            transient = self.transient[room_key] = Transient()
+        members: set[Member] = getattr(transient, which)
+        if (member in members) == on:
             return False
-        transient.ops.discard(member)
+        if on:
+            members.add(member)
+        else:
+            members.discard(member)
         return True
 
     def set_topic_lock(self, room_key: str, locked: bool) -> bool:
@@ -466,18 +471,7 @@ class Moderation:
 
     def set_voice(self, room_key: str, member: Member, voiced: bool) -> bool:
         """Give C{member} a voice in the room (or take it); whether it changed."""
-        transient = self.transient.get(room_key)
-        if voiced:
-            if transient is None:
-                transient = self.transient[room_key] = Transient()
-            if member in transient.voiced:
-                return False
-            transient.voiced.add(member)
-            return True
-        if transient is None or member not in transient.voiced:
-            return False
-        transient.voiced.discard(member)
-        return True
+        return self._set_transient(room_key, "voiced", member, voiced)
 
     def departed(self, room_key: str, member: Member, emptied: bool) -> None:
         """C{member} left the room (C{emptied}: it was the last): it is no op of it now."""
