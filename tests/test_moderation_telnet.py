@@ -264,3 +264,19 @@ class TelnetModerationTests(SynchronousTestCase):
         self.assertEqual(self.said(self.reader_out)[-1], "you are no longer marked as away")
         self.type(self.alice, "/msg reader back?")
         self.assertNotIn("reader is away", "\n".join(self.said(self.alice_out)))
+
+
+class WhoisWithoutFloodLimitTests(SynchronousTestCase):
+    """C{--rate 0} (no flood limit): /whois still knows when someone last spoke."""
+
+    def test_idle_counts_from_the_last_line(self) -> None:
+        world = AccountWorld(rate=0)
+        troll, _ = world.login("troll")
+        reader, reader_out = world.login("reader")
+        world.clock.advance(100)
+        troll.dataReceived(b"hi\r\n")
+        world.clock.advance(20)
+        reader_out.clear()
+        reader.dataReceived(b"/whois troll\r\n")
+        out = lines(reader_out)
+        self.assertTrue(out[0].endswith(", idle 20s"), out)
