@@ -59,7 +59,16 @@ class ParsingTests(SynchronousTestCase):
         self.assertEqual(parse_duration("7D"), 7 * 86400)
         self.assertEqual(parse_duration("1w"), 7 * 86400)
         self.assertIsNone(parse_duration("spam"))
-        self.assertIsNone(parse_duration("2x"))
+        self.assertIsNone(parse_duration("2nd"))  # a reason ("2nd warning")
+        self.assertRaises(BadUsage, parse_duration, "9999w")
+
+    def test_bad_durations(self) -> None:
+        """A word that looks like a duration but is none is an error, not a reason."""
+        for word in ("2x", "-5m", "+5m", "30", "1.5h", "10min", "2hours", "3days"):
+            with self.assertRaises(BadUsage, msg=word) as caught:
+                parse_duration(word)
+            self.assertEqual(str(caught.exception),
+                             "%s is not a duration (like 30s, 30m, 2h, 7d, 1w)" % word)
         self.assertRaises(BadUsage, parse_duration, "0m")
         self.assertRaises(BadUsage, parse_duration, "9999w")
 

@@ -168,6 +168,13 @@ class TelnetModerationTests(SynchronousTestCase):
         self.type(self.alice, "/ban troll 0m")
         self.assertEqual(lines(self.alice_out),
                          ["ERROR a duration is at least 1s (none: until lifted)"])
+        self.type(self.alice, "/mute troll 10min spam")
+        self.assertEqual(lines(self.alice_out),
+                         ["ERROR 10min is not a duration (like 30s, 30m, 2h, 7d, 1w)"])
+        self.assertEqual(lines(self.reader_out), [])  # nothing done, nothing announced
+        self.type(self.alice, "/ban troll 2nd warning")
+        self.assertEqual(self.said(self.reader_out)[0],
+                         "*** alice banned troll from #den (2nd warning) ***")
 
     def test_muted_line_reaches_nobody(self) -> None:
         self.type(self.alice, "/mute troll 10m")

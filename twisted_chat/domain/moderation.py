@@ -42,6 +42,11 @@ MAX_DURATION = 10 * 366 * 86400.0
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d{1,9})([smhdw])\Z", re.ASCII | re.IGNORECASE)
+# A word meant as a duration that is none (2x, -5m, 30, 1.5h, 10min, 2hours):
+# an error rather than the first word of a reason (2nd warning is a reason).
+_ALMOST_DURATION = re.compile(
+    r"[-+]?\d[\d.,]*([a-z]|secs?|seconds?|mins?|minutes?|hrs?|hours?|days?|wks?|weeks?)?\Z",
+    re.ASCII | re.IGNORECASE)
 
 # Change kinds that set state (and persist), and those only logged.
 STATE_KINDS = frozenset({"claim", "unclaim", "op", "deop", "topic", "ban", "unban",
@@ -63,10 +68,13 @@ def parse_duration(word: str) -> float | None:
     The seconds C{word} (C{30s}, C{30m}, C{2h}, C{7d}, C{1w}) stands for, or
     C{None} if it is no duration.
 
-    @raise BadUsage: for a duration of nothing or of more than ten years.
+    @raise BadUsage: for a duration of nothing or of more than ten years,
+        or a word that looks like one but is none (C{2x}, C{30}, C{10min}).
     """
     match = _DURATION.match(word)
     if match is None:
+        if _ALMOST_DURATION.match(word) is not None:
+            raise BadUsage("%s is not a duration (like 30s, 30m, 2h, 7d, 1w)" % word)
         return None
     seconds = float(int(match.group(1)) * _UNITS[match.group(2).lower()])
     if seconds <= 0:
