@@ -11,6 +11,7 @@ C{TWISTED_CHAT_SCREENSHOT_PHONE=path.png} one at 390 x 844 with a dozen rooms.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import pytest
@@ -180,11 +181,24 @@ class BrowserTests(SynchronousTestCase):
         page.type("/whois bob")
         page.wait_line("bob is a guest, online since")
         page.wait_line("rooms: #den")
+        # idle time in the units telnet uses (idle 5s, 2m 3s), not "idle 5 s"
+        whois = [text for _, text in page.lines() if "bob is a guest" in text][-1]
+        self.assertRegex(whois, r", idle \d+s$")
         page.type("/bans")
         page.wait_line("No bans in #den.")
         page.type("/kick bob")
         page.wait_line("failed: you are not an op in #den")
         page.wait_text("#users", "bob")  # moderation notices leave the user list alone
+        bob.send("/register bob-password")
+        bob.read_until("bob is registered")
+        bob.send("/claim", "/ban troll 7d spam", "/mute carol 90m")
+        page.wait_line("bob muted carol in #den")
+        page.type("/bans")
+        # what is left, in telnet's units: 6d 23h, 1h 29m (not 10079 min)
+        page.until(lambda _: any(re.search(r"^  troll \(by bob, (1w|6d 23h) left\): spam$", text)
+                                 for _, text in page.lines()), "the ban's time left")
+        page.until(lambda _: any(re.search(r"^  carol \(by bob, (1h 30m|1h 29m) left\)$", text)
+                                 for _, text in page.lines()), "the mute's time left")
 
     def test_chat_with_telnet(self) -> None:
         """Log in, chat both ways, message privately, switch rooms, see history, reload."""
