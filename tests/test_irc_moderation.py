@@ -411,3 +411,25 @@ class CrossFrontendTests(SynchronousTestCase):
         assert member is not None
         self.world.server.wall(member, "restart at noon")
         self.assertEqual(lines(self.out), [":irc.test NOTICE bob :[wall] opr: restart at noon"])
+
+    def test_irc_text_cannot_drive_a_terminal(self) -> None:
+        """
+        A topic, a kick reason, an away text and a part reason typed on IRC
+        reach telnet users without control characters or escape sequences.
+        """
+        opr, _ = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password", "JOIN #chan")
+        lines(self.tout)
+        send(opr, "TOPIC #chan :A\x1b[2JB\x1b]0;title\x07C",
+             "KICK #chan bob :E\x1b[31mF\x07G",
+             "AWAY :H\x1b[5mI",
+             "PART #chan :J\x1b[1mK")
+        self.telnet.dataReceived(b"/whois opr\r\n/topic\r\n")
+        out = b"".join(self.tout.value().splitlines())
+        self.tout.clear()
+        for control in (b"\x1b", b"\x07"):
+            self.assertNotIn(control, out)
+        text = out.decode()
+        for seen in ("set the topic of #chan: ABC ***", "kicked from #chan by opr (EFG)",
+                     "away: HI", "(JK)"):
+            self.assertIn(seen, text)

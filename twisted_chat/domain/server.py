@@ -73,7 +73,7 @@ from twisted_chat.errors import (
 from twisted_chat.interfaces import History, Participant
 from twisted_chat.metrics.observer import NULL_OBSERVER, ChatObserver
 from twisted_chat.ratelimit import TokenBucket
-from twisted_chat.text import clock_stamp, room_key, utc_offset
+from twisted_chat.text import clean, clock_stamp, room_key, utc_offset
 
 LOBBY = "lobby"
 # The user list shown on joining a room is cut here; /users shows everyone.
@@ -752,7 +752,7 @@ class ChatServer:
         if text is None:
             member.participant.send(topic if topic is not None else Topic(key, ""))
             return
-        text = text.strip()[:TOPIC_MAX]
+        text = clean(text).strip()[:TOPIC_MAX]
         present = key in self.rooms and member in self.rooms[key].members
         if not present and not is_operator(member):
             raise NotInRoom("you are not in #%s" % key)
@@ -787,7 +787,7 @@ class ChatServer:
         self._protect(member, key, target.name, "kick")
         if key == LOBBY and not getattr(target.participant, "multi_room", False):
             raise ChatError("nobody leaves #%s: try /mute, /gmute or /kill" % LOBBY)
-        reason = reason.strip()[:REASON_MAX]
+        reason = clean(reason).strip()[:REASON_MAX]
         # announced first: in a cluster the kicked member's process, told
         # by the change, moves it after its room heard why
         self._kick_out(member, target, key, reason)
@@ -831,7 +831,7 @@ class ChatServer:
         self._not_self(member, canonical)
         if target_kind(canonical) == "name":
             self._protect(member, key, canonical, "ban")
-        reason = reason.strip()[:REASON_MAX]
+        reason = clean(reason).strip()[:REASON_MAX]
         when = self.clock.seconds()
         until = when + duration if duration is not None else None
         text = "%s banned %s from #%s%s" % (member.name, canonical, key, self._for(until, when))
@@ -888,7 +888,7 @@ class ChatServer:
         self._not_self(member, canonical)
         if target_kind(canonical) == "name":
             self._protect(member, key, canonical, "mute")
-        reason = reason.strip()[:REASON_MAX]
+        reason = clean(reason).strip()[:REASON_MAX]
         when = self.clock.seconds()
         until = when + duration if duration is not None else None
         self._apply("mute", key, canonical, member, until, reason)
@@ -1058,7 +1058,7 @@ class ChatServer:
             raise NoSuchTarget("nobody called %s is online" % name)
         if target is member:
             raise ChatError("that is you (/quit leaves)")
-        reason = reason.strip()[:REASON_MAX]
+        reason = clean(reason).strip()[:REASON_MAX]
         self._apply("kill", None, target.name, member, reason=reason)
         self._killed(target, member.name, reason)
         member.participant.send(Info("disconnected %s" % target.name))
@@ -1088,7 +1088,7 @@ class ChatServer:
         canonical = parse_target(target)
         if target_matches(canonical, member):
             raise ChatError("that would ban you")
-        reason = reason.strip()[:REASON_MAX]
+        reason = clean(reason).strip()[:REASON_MAX]
         when = self.clock.seconds()
         until = when + duration if duration is not None else None
         self._apply("ban", None, canonical, member, until, reason)
@@ -1134,7 +1134,7 @@ class ChatServer:
         canonical = parse_target(target)
         # Operators are never muted, so muting the operator's own address
         # (a teacher in the classroom it silences) is allowed: said, not refused.
-        reason = reason.strip()[:REASON_MAX]
+        reason = clean(reason).strip()[:REASON_MAX]
         when = self.clock.seconds()
         until = when + duration if duration is not None else None
         self._apply("mute", None, canonical, member, until, reason)
@@ -1155,7 +1155,7 @@ class ChatServer:
     def wall(self, member: Member, text: str) -> None:
         """C{/wall} (operators): a notice to everyone online (a L{Notice}, C{change} C{wall})."""
         self._need_operator(member, "wall")
-        text = text.strip()
+        text = clean(text).strip()
         if not text:
             raise ChatError("usage: /wall <text>")
         self._apply("wall", None, "", member, reason=text)
@@ -1195,7 +1195,7 @@ class ChatServer:
 
     def away(self, member: Member, text: str | None) -> None:
         """C{/away}: with C{text}, mark C{member} away (private messages get it back); else back."""
-        text = (text or "").strip()[:TOPIC_MAX]
+        text = clean(text or "").strip()[:TOPIC_MAX]
         if text:
             self.moderation.away[member.key] = text
             member.participant.send(Info("you are marked as away: %s" % text))
