@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import Any
 
 import pytest
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from .helpers import LineClient, ServerProcess, temp_dir
+from .test_accounts_e2e import chat_admin
 
 pytestmark = pytest.mark.e2e
 """Every test here starts the real twistd and a headless Chromium."""
@@ -199,6 +201,39 @@ class BrowserTests(SynchronousTestCase):
                                  for _, text in page.lines()), "the ban's time left")
         page.until(lambda _: any(re.search(r"^  carol \(by bob, (1h 30m|1h 29m) left\)$", text)
                                  for _, text in page.lines()), "the mute's time left")
+
+    def test_killed_page_stays_out(self) -> None:
+        """
+        A page /kill'ed by an operator shows why and does not log straight
+        back in (its reconnection would undo the kill).
+        """
+        directory = temp_dir(self)
+        server = ServerProcess(self, "--web", "tcp:0:interface=127.0.0.1", "--db", "chat.db",
+                               cwd=directory)
+        root = LineClient(server.port)
+        self.addCleanup(root.close)
+        root.login("root")
+        root.send("/register root-password")
+        root.read_until("root is registered")
+        root.send("/quit")
+        root.read_to_close()
+        done = chat_admin("--db", os.path.join(directory, "chat.db"), "op", "root")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        root = LineClient(server.port)
+        self.addCleanup(root.close)
+        root.send("x", "root", "root-password")
+        root.read_until("Welcome, root!")
+        page = Page(self, "http://127.0.0.1:%d/" % server.web_port)
+        page.log_in("mallory")
+        root.send("/kill mallory enough")
+        root.read_until("disconnected mallory")
+        page.until(lambda d: d.find_element(By.ID, "login").is_displayed(), "the login form")
+        page.wait_text("#login-error", "you were disconnected by root (enough)")
+        # a reconnection would log in within a few seconds (backoff 1-2 s)
+        time.sleep(4)  # the page's own reconnection timer: nothing to poll for
+        root.send("/whois mallory")
+        self.assertIn("ERROR nobody called mallory is online",
+                      root.read_until(lambda line: "mallory" in line and "online" in line))
 
     def test_chat_with_telnet(self) -> None:
         """Log in, chat both ways, message privately, switch rooms, see history, reload."""

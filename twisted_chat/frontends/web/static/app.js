@@ -566,6 +566,14 @@
         if (loggedIn) {
           if (event.id !== undefined && answered(event.id, event.text)) break;
           addLine("error", ["Error: " + event.text]);
+          if (event.code === "killed" || event.code === "banned_from_server") {
+            // An operator closes us on purpose: coming straight back would
+            // undo it. The login form says why once the socket closes.
+            reconnecting = false;
+            rejoin = null;
+            loginError.textContent = event.text;
+            break;
+          }
           if (event.id === undefined) probe();
         } else {
           loginPending = false;
