@@ -201,10 +201,22 @@ class ChannelTests(SynchronousTestCase):
         """Without batch, the replay still carries the original time tags."""
         when = self.world.clock.seconds() - 60
         self.world.history.append(Entry("a", "alice", "earlier", when))
-        send(self.irc, "JOIN #a")
-        got = lines(self.out)
+        irc, out = self.world.irc_login("carol", "server-time")
+        send(irc, "JOIN #a")
+        got = lines(out)
         self.assertEqual(got[3], "@time=%s :alice!alice@twisted-chat PRIVMSG #a earlier"
                          % server_time(when))
+
+    def test_history_without_tags(self) -> None:
+        """
+        A client that enabled no tags (sic, a bare netcat) gets the replay
+        as plain PRIVMSGs: tags to it would be read as garbage.
+        """
+        when = self.world.clock.seconds() - 60
+        self.world.history.append(Entry("a", "alice", "earlier", when))
+        send(self.irc, "JOIN #a")
+        got = lines(self.out)
+        self.assertEqual(got[3], ":alice!alice@twisted-chat PRIVMSG #a earlier")
 
     def test_names_list_who_whois(self) -> None:
         """NAMES, LIST, WHO and WHOIS see telnet users too."""

@@ -593,11 +593,12 @@ class IRCProtocol(Protocol):
             self._batch += 1
             batch = "h%d" % self._batch
             self.message("BATCH", "+" + batch, "chathistory", "#" + event.room)
+        stamped = "server-time" in self.caps  # no tags at all to a client without them
         for entry in event.entries:
-            tags = {"time": render.server_time(entry.when)}
+            tags = {"time": render.server_time(entry.when)} if stamped else {}
             if batch is not None:
                 tags["batch"] = batch
-            self.write(render.entry_lines(entry, prefix, tags))
+            self.write(render.entry_lines(entry, prefix, tags or None))
         if batch is not None:
             self.message("BATCH", "-" + batch)
 
