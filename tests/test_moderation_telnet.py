@@ -202,6 +202,20 @@ class TelnetModerationTests(SynchronousTestCase):
                          ["*** troll was disconnected by root (enough) ***"])
         self.assertEqual(lines(self.root_out), ["disconnected troll"])
 
+    def test_gban_of_an_operator_online(self) -> None:
+        """
+        /gban naming an operator who is online is refused: their session is
+        never closed, so the ban would only lock them out at their next login.
+        """
+        self.world.add("root2", "root2-password", operator=True)
+        self.login("root2", "root2-password", "203.0.113.9")
+        lines(self.root_out)
+        self.type(self.root, "/gban ROOT2 1h")
+        self.assertEqual(lines(self.root_out),
+                         ["ERROR root2 is a server operator: chat-admin deop them first"])
+        self.type(self.root, "/bans server")
+        self.assertEqual(lines(self.root_out)[0], "No bans in the server.")
+
     def test_gban_closes_and_refuses(self) -> None:
         self.type(self.root, "/gban 198.51.100.0/24 1d classroom spam")
         self.assertEqual(lines(self.troll_out),

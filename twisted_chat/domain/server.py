@@ -1088,6 +1088,10 @@ class ChatServer:
         canonical = parse_target(target)
         if target_matches(canonical, member):
             raise ChatError("that would ban you")
+        found = self.directory.find(canonical) if target_kind(canonical) == "name" else None
+        if found is not None and is_operator(found):
+            # their session is never closed: the ban would only lock them out later
+            raise Protected("%s is a server operator: chat-admin deop them first" % found.name)
         reason = clean(reason).strip()[:REASON_MAX]
         when = self.clock.seconds()
         until = when + duration if duration is not None else None
