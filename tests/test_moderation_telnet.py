@@ -176,6 +176,20 @@ class TelnetModerationTests(SynchronousTestCase):
         self.assertEqual(self.said(self.reader_out)[0],
                          "*** alice banned troll from #den (2nd warning) ***")
 
+    def test_muted_sets_no_topic(self) -> None:
+        """A muted user cannot say it in a topic either (an unclaimed room's is anyone's)."""
+        for protocol in (self.troll, self.reader):
+            self.type(protocol, "/join free")
+        self.type(self.root, "/join free")
+        self.type(self.root, "/mute troll 10m")
+        self.clear()
+        self.type(self.troll, "/topic BUY CHEAP STUFF")
+        self.assertEqual(lines(self.troll_out), ["ERROR you are muted in #free (for 10m more)"])
+        self.assertEqual(lines(self.reader_out), [])
+        self.type(self.reader, "/topic free for all")
+        self.assertEqual(self.said(self.troll_out),
+                         ["*** reader set the topic of #free: free for all ***"])
+
     def test_muted_line_reaches_nobody(self) -> None:
         self.type(self.alice, "/mute troll 10m")
         self.assertEqual(self.said(self.reader_out), ["*** alice muted troll in #den for 10m ***"])

@@ -756,6 +756,8 @@ class ChatServer:
         present = key in self.rooms and member in self.rooms[key].members
         if not present and not is_operator(member):
             raise NotInRoom("you are not in #%s" % key)
+        if self.moderation.mute_count:  # a topic is said to the room too
+            self._check_muted(member, key)
         if self.moderation.topic_locked(key):
             self._need_op(member, key)
         elif key not in self.rooms and not self.directory.members(key):  # (on any process)
