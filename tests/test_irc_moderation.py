@@ -285,6 +285,26 @@ class TopicTests(ModerationTestCase):
             ":irc.test 482 bob #den :you are not an op in #den"])
 
 
+class ServerMuteTests(ModerationTestCase):
+    def test_muted_notice_to_a_user_reaches_nobody(self) -> None:
+        """
+        Server-muted (/gmute): a NOTICE to an IRC user is dropped like a
+        PRIVMSG (it went round the domain's mute check), and so is a topic.
+        """
+        opr, rout = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password")
+        root = opr.session.member
+        assert root is not None
+        self.world.server.gmute(root, "bob", None)
+        lines(self.aout)
+        lines(self.bout)
+        send(self.bob, "NOTICE ann :psst", "PRIVMSG ann :psst", "TOPIC #chan :BUY NOW")
+        self.assertEqual(lines(self.aout), [])
+        self.assertEqual(lines(self.bout), [
+            ":irc.test NOTICE bob :ERROR you are muted on this server",  # the PRIVMSG
+            ":irc.test 404 bob #chan :you are muted on this server"])  # the TOPIC
+
+
 class KillTests(ModerationTestCase):
     def test_kill(self) -> None:
         """KILL: 481 for a non-operator; an operator's closes the target with an
