@@ -564,5 +564,22 @@ class ApplyTests(SynchronousTestCase):
         self.assertEqual([(c.kind, c.target, c.reason) for c in recorded],
                          [("unban", "troll", "expired")])
 
+    def test_same_expiry_on_the_server_and_in_a_room(self) -> None:
+        """
+        A server-wide mute and a room's ending at the same moment (a
+        classroom and a troll muted for 10m in the same second) both take
+        and both expire: the timer's table never compares a room with none.
+        """
+        clock = Clock()
+        moderation = Moderation(clock)
+        for room in (None, "den", None):
+            moderation.apply(Change("mute", room, "troll" if room else "192.0.2.0/24",
+                                    "root", 600.0, "", 0.0))
+        moderation.apply(Change("mute", None, "sock", "root", 600.0, "", 0.0))
+        self.assertEqual(len(moderation.mutes(None)), 2)
+        self.assertEqual(len(moderation.mutes("den")), 1)
+        clock.advance(600)
+        self.assertEqual((moderation.mutes(None), moderation.mutes("den")), ([], []))
+
     def test_unknown_kind(self) -> None:
         self.assertRaises(ValueError, Moderation(Clock()).apply, Change("frobnicate", None))

@@ -363,7 +363,9 @@ class Moderation:
         self._clock = clock
         self._store = store
         self._rooms: dict[str | None, RoomState] = {}
-        self._expiries: list[tuple[float, str, str | None, str]] = []  # (until, kind, room, target)
+        # (until, kind, room, target); room "" for server-wide (never a room's
+        # name): heap entries with the same until and kind compare their rooms
+        self._expiries: list[tuple[float, str, str, str]] = []
         self._timer: IDelayedCall | None = None
         self.mute_count = 0
         self.ban_count = 0
@@ -718,7 +720,7 @@ class Moderation:
             if not had:
                 self._count(kind, 1)
             if change.until is not None:
-                heapq.heappush(self._expiries, (change.until, kind, room, change.target))
+                heapq.heappush(self._expiries, (change.until, kind, room or "", change.target))
         elif kind in ("unban", "unmute"):
             table = state.bans if kind == "unban" else state.mutes
             if table.remove(change.target) is not None:
@@ -760,7 +762,7 @@ class Moderation:
         live = []
         seen = set()
         for until, kind, room, target in self._expiries:
-            state = self._rooms.get(room)
+            state = self._rooms.get(room or None)
             entry = None if state is None else \
                 (state.bans if kind == "ban" else state.mutes).get(target)
             if entry is not None and entry.until == until and (kind, room, target) not in seen:
@@ -774,7 +776,8 @@ class Moderation:
         now = self._clock.seconds()
         expiries = self._expiries
         while expiries and expiries[0][0] <= now:
-            until, kind, room, target = heapq.heappop(expiries)
+            until, kind, key, target = heapq.heappop(expiries)
+            room = key or None
             state = self._rooms.get(room)
             if state is None:
                 continue
