@@ -303,6 +303,8 @@ class ServerMuteTests(ModerationTestCase):
         self.assertEqual(lines(self.bout), [
             ":irc.test NOTICE bob :ERROR you are muted on this server",  # the PRIVMSG
             ":irc.test 404 bob #chan :you are muted on this server"])  # the TOPIC
+        send(self.bob, "PART #chan :BUY NOW")
+        self.assertEqual(lines(self.aout), [":bob!u@192.0.2.7 PART #chan"])
 
 
 class KillTests(ModerationTestCase):

@@ -190,6 +190,16 @@ class TelnetModerationTests(SynchronousTestCase):
         self.assertEqual(self.said(self.troll_out),
                          ["*** reader set the topic of #free: free for all ***"])
 
+    def test_muted_part_and_quit_say_no_reason(self) -> None:
+        """A muted user's /quit reason is not said either (nor an IRC PART's)."""
+        self.type(self.root, "/gmute troll 10m")
+        self.type(self.alice, "/mute reader 10m")
+        self.clear()
+        self.type(self.troll, "/quit BUY CHEAP STUFF")
+        self.type(self.reader, "/quit CHEAP STUFF HERE")
+        self.assertEqual(self.said(self.alice_out),
+                         ["*** troll quit ***", "*** reader quit ***"])
+
     def test_muted_line_reaches_nobody(self) -> None:
         self.type(self.alice, "/mute troll 10m")
         self.assertEqual(self.said(self.reader_out), ["*** alice muted troll in #den for 10m ***"])

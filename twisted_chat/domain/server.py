@@ -336,6 +336,9 @@ class ChatServer:
         if self.moderation.away:
             self.moderation.away.pop(member.key, None)
         rooms = list(member.rooms)
+        if self.moderation.mute_count and why.startswith("quit (") and any(
+                self.moderation.muted(member, room.name) is not None for room in rooms):
+            why = "quit"  # a muted member's reason is not said (to any of its rooms)
         for room in rooms:
             self._leave_room(member, room)
         if rooms and not self._stopping:  # after the shutdown notice, departures are noise
@@ -371,8 +374,9 @@ class ChatServer:
         """C{member} leaves C{room}, which is told (with C{reason}, if any)."""
         self._leave_room(member, room)
         text = "%s left #%s" % (member.name, room.name)
-        if reason:
-            text += " (%s)" % reason
+        if reason and not (self.moderation.mute_count
+                           and self.moderation.muted(member, room.name) is not None):
+            text += " (%s)" % reason  # (a muted member's reason is not said)
         self.bus.publish(room.name, self.notice(room, text, member.name, "left"))
 
     def join(self, member: Member, name: str, move: bool = True) -> None:
