@@ -285,6 +285,28 @@ class TopicTests(ModerationTestCase):
             ":irc.test 482 bob #den :you are not an op in #den"])
 
 
+class ServerMuteTests(ModerationTestCase):
+    def test_muted_notice_to_a_user_reaches_nobody(self) -> None:
+        """
+        Server-muted (/gmute): a NOTICE to an IRC user is dropped like a
+        PRIVMSG (it went round the domain's mute check), and so is a topic.
+        """
+        opr, rout = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password")
+        root = opr.session.member
+        assert root is not None
+        self.world.server.gmute(root, "bob", None)
+        lines(self.aout)
+        lines(self.bout)
+        send(self.bob, "NOTICE ann :psst", "PRIVMSG ann :psst", "TOPIC #chan :BUY NOW")
+        self.assertEqual(lines(self.aout), [])
+        self.assertEqual(lines(self.bout), [
+            ":irc.test NOTICE bob :ERROR you are muted on this server",  # the PRIVMSG
+            ":irc.test 404 bob #chan :you are muted on this server"])  # the TOPIC
+        send(self.bob, "PART #chan :BUY NOW")
+        self.assertEqual(lines(self.aout), [":bob!u@192.0.2.7 PART #chan"])
+
+
 class KillTests(ModerationTestCase):
     def test_kill(self) -> None:
         """KILL: 481 for a non-operator; an operator's closes the target with an
@@ -411,3 +433,25 @@ class CrossFrontendTests(SynchronousTestCase):
         assert member is not None
         self.world.server.wall(member, "restart at noon")
         self.assertEqual(lines(self.out), [":irc.test NOTICE bob :[wall] opr: restart at noon"])
+
+    def test_irc_text_cannot_drive_a_terminal(self) -> None:
+        """
+        A topic, a kick reason, an away text and a part reason typed on IRC
+        reach telnet users without control characters or escape sequences.
+        """
+        opr, _ = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password", "JOIN #chan")
+        lines(self.tout)
+        send(opr, "TOPIC #chan :A\x1b[2JB\x1b]0;title\x07C",
+             "KICK #chan bob :E\x1b[31mF\x07G",
+             "AWAY :H\x1b[5mI",
+             "PART #chan :J\x1b[1mK")
+        self.telnet.dataReceived(b"/whois opr\r\n/topic\r\n")
+        out = b"".join(self.tout.value().splitlines())
+        self.tout.clear()
+        for control in (b"\x1b", b"\x07"):
+            self.assertNotIn(control, out)
+        text = out.decode()
+        for seen in ("set the topic of #chan: ABC ***", "kicked from #chan by opr (EFG)",
+                     "away: HI", "(JK)"):
+            self.assertIn(seen, text)

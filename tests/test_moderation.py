@@ -59,7 +59,16 @@ class ParsingTests(SynchronousTestCase):
         self.assertEqual(parse_duration("7D"), 7 * 86400)
         self.assertEqual(parse_duration("1w"), 7 * 86400)
         self.assertIsNone(parse_duration("spam"))
-        self.assertIsNone(parse_duration("2x"))
+        self.assertIsNone(parse_duration("2nd"))  # a reason ("2nd warning")
+        self.assertRaises(BadUsage, parse_duration, "9999w")
+
+    def test_bad_durations(self) -> None:
+        """A word that looks like a duration but is none is an error, not a reason."""
+        for word in ("2x", "-5m", "+5m", "30", "1.5h", "10min", "2hours", "3days"):
+            with self.assertRaises(BadUsage, msg=word) as caught:
+                parse_duration(word)
+            self.assertEqual(str(caught.exception),
+                             "%s is not a duration (like 30s, 30m, 2h, 7d, 1w)" % word)
         self.assertRaises(BadUsage, parse_duration, "0m")
         self.assertRaises(BadUsage, parse_duration, "9999w")
 
@@ -554,6 +563,23 @@ class ApplyTests(SynchronousTestCase):
         self.assertEqual(moderation.bans("den"), [])
         self.assertEqual([(c.kind, c.target, c.reason) for c in recorded],
                          [("unban", "troll", "expired")])
+
+    def test_same_expiry_on_the_server_and_in_a_room(self) -> None:
+        """
+        A server-wide mute and a room's ending at the same moment (a
+        classroom and a troll muted for 10m in the same second) both take
+        and both expire: the timer's table never compares a room with none.
+        """
+        clock = Clock()
+        moderation = Moderation(clock)
+        for room in (None, "den", None):
+            moderation.apply(Change("mute", room, "troll" if room else "192.0.2.0/24",
+                                    "root", 600.0, "", 0.0))
+        moderation.apply(Change("mute", None, "sock", "root", 600.0, "", 0.0))
+        self.assertEqual(len(moderation.mutes(None)), 2)
+        self.assertEqual(len(moderation.mutes("den")), 1)
+        clock.advance(600)
+        self.assertEqual((moderation.mutes(None), moderation.mutes("den")), ([], []))
 
     def test_unknown_kind(self) -> None:
         self.assertRaises(ValueError, Moderation(Clock()).apply, Change("frobnicate", None))

@@ -168,6 +168,37 @@ class TelnetModerationTests(SynchronousTestCase):
         self.type(self.alice, "/ban troll 0m")
         self.assertEqual(lines(self.alice_out),
                          ["ERROR a duration is at least 1s (none: until lifted)"])
+        self.type(self.alice, "/mute troll 10min spam")
+        self.assertEqual(lines(self.alice_out),
+                         ["ERROR 10min is not a duration (like 30s, 30m, 2h, 7d, 1w)"])
+        self.assertEqual(lines(self.reader_out), [])  # nothing done, nothing announced
+        self.type(self.alice, "/ban troll 2nd warning")
+        self.assertEqual(self.said(self.reader_out)[0],
+                         "*** alice banned troll from #den (2nd warning) ***")
+
+    def test_muted_sets_no_topic(self) -> None:
+        """A muted user cannot say it in a topic either (an unclaimed room's is anyone's)."""
+        for protocol in (self.troll, self.reader):
+            self.type(protocol, "/join free")
+        self.type(self.root, "/join free")
+        self.type(self.root, "/mute troll 10m")
+        self.clear()
+        self.type(self.troll, "/topic BUY CHEAP STUFF")
+        self.assertEqual(lines(self.troll_out), ["ERROR you are muted in #free (for 10m more)"])
+        self.assertEqual(lines(self.reader_out), [])
+        self.type(self.reader, "/topic free for all")
+        self.assertEqual(self.said(self.troll_out),
+                         ["*** reader set the topic of #free: free for all ***"])
+
+    def test_muted_part_and_quit_say_no_reason(self) -> None:
+        """A muted user's /quit reason is not said either (nor an IRC PART's)."""
+        self.type(self.root, "/gmute troll 10m")
+        self.type(self.alice, "/mute reader 10m")
+        self.clear()
+        self.type(self.troll, "/quit BUY CHEAP STUFF")
+        self.type(self.reader, "/quit CHEAP STUFF HERE")
+        self.assertEqual(self.said(self.alice_out),
+                         ["*** troll quit ***", "*** reader quit ***"])
 
     def test_muted_line_reaches_nobody(self) -> None:
         self.type(self.alice, "/mute troll 10m")
@@ -194,6 +225,20 @@ class TelnetModerationTests(SynchronousTestCase):
         self.assertEqual(self.said(self.reader_out),
                          ["*** troll was disconnected by root (enough) ***"])
         self.assertEqual(lines(self.root_out), ["disconnected troll"])
+
+    def test_gban_of_an_operator_online(self) -> None:
+        """
+        /gban naming an operator who is online is refused: their session is
+        never closed, so the ban would only lock them out at their next login.
+        """
+        self.world.add("root2", "root2-password", operator=True)
+        self.login("root2", "root2-password", "203.0.113.9")
+        lines(self.root_out)
+        self.type(self.root, "/gban ROOT2 1h")
+        self.assertEqual(lines(self.root_out),
+                         ["ERROR root2 is a server operator: chat-admin deop them first"])
+        self.type(self.root, "/bans server")
+        self.assertEqual(lines(self.root_out)[0], "No bans in the server.")
 
     def test_gban_closes_and_refuses(self) -> None:
         self.type(self.root, "/gban 198.51.100.0/24 1d classroom spam")
@@ -264,3 +309,19 @@ class TelnetModerationTests(SynchronousTestCase):
         self.assertEqual(self.said(self.reader_out)[-1], "you are no longer marked as away")
         self.type(self.alice, "/msg reader back?")
         self.assertNotIn("reader is away", "\n".join(self.said(self.alice_out)))
+
+
+class WhoisWithoutFloodLimitTests(SynchronousTestCase):
+    """C{--rate 0} (no flood limit): /whois still knows when someone last spoke."""
+
+    def test_idle_counts_from_the_last_line(self) -> None:
+        world = AccountWorld(rate=0)
+        troll, _ = world.login("troll")
+        reader, reader_out = world.login("reader")
+        world.clock.advance(100)
+        troll.dataReceived(b"hi\r\n")
+        world.clock.advance(20)
+        reader_out.clear()
+        reader.dataReceived(b"/whois troll\r\n")
+        out = lines(reader_out)
+        self.assertTrue(out[0].endswith(", idle 20s"), out)

@@ -11,12 +11,15 @@ C{TWISTED_CHAT_SCREENSHOT_PHONE=path.png} one at 390 x 844 with a dozen rooms.
 from __future__ import annotations
 
 import os
+import re
+import time
 from typing import Any
 
 import pytest
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from .helpers import LineClient, ServerProcess, temp_dir
+from .test_accounts_e2e import chat_admin
 
 pytestmark = pytest.mark.e2e
 """Every test here starts the real twistd and a headless Chromium."""
@@ -180,11 +183,57 @@ class BrowserTests(SynchronousTestCase):
         page.type("/whois bob")
         page.wait_line("bob is a guest, online since")
         page.wait_line("rooms: #den")
+        # idle time in the units telnet uses (idle 5s, 2m 3s), not "idle 5 s"
+        whois = [text for _, text in page.lines() if "bob is a guest" in text][-1]
+        self.assertRegex(whois, r", idle \d+s$")
         page.type("/bans")
         page.wait_line("No bans in #den.")
         page.type("/kick bob")
         page.wait_line("failed: you are not an op in #den")
         page.wait_text("#users", "bob")  # moderation notices leave the user list alone
+        bob.send("/register bob-password")
+        bob.read_until("bob is registered")
+        bob.send("/claim", "/ban troll 7d spam", "/mute carol 90m")
+        page.wait_line("bob muted carol in #den")
+        page.type("/bans")
+        # what is left, in telnet's units: 6d 23h, 1h 29m (not 10079 min)
+        page.until(lambda _: any(re.search(r"^  troll \(by bob, (1w|6d 23h) left\): spam$", text)
+                                 for _, text in page.lines()), "the ban's time left")
+        page.until(lambda _: any(re.search(r"^  carol \(by bob, (1h 30m|1h 29m) left\)$", text)
+                                 for _, text in page.lines()), "the mute's time left")
+
+    def test_killed_page_stays_out(self) -> None:
+        """
+        A page /kill'ed by an operator shows why and does not log straight
+        back in (its reconnection would undo the kill).
+        """
+        directory = temp_dir(self)
+        server = ServerProcess(self, "--web", "tcp:0:interface=127.0.0.1", "--db", "chat.db",
+                               cwd=directory)
+        root = LineClient(server.port)
+        self.addCleanup(root.close)
+        root.login("root")
+        root.send("/register root-password")
+        root.read_until("root is registered")
+        root.send("/quit")
+        root.read_to_close()
+        done = chat_admin("--db", os.path.join(directory, "chat.db"), "op", "root")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        root = LineClient(server.port)
+        self.addCleanup(root.close)
+        root.send("x", "root", "root-password")
+        root.read_until("Welcome, root!")
+        page = Page(self, "http://127.0.0.1:%d/" % server.web_port)
+        page.log_in("mallory")
+        root.send("/kill mallory enough")
+        root.read_until("disconnected mallory")
+        page.until(lambda d: d.find_element(By.ID, "login").is_displayed(), "the login form")
+        page.wait_text("#login-error", "you were disconnected by root (enough)")
+        # a reconnection would log in within a few seconds (backoff 1-2 s)
+        time.sleep(4)  # the page's own reconnection timer: nothing to poll for
+        root.send("/whois mallory")
+        self.assertIn("ERROR nobody called mallory is online",
+                      root.read_until(lambda line: "mallory" in line and "online" in line))
 
     def test_chat_with_telnet(self) -> None:
         """Log in, chat both ways, message privately, switch rooms, see history, reload."""

@@ -8,6 +8,8 @@ from twisted.internet.interfaces import IReactorTime
 class TokenBucket:
     """
     C{rate} tokens a second, at most C{burst} saved up; each line costs one.
+    A C{rate} of 0 (or less) never refuses: the bucket then only notes when
+    a line came (L{last}).
 
     @ivar warned: set by the owner once it has logged a refusal; cleared
         whenever a token is taken again.
@@ -35,6 +37,9 @@ class TokenBucket:
     def take(self) -> bool:
         """Spend one token; C{False} (and nothing spent) when there is none."""
         now = self._clock.seconds()
+        if self._rate <= 0:  # no limit: the bucket only dates the line (/whois)
+            self._stamp = now
+            return True
         tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
         if tokens < 1.0:

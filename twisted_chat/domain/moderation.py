@@ -42,6 +42,11 @@ MAX_DURATION = 10 * 366 * 86400.0
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d{1,9})([smhdw])\Z", re.ASCII | re.IGNORECASE)
+# A word meant as a duration that is none (2x, -5m, 30, 1.5h, 10min, 2hours):
+# an error rather than the first word of a reason (2nd warning is a reason).
+_ALMOST_DURATION = re.compile(
+    r"[-+]?\d[\d.,]*([a-z]|secs?|seconds?|mins?|minutes?|hrs?|hours?|days?|wks?|weeks?)?\Z",
+    re.ASCII | re.IGNORECASE)
 
 # Change kinds that set state (and persist), and those only logged.
 STATE_KINDS = frozenset({"claim", "unclaim", "op", "deop", "topic", "ban", "unban",
@@ -63,10 +68,13 @@ def parse_duration(word: str) -> float | None:
     The seconds C{word} (C{30s}, C{30m}, C{2h}, C{7d}, C{1w}) stands for, or
     C{None} if it is no duration.
 
-    @raise BadUsage: for a duration of nothing or of more than ten years.
+    @raise BadUsage: for a duration of nothing or of more than ten years,
+        or a word that looks like one but is none (C{2x}, C{30}, C{10min}).
     """
     match = _DURATION.match(word)
     if match is None:
+        if _ALMOST_DURATION.match(word) is not None:
+            raise BadUsage("%s is not a duration (like 30s, 30m, 2h, 7d, 1w)" % word)
         return None
     seconds = float(int(match.group(1)) * _UNITS[match.group(2).lower()])
     if seconds <= 0:
@@ -355,7 +363,9 @@ class Moderation:
         self._clock = clock
         self._store = store
         self._rooms: dict[str | None, RoomState] = {}
-        self._expiries: list[tuple[float, str, str | None, str]] = []  # (until, kind, room, target)
+        # (until, kind, room, target); room "" for server-wide (never a room's
+        # name): heap entries with the same until and kind compare their rooms
+        self._expiries: list[tuple[float, str, str, str]] = []
         self._timer: IDelayedCall | None = None
         self.mute_count = 0
         self.ban_count = 0
@@ -705,7 +715,7 @@ class Moderation:
             if not had:
                 self._count(kind, 1)
             if change.until is not None:
-                heapq.heappush(self._expiries, (change.until, kind, room, change.target))
+                heapq.heappush(self._expiries, (change.until, kind, room or "", change.target))
         elif kind in ("unban", "unmute"):
             table = state.bans if kind == "unban" else state.mutes
             if table.remove(change.target) is not None:
@@ -747,7 +757,7 @@ class Moderation:
         live = []
         seen = set()
         for until, kind, room, target in self._expiries:
-            state = self._rooms.get(room)
+            state = self._rooms.get(room or None)
             entry = None if state is None else \
                 (state.bans if kind == "ban" else state.mutes).get(target)
             if entry is not None and entry.until == until and (kind, room, target) not in seen:
@@ -761,7 +771,8 @@ class Moderation:
         now = self._clock.seconds()
         expiries = self._expiries
         while expiries and expiries[0][0] <= now:
-            until, kind, room, target = heapq.heappop(expiries)
+            until, kind, key, target = heapq.heappop(expiries)
+            room = key or None
             state = self._rooms.get(room)
             if state is None:
                 continue

@@ -75,7 +75,7 @@ from twisted_chat.errors import (
 from twisted_chat.interfaces import History, Participant
 from twisted_chat.metrics.observer import NULL_OBSERVER, ChatObserver
 from twisted_chat.ratelimit import TokenBucket
-from twisted_chat.text import clock_stamp, room_key, utc_offset
+from twisted_chat.text import clean, clock_stamp, room_key, utc_offset
 
 LOBBY = "lobby"
 # The user list shown on joining a room is cut here; /users shows everyone.
@@ -349,6 +349,9 @@ class ChatServer:
         if self.moderation.away:
             self.moderation.away.pop(member.key, None)
         rooms = list(member.rooms)
+        if self.moderation.mute_count and why.startswith("quit (") and any(
+                self.moderation.muted(member, room.name) is not None for room in rooms):
+            why = "quit"  # a muted member's reason is not said (to any of its rooms)
         for room in rooms:
             self._leave_room(member, room)
         if rooms and not self._stopping:  # after the shutdown notice, departures are noise
@@ -387,8 +390,9 @@ class ChatServer:
         if self._gather(room, member.name, "left"):
             return
         text = "%s left #%s" % (member.name, room.name)
-        if reason:
-            text += " (%s)" % reason
+        if reason and not (self.moderation.mute_count
+                           and self.moderation.muted(member, room.name) is not None):
+            text += " (%s)" % reason  # (a muted member's reason is not said)
         self.bus.publish(room.name, self.notice(room, text, member.name, "left"))
 
     def _gather(self, room: Room, name: str, change: str) -> bool:
@@ -812,10 +816,12 @@ class ChatServer:
         if text is None:
             member.participant.send(topic if topic is not None else Topic(key, ""))
             return
-        text = text.strip()[:TOPIC_MAX]
+        text = clean(text).strip()[:TOPIC_MAX]
         present = key in self.rooms and member in self.rooms[key].members
         if not present and not is_operator(member):
             raise NotInRoom("you are not in #%s" % key)
+        if self.moderation.mute_count:  # a topic is said to the room too
+            self._check_muted(member, key)
         if self.moderation.topic_locked(key):
             self._need_op(member, key)
         elif key not in self.rooms and not self.directory.members(key):  # (on any process)
@@ -847,7 +853,7 @@ class ChatServer:
         self._protect(member, key, target.name, "kick")
         if key == LOBBY and not getattr(target.participant, "multi_room", False):
             raise ChatError("nobody leaves #%s: try /mute, /gmute or /kill" % LOBBY)
-        reason = reason.strip()[:REASON_MAX]
+        reason = clean(reason).strip()[:REASON_MAX]
         # announced first: in a cluster the kicked member's process, told
         # by the change, moves it after its room heard why
         self._kick_out(member, target, key, reason)
@@ -891,7 +897,7 @@ class ChatServer:
         self._not_self(member, canonical)
         if target_kind(canonical) == "name":
             self._protect(member, key, canonical, "ban")
-        reason = reason.strip()[:REASON_MAX]
+        reason = clean(reason).strip()[:REASON_MAX]
         when = self.clock.seconds()
         until = when + duration if duration is not None else None
         text = "%s banned %s from #%s%s" % (member.name, canonical, key, self._for(until, when))
@@ -948,7 +954,7 @@ class ChatServer:
         self._not_self(member, canonical)
         if target_kind(canonical) == "name":
             self._protect(member, key, canonical, "mute")
-        reason = reason.strip()[:REASON_MAX]
+        reason = clean(reason).strip()[:REASON_MAX]
         when = self.clock.seconds()
         until = when + duration if duration is not None else None
         self._apply("mute", key, canonical, member, until, reason)
@@ -1118,7 +1124,7 @@ class ChatServer:
             raise NoSuchTarget("nobody called %s is online" % name)
         if target is member:
             raise ChatError("that is you (/quit leaves)")
-        reason = reason.strip()[:REASON_MAX]
+        reason = clean(reason).strip()[:REASON_MAX]
         self._apply("kill", None, target.name, member, reason=reason)
         self._killed(target, member.name, reason)
         member.participant.send(Info("disconnected %s" % target.name))
@@ -1148,7 +1154,11 @@ class ChatServer:
         canonical = parse_target(target)
         if target_matches(canonical, member):
             raise ChatError("that would ban you")
-        reason = reason.strip()[:REASON_MAX]
+        found = self.directory.find(canonical) if target_kind(canonical) == "name" else None
+        if found is not None and is_operator(found):
+            # their session is never closed: the ban would only lock them out later
+            raise Protected("%s is a server operator: chat-admin deop them first" % found.name)
+        reason = clean(reason).strip()[:REASON_MAX]
         when = self.clock.seconds()
         until = when + duration if duration is not None else None
         self._apply("ban", None, canonical, member, until, reason)
@@ -1194,7 +1204,7 @@ class ChatServer:
         canonical = parse_target(target)
         # Operators are never muted, so muting the operator's own address
         # (a teacher in the classroom it silences) is allowed: said, not refused.
-        reason = reason.strip()[:REASON_MAX]
+        reason = clean(reason).strip()[:REASON_MAX]
         when = self.clock.seconds()
         until = when + duration if duration is not None else None
         self._apply("mute", None, canonical, member, until, reason)
@@ -1215,7 +1225,7 @@ class ChatServer:
     def wall(self, member: Member, text: str) -> None:
         """C{/wall} (operators): a notice to everyone online (a L{Notice}, C{change} C{wall})."""
         self._need_operator(member, "wall")
-        text = text.strip()
+        text = clean(text).strip()
         if not text:
             raise ChatError("usage: /wall <text>")
         self._apply("wall", None, "", member, reason=text)
@@ -1255,7 +1265,7 @@ class ChatServer:
 
     def away(self, member: Member, text: str | None) -> None:
         """C{/away}: with C{text}, mark C{member} away (private messages get it back); else back."""
-        text = (text or "").strip()[:TOPIC_MAX]
+        text = clean(text or "").strip()[:TOPIC_MAX]
         if text:
             self.moderation.away[member.key] = text
             member.participant.send(Info("you are marked as away: %s" % text))

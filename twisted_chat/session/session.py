@@ -264,7 +264,7 @@ class ChatSession:
     def last_active(self) -> float | None:
         """
         When the user last sent a line (the flood limit's bucket knows;
-        C{None}: no line since login, or no limit), for C{/whois}.
+        C{None}: no line since login), for C{/whois}.
         """
         return self._bucket.last if self._bucket is not None else None
 
@@ -726,9 +726,9 @@ class ChatSession:
         """Take a token; when there is none, say so and return C{True}."""
         bucket = self._bucket
         if bucket is None:
+            # made at the first line even without a limit (--rate 0): it
+            # also dates the user's last line for /whois
             config = self._ctx.config
-            if config.rate <= 0:
-                return False
             bucket = self._bucket = TokenBucket(self._ctx.clock, config.rate, config.burst)
         if bucket.take():
             return False

@@ -637,7 +637,7 @@ class IRCProtocol(Protocol):
             if batch is not None:
                 tags = tags or {}
                 tags["batch"] = batch
-            self.write(render.entry_lines(entry, prefix, tags))
+            self.write(render.entry_lines(entry, prefix, tags or None))
         if batch is not None:
             self.message("BATCH", "-" + batch)
 
@@ -1136,8 +1136,13 @@ class IRCProtocol(Protocol):
             client = other.participant
             if quiet and isinstance(client, IRCProtocol):
                 # A NOTICE between IRC users stays a NOTICE (the domain's
-                # private messages are PRIVMSGs).
-                self.factory.context.server.observer.message("private")
+                # private messages are PRIVMSGs). Server-muted: dropped (a
+                # NOTICE gets no error back).
+                server = self.factory.context.server
+                if server.moderation.mute_count and self.session.member is not None \
+                        and server.moderation.muted(self.session.member, None) is not None:
+                    return
+                server.observer.message("private")
                 client.deliver(client._line_from(command, client.nick, clean(raw), self.prefix))
                 if "echo-message" in self.caps:
                     self.write(self._line_from(command, other.name, raw))

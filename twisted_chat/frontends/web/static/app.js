@@ -566,6 +566,14 @@
         if (loggedIn) {
           if (event.id !== undefined && answered(event.id, event.text)) break;
           addLine("error", ["Error: " + event.text]);
+          if (event.code === "killed" || event.code === "banned_from_server") {
+            // An operator closes us on purpose: coming straight back would
+            // undo it. The login form says why once the socket closes.
+            reconnecting = false;
+            rejoin = null;
+            loginError.textContent = event.text;
+            break;
+          }
           if (event.id === undefined) probe();
         } else {
           loginPending = false;
@@ -707,7 +715,7 @@
           info(title + " in " + where + " (" + list.length + "):");
           for (const b of list) {
             const left = b.until === null ? "until lifted"
-              : Math.max(0, Math.round((b.until - event.time) / 60)) + " min left";
+              : lasting(b.until - event.time) + " left";
             info("  " + b.target + " (by " + (b.by || "the server") + ", " + left + ")" +
                  (b.reason ? ": " + b.reason : ""));
           }
@@ -717,7 +725,7 @@
       case "whois": {
         const who = event.operator ? "an operator" : event.account ? "an account" : "a guest";
         info(event.name + " is " + who + ", online since " + stamp(event.since, true) +
-             ", idle " + Math.round(event.idle) + " s");
+             ", idle " + lasting(event.idle));
         info("  rooms: " + (event.rooms.length ? event.rooms.map((r) => "#" + r).join(", ")
                                               : "none"));
         if (event.address) info("  address: " + event.address);
@@ -730,6 +738,21 @@
       default:
         if (typeof event.text === "string") info(event.text);
     }
+  }
+
+  // Seconds in two units at most, as telnet writes them: 45s, 2h 5m, 6d 23h.
+  function lasting(seconds) {
+    let left = Math.round(seconds);
+    if (left <= 0) return "0s";
+    const parts = [];
+    for (const [unit, size] of [["w", 604800], ["d", 86400], ["h", 3600], ["m", 60], ["s", 1]]) {
+      if (left >= size) {
+        parts.push(Math.floor(left / size) + unit);
+        left %= size;
+        if (parts.length === 2) break;
+      }
+    }
+    return parts.join(" ");
   }
 
   function showEntries(event) {
