@@ -393,7 +393,7 @@ class MuteTests(ModerationTestCase):
         self.reader_out.events.clear()
         self.alice_out.events.clear()
         error = self.assertRaises(Muted, self.server.say, self.troll, "spam")
-        self.assertEqual(str(error), "you are muted in #den (for 10m more)")
+        self.assertEqual(str(error), "you are muted in #den")
         self.assertEqual(error.numeric, "404")
         self.assertEqual(self.reader_out.events, [])
         self.assertEqual(self.alice_out.events, [])

@@ -679,7 +679,8 @@ class ChatServer:
             return
         if mute.room is None:
             raise Muted("you are muted on this server%s" % self._left(mute))
-        raise Muted("you are muted in #%s%s" % (mute.room, self._left(mute)))
+        # SPEC 8's exact line (how long is said when the mute is announced)
+        raise Muted("you are muted in #%s" % mute.room)
 
     def _left(self, ban: Ban) -> str:
         """C{" (for 9m more)"} for a timed ban or mute, C{""} for one until lifted."""
