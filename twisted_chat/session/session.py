@@ -514,16 +514,15 @@ class ChatSession:
         The caller's Deferred for the check C{d} (whose callbacks call
         L{_answer}); if C{d} has not fired, hold the front end's input.
         """
-        caller: Deferred[Any] = Deferred()
-        self._waiting = caller
         outcome: list[Any] = []
         d.addBoth(outcome.append)
-        if outcome:  # answered at once: the common case
-            self._waiting = None
+        if outcome:  # answered at once (its callbacks ran already): the common case
             result = outcome[0]
             if isinstance(result, Failure):
                 return fail(result)
             return succeed(result)
+        caller: Deferred[Any] = Deferred()
+        self._waiting = caller
         if not self._strikes & _HELD:
             self._strikes |= _HELD
             self._front.pause_input()
