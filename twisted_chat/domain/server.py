@@ -72,6 +72,7 @@ from twisted_chat.errors import (
     NotOperator,
     Protected,
 )
+from twisted_chat.fired import result_now
 from twisted_chat.interfaces import History, Participant
 from twisted_chat.metrics.observer import NULL_OBSERVER, ChatObserver
 from twisted_chat.ratelimit import TokenBucket
@@ -336,6 +337,9 @@ class ChatServer:
         if member is None:
             member = Member(participant)
         d = self.directory.claim(name, member)
+        if result_now(d) is member:  # the local directory: answered at once
+            self._claimed(member)
+            return d
         d.addCallbacks(self._claimed, self._claim_refused)
         return d
 
