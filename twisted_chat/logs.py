@@ -168,7 +168,9 @@ class TurnTextObserver:
         self._reactor = reactor
         self._lines: list[str] = []
         self._scheduled = False
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler (twistd's SIGTERM logs a line) runs
+        # in the reactor's thread, possibly while this observer holds it.
+        self._lock = threading.RLock()
         self._thread = threading.get_ident()  # the reactor's: it is made there
         self._second = -1
         self._stamp = ""
