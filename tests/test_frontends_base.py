@@ -8,7 +8,7 @@ import sys
 from unittest import SkipTest
 
 import pytest
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import succeed
 from twisted.internet.interfaces import IPushProducer
 from twisted.trial.unittest import SynchronousTestCase
@@ -22,6 +22,7 @@ from twisted_chat.frontends.base import (
     ReadingSendQueue,
     SendQueue,
     cap_accepts,
+    describe_peer,
     open_connection,
     preset_listener,
 )
@@ -216,3 +217,28 @@ class AcceptCapTests(SynchronousTestCase):
         port.numberAccepts = 3  # fewer waited: Twisted lowers it
         self.assertEqual(port.numberAccepts, 3)
         self.assertFalse(cap_accepts(object()))
+
+
+class DescribePeerTests(SynchronousTestCase):
+    """L{describe_peer}: C{host:port}, read from a TCP connection's own tuple when it has one."""
+
+    def test_tcp_server_tuple(self) -> None:
+        """The same text as the transport's getPeer() gives, IPv4 and IPv6."""
+        from twisted.internet import tcp
+
+        for client, kind, expected in [
+            (("10.1.2.3", 4567), IPv4Address, "10.1.2.3:4567"),
+            (("::1", 4567, 0, 0), IPv6Address, "::1:4567"),
+        ]:
+            server = tcp.Server.__new__(tcp.Server)
+            server.client = client
+            server._addressType = kind
+            peer = server.getPeer()
+            self.assertEqual("%s:%s" % (peer.host, peer.port), expected)
+            self.assertEqual(describe_peer(server), expected)
+
+    def test_other_transports(self) -> None:
+        from twisted.internet.testing import StringTransport
+
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.1", 99))
+        self.assertEqual(describe_peer(transport), "192.0.2.1:99")

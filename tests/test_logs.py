@@ -104,6 +104,39 @@ class TurnTextObserverTests(SynchronousTestCase):
         self.assertEqual(self.out.getvalue().count("logged in"), 5)
         self.assertEqual((self.out.writes, self.out.flushes), (1, 1))
 
+    def test_line_logged_while_logging(self) -> None:
+        """
+        A line logged while the observer handles another (a signal handler,
+        such as twistd's SIGTERM, runs in the reactor's thread between any
+        two bytecodes) is kept, and does not hang the process.
+        """
+        import threading
+
+        written: list[str] = []
+
+        def run() -> None:
+            reactor = FakeReactor()
+            observer = TurnTextObserver(self.out, reactor, at_exit=self.exits.append)
+            plain_call_later = reactor.callLater
+
+            def call_later(delay: float, f: Any, *args: Any) -> Any:
+                if not written:  # "the signal": inside the observer's locked part
+                    written.append("nested")
+                    observer(event("Received SIGTERM, shutting down."))
+                return plain_call_later(delay, f, *args)
+
+            reactor.callLater = call_later  # type: ignore[method-assign]
+            observer(event("{name} left: disconnected", name="u1"))
+            reactor.advance(0)
+            written.append(self.out.getvalue())
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(10)
+        self.assertFalse(thread.is_alive(), "the observer deadlocked")
+        self.assertIn("u1 left: disconnected", written[-1])
+        self.assertIn("Received SIGTERM", written[-1])
+
     def test_shutdown_writes_the_rest(self) -> None:
         """What the last turn logged is written when the reactor shuts down."""
         self.observer(event("server shutting down; closing {count} sessions", count=3))

@@ -25,9 +25,11 @@ class ChatServiceMaker:
         return Options
 
     def makeService(self, options: usage.Options) -> IService:
-        from twisted_chat.tap import makeService
+        from twisted_chat.tap import makeService, settle_heap_when_running
 
-        return makeService(options)
+        service = makeService(options)
+        settle_heap_when_running()
+        return service
 
 
 serviceMaker = ChatServiceMaker()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -72,6 +72,7 @@ from twisted_chat.errors import (
     NotOperator,
     Protected,
 )
+from twisted_chat.fired import result_now
 from twisted_chat.interfaces import History, Participant
 from twisted_chat.metrics.observer import NULL_OBSERVER, ChatObserver
 from twisted_chat.ratelimit import TokenBucket
@@ -115,6 +116,22 @@ def departure(why: str) -> str:
     if why.startswith("timed out"):
         return "idle_timeout"
     return "closed"
+
+
+def _reads_at_once(history: History) -> Callable[[str, int], list[Entry]] | None:
+    """
+    C{history}'s C{recent_now} (the answer its C{recent} wraps in a fired
+    Deferred: the stores in memory and in SQLite), if the class that
+    defines C{recent} defines it too; else C{None} (read through
+    C{recent}, which may answer later).
+    """
+    now = getattr(history, "recent_now", None)
+    if now is None:
+        return None
+    mro = type(history).__mro__
+    recent_from = next((c for c in mro if "recent" in c.__dict__), None)
+    now_from = next((c for c in mro if "recent_now" in c.__dict__), None)
+    return cast(Callable[[str, int], list[Entry]], now) if recent_from is now_from else None
 
 
 class Member:
@@ -262,6 +279,7 @@ class ChatServer:
             is its op until the room empties (IRC's habit; C{--founder-ops}).
         """
         self.history = history
+        self._recent_now = _reads_at_once(history)
         self.clock = clock
         self.searches = SearchGate(clock, timer)
         self.replay = replay
@@ -319,6 +337,9 @@ class ChatServer:
         if member is None:
             member = Member(participant)
         d = self.directory.claim(name, member)
+        if result_now(d) is member:  # the local directory: answered at once
+            self._claimed(member)
+            return d
         d.addCallbacks(self._claimed, self._claim_refused)
         return d
 
@@ -629,6 +650,15 @@ class ChatServer:
 
     def _replay(self, member: Member, key: str, count: int, replay: bool) -> None:
         """Tell C{member} the last C{count} messages of the room C{key} once read."""
+        recent_now = self._recent_now
+        if recent_now is not None:  # a store that answers at once: no Deferred per join
+            try:
+                entries = recent_now(key, count)
+            except Exception:
+                self._read_failed(Failure(), member, "history")
+                return
+            self._tell(member, HistoryEvent(key, entries, replay))
+            return
         d = self.history.recent(key, count)
         d.addCallback(lambda entries: self._tell(member, HistoryEvent(key, entries, replay)))
         d.addErrback(self._read_failed, member, "history")

@@ -288,6 +288,9 @@ def open_connection(transport: IConnectionTransport, sendq: int,
 
 def describe_peer(transport: IConnectionTransport) -> str:
     """C{host:port} of the client on C{transport}, for the log."""
+    client = getattr(transport, "client", None)
+    if type(client) is tuple:  # a TCP server connection's (host, port, ...): no address object
+        return "%s:%s" % (client[0], client[1])
     peer: IAddress = transport.getPeer()  # a UNIXAddress on a UNIX socket
     if isinstance(peer, IPv4Address | IPv6Address):
         return "%s:%s" % (peer.host, peer.port)

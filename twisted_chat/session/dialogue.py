@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from twisted_chat.domain.events import Error, Prompt
 from twisted_chat.domain.server import Member
 from twisted_chat.errors import ChatError, WrongProtocol
+from twisted_chat.fired import NOT_YET, result_now
 from twisted_chat.session.session import ChatSession, Frontend
 
 # A first line that is an HTTP request line (a browser, curl or a health
@@ -90,12 +91,19 @@ class LineDialogue:
         if state == PASSCODE:
             self._state = WAITING
             d: Any = self._session.authenticate(line.encode("utf-8", "surrogateescape"))
-            d.addCallbacks(self._authenticated, self._refused)
+            if result_now(d) is NOT_YET:
+                d.addCallbacks(self._authenticated, self._refused)
+            else:  # passed at once (the passcode gate): no Deferred callbacks
+                self._authenticated(None)
         elif state == NAME:
             self._state = WAITING
             self._name = line
             d = self._session.log_in(None, line)
-            d.addCallbacks(self._claimed, self._refused)
+            member = result_now(d)
+            if member is NOT_YET:
+                d.addCallbacks(self._claimed, self._refused)
+            else:
+                self._claimed(member)
         elif state == PASSWORD:
             self._state = WAITING
             d = self._session.log_in(None, self._name, password=line)

@@ -53,6 +53,7 @@ from twisted_chat.errors import (
     WrongPasscode,
     WrongPassword,
 )
+from twisted_chat.fired import NOT_YET, result_now
 from twisted_chat.interfaces import IPasscode, IVisitor, Participant
 from twisted_chat.limits import ConnectionLimits, Deadlines, PasscodeLockout, RecentCount
 from twisted_chat.ratelimit import TokenBucket
@@ -368,9 +369,7 @@ class ChatSession:
         else:
             credentials = Anonymous()
         d = self._ctx.portal.login(credentials, self._front, IVisitor)
-        d.addCallbacks(self._logged_in, self._refused)
-        d.addErrback(self._bug)
-        return self._wait(d)
+        return self._settle(d, self._logged_in, self._refused)
 
     def claim(self, name: str, room: str | None = LOBBY,
               password: str | None = None) -> Deferred[Member]:
@@ -421,9 +420,7 @@ class ChatSession:
                 d.addErrback(self._name_refused)
                 return d
         d = visitor.claim_name(name)
-        d.addCallbacks(self._claimed, self._name_refused, callbackArgs=(room, visitor))
-        d.addErrback(self._bug)
-        return self._wait(d)
+        return self._settle(d, self._claimed, self._name_refused, room, visitor)
 
     def sign_in(self, name: str, password: str) -> Deferred[Account]:
         """
@@ -509,21 +506,45 @@ class ChatSession:
             return fail(LoginRefused("wait for the answer to the last login first"))
         return None
 
+    def _settle(self, d: Deferred[Any], callback: Callable[..., Any],
+                errback: Callable[[Failure], Any], *args: Any) -> Deferred[Any]:
+        """
+        C{d.addCallbacks(callback, errback, callbackArgs=args)}, then
+        L{_bug} and L{_wait}: the caller's Deferred.  When C{d} fired with
+        a value already (the passcode gate, a local name claim: the common
+        case) C{callback} runs at once, without Deferred callbacks, to the
+        same outcome; a failure, or a check still running, goes the
+        Deferred way.
+        """
+        value = result_now(d)
+        if value is NOT_YET:
+            d.addCallbacks(callback, errback, callbackArgs=args)
+            d.addErrback(self._bug)
+            return self._wait(d)
+        try:
+            result = callback(value, *args)
+        except Exception:
+            result = Failure()
+        if isinstance(result, Failure):
+            result = self._bug(result)
+            if isinstance(result, Failure):
+                return fail(result)
+        return succeed(result)
+
     def _wait(self, d: Deferred[Any]) -> Deferred[Any]:
         """
         The caller's Deferred for the check C{d} (whose callbacks call
         L{_answer}); if C{d} has not fired, hold the front end's input.
         """
-        caller: Deferred[Any] = Deferred()
-        self._waiting = caller
         outcome: list[Any] = []
         d.addBoth(outcome.append)
-        if outcome:  # answered at once: the common case
-            self._waiting = None
+        if outcome:  # answered at once (its callbacks ran already): the common case
             result = outcome[0]
             if isinstance(result, Failure):
                 return fail(result)
             return succeed(result)
+        caller: Deferred[Any] = Deferred()
+        self._waiting = caller
         if not self._strikes & _HELD:
             self._strikes |= _HELD
             self._front.pause_input()
