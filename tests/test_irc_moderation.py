@@ -16,6 +16,7 @@ from tests.test_irc_sasl import SASLWorld, numerics
 from twisted_chat.frontends.irc.protocol import IRCProtocol
 
 HOST = PEER.host
+CLOAK = "twisted-chat"  # the host every user shows (SPEC 8: addresses are for operators)
 
 
 class ModWorld(SASLWorld):
@@ -43,7 +44,7 @@ def send(protocol: IRCProtocol | object, *lines_: str) -> None:
         "".join(line + "\r\n" for line in lines_).encode("utf-8"))
 
 
-def prefix(nick: str, host: str = HOST) -> str:
+def prefix(nick: str, host: str = CLOAK) -> str:
     return "%s!u@%s" % (nick, host)
 
 
@@ -78,7 +79,7 @@ class FounderTests(ModerationTestCase):
         send(self.bob, "NAMES #chan", "WHO #chan", "WHOIS ann")
         out = lines(self.bout)
         self.assertIn(":irc.test 353 bob = #chan :@ann bob", out)
-        self.assertIn(":irc.test 352 bob #chan u %s irc.test ann H@ :0 Real Name" % HOST, out)
+        self.assertIn(":irc.test 352 bob #chan u %s irc.test ann H@ :0 Real Name" % CLOAK, out)
         self.assertIn(":irc.test 319 bob ann @#chan", out)
 
     def test_who_nick(self) -> None:
@@ -86,7 +87,7 @@ class FounderTests(ModerationTestCase):
         send(self.bob, "WHO ann", "WHO bob")
         out = lines(self.bout)
         self.assertEqual(out[0], ":irc.test 352 bob #chan u %s irc.test ann H@ :0 Real Name"
-                         % HOST)
+                         % CLOAK)
         self.assertEqual(out[2].split()[8], "H")
 
     def test_info(self) -> None:
@@ -304,7 +305,7 @@ class ServerMuteTests(ModerationTestCase):
             ":irc.test NOTICE bob :ERROR you are muted on this server",  # the PRIVMSG
             ":irc.test 404 bob #chan :you are muted on this server"])  # the TOPIC
         send(self.bob, "PART #chan :BUY NOW")
-        self.assertEqual(lines(self.aout), [":bob!u@192.0.2.7 PART #chan"])
+        self.assertEqual(lines(self.aout), [":bob!u@twisted-chat PART #chan"])
 
 
 class KillTests(ModerationTestCase):
@@ -386,6 +387,41 @@ class WhoisAwayTests(ModerationTestCase):
         self.assertEqual(lines(self.bout)[-1],
                          ":irc.test 305 robert :You are no longer marked as being away")
         self.assertEqual(self.world.server.moderation.away, {})
+
+
+class CloakTests(ModerationTestCase):
+    """IRC users' addresses are shown to no one (SPEC 8): every host is the cloak,
+    only an operator's WHOIS has the address (338), and bans match the address."""
+
+    def test_no_address_shown(self) -> None:
+        carol, cout = self.world.irc_from("carol", "198.51.100.77")
+        send(self.bob, "CAP REQ userhost-in-names")
+        send(carol, "JOIN #chan", "PRIVMSG #chan :hi", "NICK carla", "AWAY :out")
+        send(self.bob, "WHOIS carla", "WHO #chan", "WHO carla %cuhinfr",
+             "USERHOST carla", "NAMES #chan")
+        send(carol, "QUIT :bye")
+        send(self.bob, "WHOWAS carla", "MONITOR + carla")
+        seen = lines(self.bout) + lines(self.aout)
+        self.assertTrue(seen)
+        self.assertFalse([line for line in seen if "198.51.100.77" in line])
+        self.assertIn(":carol!u@%s PRIVMSG #chan hi" % CLOAK, seen)
+        self.assertIn(":irc.test 311 bob carla u %s * :Real Name" % CLOAK, seen)
+
+    def test_operator_sees_address_and_bans_match_it(self) -> None:
+        carol, cout = self.world.irc_from("carol", "198.51.100.77")
+        opr, rout = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password")
+        lines(rout)
+        send(opr, "WHOIS carol")
+        out = lines(rout)
+        self.assertIn(":irc.test 311 opr carol u %s * :Real Name" % CLOAK, out)
+        self.assertEqual([line for line in out if "198.51.100.77" in line], [
+            (":irc.test 338 opr carol u@198.51.100.77 198.51.100.77 "
+             ":Actual user@host, Actual IP")])
+        send(self.ann, "MODE #chan +b *!*@198.51.100.77")
+        send(carol, "JOIN #chan")
+        self.assertEqual(lines(cout), [
+            ":irc.test 474 carol #chan :you are banned from #chan"])
 
 
 class CrossFrontendTests(SynchronousTestCase):

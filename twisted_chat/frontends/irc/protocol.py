@@ -396,7 +396,8 @@ class IRCProtocol(Protocol):
         """Leave a WHOWAS entry (once)."""
         if self._registered and not self._gone:
             self._gone = True
-            self.hub.departed(self.nick, self.user or self.nick, self.host, self.realname)
+            self.hub.departed(self.nick, self.user or self.nick, render.OTHER_HOST,
+                              self.realname)
             self.hub.signed_off(self.nick)
 
     def _forget(self) -> None:
@@ -493,7 +494,9 @@ class IRCProtocol(Protocol):
 
     @property
     def prefix(self) -> str:
-        return "%s!%s@%s" % (self.nick, self.user or self.nick, self.host or "unknown")
+        # The displayed host is the cloak, never the address (SPEC 8: only
+        # operators see addresses, in WHOIS's 338); bans still match self.host.
+        return "%s!%s@%s" % (self.nick, self.user or self.nick, render.OTHER_HOST)
 
     # -- the session's participant -------------------------------------------
 
@@ -1558,7 +1561,8 @@ class IRCProtocol(Protocol):
         away = self.factory.context.server.moderation.away
         text = away.get(member.key) if away else None
         if isinstance(client, IRCProtocol) and client._registered:
-            return client.user or member.name, client.host, client.realname, text
+            # the cloak, not client.host: addresses are for operators (338)
+            return client.user or member.name, render.OTHER_HOST, client.realname, text
         return member.name, render.OTHER_HOST, member.name, text
 
     def irc_USERHOST(self, params: Sequence[str]) -> None:
