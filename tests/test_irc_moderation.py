@@ -308,6 +308,30 @@ class ServerMuteTests(ModerationTestCase):
         self.assertEqual(lines(self.aout), [":bob!u@twisted-chat PART #chan"])
 
 
+    def test_muted_cannot_change_nick(self) -> None:
+        """A muted user's NICK is 447 and nobody sees it: a room mute (the m:
+        extban) or a server-wide one (/gmute); once lifted the rename works."""
+        send(self.ann, "MODE #chan +b m:bob!*@*")
+        self.both()
+        send(self.bob, "NICK spam1")
+        self.assertEqual(self.both(), ([], [
+            ":irc.test 447 bob :Can't change nickname while muted in #chan"]))
+        send(self.ann, "MODE #chan -b m:bob!*@*")
+        self.both()
+        send(self.bob, "NICK bobby")
+        self.assertEqual(lines(self.aout), [":%s NICK bobby" % prefix("bob")])
+        opr, rout = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password")
+        root = opr.session.member
+        assert root is not None
+        self.world.server.gmute(root, "bobby", None)
+        self.both()
+        send(self.bob, "PART #chan", "NICK spam2")
+        self.assertEqual(lines(self.bout)[-1],
+                         ":irc.test 447 bobby :Can't change nickname while muted on this server")
+        self.assertIsNotNone(self.world.server.directory.find("bobby"))
+        self.assertIsNone(self.world.server.directory.find("spam2"))
+
 class KillTests(ModerationTestCase):
     def test_kill(self) -> None:
         """KILL: 481 for a non-operator; an operator's closes the target with an

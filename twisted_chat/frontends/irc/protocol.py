@@ -713,6 +713,16 @@ class IRCProtocol(Protocol):
         member = self.session.member
         if member is None:
             return
+        moderation = self.factory.context.server.moderation
+        if moderation.mute_count:
+            # a muted user's renames would reach everyone it may not speak to
+            # (InspIRCd's 447 ERR_CANTCHANGENICK for a banned/muted user)
+            for key in [None, *(room.name for room in member.rooms)]:
+                mute = moderation.muted(member, key)
+                if mute is not None:
+                    self.reply("447", "Can't change nickname while muted %s" % (
+                        "on this server" if mute.room is None else "in #" + mute.room))
+                    return
         try:
             check_name(nick)
         except ChatError as e:
