@@ -460,6 +460,28 @@ class CrossFrontendTests(SynchronousTestCase):
         lines(self.out)
         lines(self.tout)
 
+    def test_empty_claimed_room_listed(self) -> None:
+        """A claimed room left empty persists (SPEC 8): /rooms and LIST show it
+        with 0 members; an empty unclaimed one is gone."""
+        self.world.add("tess2", "tess password")
+        owner, oout = self.world.connect()
+        owner.dataReceived(b"tess2\r\ntess password\r\n")
+        self.assertIn(b"Welcome, ", oout.value())
+        owner.dataReceived(b"/join den\r\n/claim\r\n/join gone\r\n/join lobby\r\n")
+        send(self.irc, "PART #chan")
+        self.telnet.dataReceived(b"/join lobby\r\n")
+        lines(self.tout)
+        self.telnet.dataReceived(b"/rooms\r\n")
+        self.assertEqual([line.split("] ", 1)[-1] for line in lines(self.tout)],
+                         ["Rooms (2): #lobby (2), #den (0)"])
+        lines(self.out)
+        send(self.irc, "LIST")
+        self.assertEqual(lines(self.out), [
+            ":irc.test 321 bob Channel :Users  Name",
+            ":irc.test 322 bob #lobby 2 :",
+            ":irc.test 322 bob #den 0 :",
+            ":irc.test 323 bob :End of /LIST"])
+
     def test_telnet_kick_is_an_irc_kick(self) -> None:
         self.telnet.dataReceived(b"/kick bob flooding\r\n")
         self.assertEqual(lines(self.out), [

@@ -620,7 +620,23 @@ class ChatServer:
 
     def room_list(self, member: Member) -> None:
         """Tell C{member} every room with its member count, lobby first."""
-        member.participant.send(Rooms(self.directory.rooms()))
+        member.participant.send(Rooms(self.listed_rooms()))
+
+    def listed_rooms(self) -> list[tuple[str, int]]:
+        """
+        Every room with its member count, lobby first, then by name: those
+        with members and the claimed ones left empty (SPEC 8: a claimed room
+        persists when empty), with 0.
+        """
+        rooms = self.directory.rooms()
+        moderation = self.moderation
+        present = {name for name, _ in rooms}
+        empty = [(key, 0) for key in moderation.rooms()
+                 if key is not None and key not in present and moderation.claimed(key)]
+        if empty:
+            rooms += empty
+            rooms.sort(key=lambda pair: (pair[0] != LOBBY, pair[0]))
+        return rooms
 
     def recall(self, member: Member, count: int) -> None:
         """Tell C{member} the last C{count} (0: the default) messages of its room."""

@@ -1256,8 +1256,11 @@ class IRCProtocol(Protocol):
         if params and params[0]:
             wanted = {self._channel(name) for name in params[0].split(",")}
         self.reply("321", "Channel", "Users  Name")
-        for name, count in self._directory.rooms():
-            if not count or (wanted is not None and name not in wanted):
+        server = self.factory.context.server
+        for name, count in server.listed_rooms():
+            if wanted is not None and name not in wanted:
+                continue
+            if not count and not server.moderation.claimed(name):
                 continue
             topic = self._topic(name)
             self.reply("322", "#" + name, str(count), topic.text if topic else "")
