@@ -482,6 +482,19 @@ class CrossFrontendTests(SynchronousTestCase):
             ":irc.test 322 bob #den 0 :",
             ":irc.test 323 bob :End of /LIST"])
 
+    def test_lusers_counts_every_operator(self) -> None:
+        """LUSERS 252 counts operators on every front end: a telnet one and an
+        IRC one after OPER."""
+        self.world.add("tel", "tel password", operator=True)
+        tel, tout = self.world.connect()
+        tel.dataReceived(b"tel\r\ntel password\r\n")
+        self.assertIn(b"Welcome, ", tout.value())
+        send(self.irc, "LUSERS")
+        self.assertIn(":irc.test 252 bob 1 :operator(s) online", lines(self.out))
+        opr, rout = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password", "LUSERS")
+        self.assertIn(":irc.test 252 opr 2 :operator(s) online", lines(rout))
+
     def test_telnet_kick_is_an_irc_kick(self) -> None:
         self.telnet.dataReceived(b"/kick bob flooding\r\n")
         self.assertEqual(lines(self.out), [

@@ -47,7 +47,7 @@ from twisted_chat.domain.events import (
     Users,
     Whois,
 )
-from twisted_chat.domain.moderation import parse_target, target_kind
+from twisted_chat.domain.moderation import is_operator, parse_target, target_kind
 from twisted_chat.domain.server import Member
 from twisted_chat.errors import (
     BadUsage,
@@ -982,10 +982,13 @@ class IRCProtocol(Protocol):
 
     def irc_LUSERS(self, params: Sequence[str]) -> None:
         hub = self.hub
-        users = len(self.factory.context.server.members)
+        members = self.factory.context.server.members
+        users = len(members)
         hub.max_users = max(hub.max_users, users)
         self.reply("251", "There are %d users and 0 invisible on 1 servers" % users)
-        self.reply("252", "0", "operator(s) online")
+        # every operator online here, whatever its front end (not a hot path)
+        operators = sum(1 for member in members.values() if is_operator(member))
+        self.reply("252", str(operators), "operator(s) online")
         if hub.unregistered:
             self.reply("253", str(hub.unregistered), "unknown connection(s)")
         channels = sum(1 for _, count in self._directory.rooms() if count)
