@@ -332,6 +332,28 @@ class ServerMuteTests(ModerationTestCase):
         self.assertIsNotNone(self.world.server.directory.find("bobby"))
         self.assertIsNone(self.world.server.directory.find("spam2"))
 
+    def test_log_records_the_account(self) -> None:
+        """The moderation log (each change's C{by}) names the actor's account,
+        not its nick: SASL's (Alice, renamed al) or the one OPER proved (Root,
+        nick opr); a guest's is its nick."""
+        from tests.test_irc_sasl import plain
+        al, out = self.world.irc()
+        send(al, "CAP LS 302", "NICK Alice", "USER a 0 * :A", "CAP REQ sasl",
+             "AUTHENTICATE PLAIN", "AUTHENTICATE " + plain("Alice", "correct horse"),
+             "CAP END", "NICK al", "JOIN #den", "MODE #den +b m:bob!*@*", "TOPIC #den :t")
+        self.assertIn(":Alice!a@twisted-chat NICK al", out.value().decode())
+        moderation = self.world.server.moderation
+        self.assertEqual([(ban.target, ban.by) for ban in moderation.mutes("den")],
+                         [("bob", "Alice")])
+        opr, rout = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password", "MODE #chan +b carol!*@*")
+        self.assertIn(" 381 opr ", rout.value().decode())
+        self.assertEqual([ban.by for ban in moderation.bans("chan")], ["Root"])
+        send(self.ann, "MODE #chan +b m:carol!*@*")  # a guest: its nick
+        self.assertEqual([ban.by for ban in moderation.mutes("chan")], ["ann"])
+        send(opr, "QUIT")
+        self.assertEqual(self.world.server._oper_accounts, {})
+
 class KillTests(ModerationTestCase):
     def test_kill(self) -> None:
         """KILL: 481 for a non-operator; an operator's closes the target with an
