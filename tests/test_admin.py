@@ -130,7 +130,7 @@ class ModerationAdminTests(SynchronousTestCase):
                          "2 bans and mutes")
 
     def test_unban(self) -> None:
-        self.assertIn("lifted the ban on 198.51.100.0/24 in the server",
+        self.assertIn("lifted the ban on 198.51.100.0/24 on the server",
                       self.admin("unban", "198.51.100.9/24"))
         self.assertIn("lifted the ban on troll in #den",
                       self.admin("unban", "Troll", "--room", "den"))

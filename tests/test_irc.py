@@ -154,15 +154,15 @@ class ChannelTests(SynchronousTestCase):
         """JOIN of two channels: JOIN, 353, 366 for each; joining keeps the others."""
         send(self.irc, "JOIN #a,#b")
         self.assertEqual(lines(self.out), [
-            ":bob!u@192.0.2.7 JOIN #a", ":irc.test 353 bob = #a bob",
+            ":bob!u@twisted-chat JOIN #a", ":irc.test 353 bob = #a bob",
             ":irc.test 366 bob #a :End of /NAMES list",
-            ":bob!u@192.0.2.7 JOIN #b", ":irc.test 353 bob = #b bob",
+            ":bob!u@twisted-chat JOIN #b", ":irc.test 353 bob = #b bob",
             ":irc.test 366 bob #b :End of /NAMES list"])
         member = self.world.server.directory.find("bob")
         self.assertEqual([room.name for room in member.rooms], ["a", "b"])
         send(self.irc, "JOIN #a", "JOIN #ok,inv@lid")
         out = lines(self.out)
-        self.assertEqual(out[0], ":bob!u@192.0.2.7 JOIN #ok")
+        self.assertEqual(out[0], ":bob!u@twisted-chat JOIN #ok")
         self.assertEqual(out[-1].split()[1:4], ["403", "bob", "inv@lid"])
 
     def test_part(self) -> None:
@@ -171,7 +171,7 @@ class ChannelTests(SynchronousTestCase):
         lines(self.out)
         send(self.irc, "PART #a :bye", "PART #a", "PART #nope")
         out = lines(self.out)
-        self.assertEqual(out[0], ":bob!u@192.0.2.7 PART #a bye")
+        self.assertEqual(out[0], ":bob!u@twisted-chat PART #a bye")
         self.assertEqual(out[1].split()[1], "403")  # the room went with its last member
         self.assertEqual(out[2].split()[1], "403")
         send(self.irc, "JOIN #a")
@@ -237,7 +237,7 @@ class ChannelTests(SynchronousTestCase):
         send(self.irc, "WHO #lobby")
         self.assertEqual(lines(self.out), [
             ":irc.test 352 bob #lobby alice twisted-chat irc.test alice H :0 alice",
-            ":irc.test 352 bob #lobby u 192.0.2.7 irc.test bob H :0 Real Name",
+            ":irc.test 352 bob #lobby u twisted-chat irc.test bob H :0 Real Name",
             ":irc.test 315 bob #lobby :End of WHO list"])
         send(self.irc, "WHO Real*")
         self.assertEqual(len(lines(self.out)), 2)
@@ -255,11 +255,11 @@ class ChannelTests(SynchronousTestCase):
         send(self.irc, "ISON alice nobody Bob", "USERHOST alice bob")
         self.assertEqual(lines(self.out), [
             ":irc.test 303 bob :alice bob",
-            ":irc.test 302 bob :alice=+alice@twisted-chat bob=+u@192.0.2.7"])
+            ":irc.test 302 bob :alice=+alice@twisted-chat bob=+u@twisted-chat"])
         send(self.irc, "AWAY :lunch", "USERHOST bob", "AWAY")
         self.assertEqual(lines(self.out), [
             ":irc.test 306 bob :You have been marked as being away",
-            ":irc.test 302 bob bob=-u@192.0.2.7",
+            ":irc.test 302 bob bob=-u@twisted-chat",
             ":irc.test 305 bob :You are no longer marked as being away"])
         send(self.irc, "JOIN #a")
         lines(self.out)
@@ -270,7 +270,7 @@ class ChannelTests(SynchronousTestCase):
         send(self.irc, "TOPIC #a", "TOPIC #a :new topic", "TOPIC #a")
         out = lines(self.out)
         self.assertEqual(out[0].split()[1], "331")
-        self.assertEqual(out[1], ":bob!u@192.0.2.7 TOPIC #a :new topic")
+        self.assertEqual(out[1], ":bob!u@twisted-chat TOPIC #a :new topic")
         self.assertEqual(out[2], ":irc.test 332 bob #a :new topic")
         send(self.irc, "PING :tok en", "PING", "TIME", "MOTD", "FOO bar")
         out = lines(self.out)
@@ -291,8 +291,8 @@ class ChannelTests(SynchronousTestCase):
         out = lines(self.out)
         self.assertEqual(out[0].split()[1:3], ["433", "bob"])
         self.assertEqual(out[1].split()[1:3], ["432", "bob"])
-        self.assertEqual(out[2], ":bob!u@192.0.2.7 NICK Bobby")
-        self.assertEqual(lines(cout), [":bob!u@192.0.2.7 NICK Bobby"])
+        self.assertEqual(out[2], ":bob!u@twisted-chat NICK Bobby")
+        self.assertEqual(lines(cout), [":bob!u@twisted-chat NICK Bobby"])
         self.assertEqual([line[11:] for line in lines(tout)],
                          ["*** bob is now known as Bobby ***"])
         self.assertIsNone(self.world.server.directory.find("bob"))
@@ -300,9 +300,9 @@ class ChannelTests(SynchronousTestCase):
         telnet.dataReceived(b"/msg Bobby hi\r\n")
         self.assertEqual(lines(self.out), [":alice!alice@twisted-chat PRIVMSG Bobby hi"])
         send(self.irc, "NICK BOBBY", "PRIVMSG #lobby :x")
-        self.assertEqual(lines(self.out), [":Bobby!u@192.0.2.7 NICK BOBBY"])
-        self.assertEqual(lines(cout), [":Bobby!u@192.0.2.7 NICK BOBBY",
-                                       ":BOBBY!u@192.0.2.7 PRIVMSG #lobby x"])
+        self.assertEqual(lines(self.out), [":Bobby!u@twisted-chat NICK BOBBY"])
+        self.assertEqual(lines(cout), [":Bobby!u@twisted-chat NICK BOBBY",
+                                       ":BOBBY!u@twisted-chat PRIVMSG #lobby x"])
         # the old nick is free at once
         other, _ = self.world.irc_login("bob")
 
@@ -313,7 +313,7 @@ class ChannelTests(SynchronousTestCase):
         carol.connectionLost(None)
         send(self.irc, "WHOWAS carol", "WHOWAS nobody", "WHOWAS")
         self.assertEqual(lines(self.out), [
-            ":irc.test 314 bob carol u 192.0.2.7 * :Real Name",
+            ":irc.test 314 bob carol u twisted-chat * :Real Name",
             ":irc.test 312 bob carol irc.test twisted-chat",
             ":irc.test 369 bob carol :End of WHOWAS",
             ":irc.test 406 bob nobody :There was no such nickname",
@@ -324,7 +324,7 @@ class ChannelTests(SynchronousTestCase):
         """MODE +i hides a user from WHO masks, not from an exact nick or a shared channel."""
         carol, cout = self.world.irc_login("carol")
         send(carol, "MODE carol +i", "MODE carol")
-        self.assertEqual(lines(cout), [":carol!u@192.0.2.7 MODE carol +i",
+        self.assertEqual(lines(cout), [":carol!u@twisted-chat MODE carol +i",
                                        ":irc.test 221 carol +i"])
         send(self.irc, "WHO car*", "WHO carol")
         self.assertEqual([line.split()[1] for line in lines(self.out)], ["315", "352", "315"])
@@ -350,13 +350,13 @@ class ChannelTests(SynchronousTestCase):
         self.assertEqual(got[0], "@label=a1 :irc.test PONG irc.test x")
         self.assertEqual(got[1], "@label=b2 :irc.test ACK")
         self.assertEqual(got[2], "@label=c3 :irc.test BATCH +l1 labeled-response")
-        self.assertEqual(got[3], "@batch=l1 :irc.test 311 carol carol u 192.0.2.7 * :Real Name")
+        self.assertEqual(got[3], "@batch=l1 :irc.test 311 carol carol u twisted-chat * :Real Name")
         self.assertEqual(got[-1], ":irc.test BATCH -l1")
         send(irc, "@label=d4 FOO", "@label=e5 PRIVMSG carol :me")
         got = lines(out)
         self.assertEqual(got[0], "@label=d4 :irc.test 421 carol FOO :Unknown command")
         # to yourself: the message arrives unlabelled (no echo-message here: nothing else)
-        self.assertEqual(got[1:], [":carol!u@192.0.2.7 PRIVMSG carol me",
+        self.assertEqual(got[1:], [":carol!u@twisted-chat PRIVMSG carol me",
                                    "@label=e5 :irc.test ACK"])
         send(self.irc, "@label=z PING y")  # bob did not ask for labeled-response
         self.assertEqual(lines(self.out), [":irc.test PONG irc.test y"])
@@ -365,8 +365,8 @@ class ChannelTests(SynchronousTestCase):
         """A NOTICE from one IRC user to another stays a NOTICE (cleaned), echoed if asked."""
         carol, cout = self.world.irc_login("carol", "echo-message")
         send(carol, "NOTICE bob :ping \x1b[2Jthere")
-        self.assertEqual(lines(self.out), [":carol!u@192.0.2.7 NOTICE bob :ping there"])
-        self.assertEqual(lines(cout), [":carol!u@192.0.2.7 NOTICE bob :ping \x1b[2Jthere"])
+        self.assertEqual(lines(self.out), [":carol!u@twisted-chat NOTICE bob :ping there"])
+        self.assertEqual(lines(cout), [":carol!u@twisted-chat NOTICE bob :ping \x1b[2Jthere"])
 
     def test_monitor(self) -> None:
         """MONITOR tells when IRC users come and go, and lists and clears."""
@@ -376,11 +376,11 @@ class ChannelTests(SynchronousTestCase):
             ":irc.test 730 bob alice!alice@twisted-chat", ":irc.test 731 bob carol",
             ":irc.test 732 bob carol,alice", ":irc.test 733 bob :End of MONITOR list"])
         carol, _ = self.world.irc_login("carol")
-        self.assertEqual(lines(self.out), [":irc.test 730 bob carol!u@192.0.2.7"])
+        self.assertEqual(lines(self.out), [":irc.test 730 bob carol!u@twisted-chat"])
         send(carol, "NICK carla")
         self.assertEqual(lines(self.out), [":irc.test 731 bob carol"])
         send(carol, "NICK carol")
-        self.assertEqual(lines(self.out), [":irc.test 730 bob carol!u@192.0.2.7"])
+        self.assertEqual(lines(self.out), [":irc.test 730 bob carol!u@twisted-chat"])
         send(carol, "NICK Carol", "NICK carol")  # a case change is no news
         self.assertEqual(lines(self.out), [])
         send(carol, "QUIT")
@@ -400,11 +400,12 @@ class ChannelTests(SynchronousTestCase):
         lines(cout)
         lines(dout)
         send(self.irc, "AWAY :afk", "JOIN #a")
-        self.assertEqual(lines(cout), [":bob!u@192.0.2.7 JOIN #a", ":bob!u@192.0.2.7 AWAY afk"])
-        self.assertEqual(lines(dout), [":bob!u@192.0.2.7 AWAY afk"])
+        self.assertEqual(lines(cout), [":bob!u@twisted-chat JOIN #a",
+                                       ":bob!u@twisted-chat AWAY afk"])
+        self.assertEqual(lines(dout), [":bob!u@twisted-chat AWAY afk"])
         send(self.irc, "AWAY")
-        self.assertEqual(lines(cout), [":bob!u@192.0.2.7 AWAY"])
-        self.assertEqual(lines(dout), [":bob!u@192.0.2.7 AWAY"])
+        self.assertEqual(lines(cout), [":bob!u@twisted-chat AWAY"])
+        self.assertEqual(lines(dout), [":bob!u@twisted-chat AWAY"])
 
     def test_topics_of_gone_rooms_forgotten(self) -> None:
         """The topic of an unclaimed room goes with the room: the state does not grow."""
@@ -473,11 +474,11 @@ class CrossFrontendTests(SynchronousTestCase):
         send(irc, "PRIVMSG #lobby :hi", "NOTICE alice :n", "PRIVMSG #nope :x")
         got = lines(out)
         stamp = "@time=%s " % server_time(self.world.clock.seconds())
-        self.assertEqual(got[:2], [stamp + ":carol!u@192.0.2.7 PRIVMSG #lobby hi",
-                                   stamp + ":carol!u@192.0.2.7 NOTICE alice n"])
+        self.assertEqual(got[:2], [stamp + ":carol!u@twisted-chat PRIVMSG #lobby hi",
+                                   stamp + ":carol!u@twisted-chat NOTICE alice n"])
         self.assertEqual(got[2].split()[1], "403")
-        self.assertEqual(lines(self.out), [":carol!u@192.0.2.7 JOIN #lobby",
-                                           ":carol!u@192.0.2.7 PRIVMSG #lobby hi"])
+        self.assertEqual(lines(self.out), [":carol!u@twisted-chat JOIN #lobby",
+                                           ":carol!u@twisted-chat PRIVMSG #lobby hi"])
 
     def test_notice_to_channel(self) -> None:
         """A NOTICE to a channel is a NOTICE on IRC and a message on telnet, kept in history."""
@@ -487,7 +488,7 @@ class CrossFrontendTests(SynchronousTestCase):
         lines(out)
         lines(self.tout)
         send(self.irc, "NOTICE #lobby :heads up \x1b[31mred")
-        self.assertEqual(lines(out), [":bob!u@192.0.2.7 NOTICE #lobby :heads up red"])
+        self.assertEqual(lines(out), [":bob!u@twisted-chat NOTICE #lobby :heads up red"])
         self.assertEqual([line[11:] for line in lines(self.tout)], ["bob: heads up red"])
         entries = self.successResultOf(self.world.history.recent("lobby", 5))
         self.assertEqual([(e.sender, e.text) for e in entries], [("bob", "heads up red")])

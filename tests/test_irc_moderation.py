@@ -16,6 +16,7 @@ from tests.test_irc_sasl import SASLWorld, numerics
 from twisted_chat.frontends.irc.protocol import IRCProtocol
 
 HOST = PEER.host
+CLOAK = "twisted-chat"  # the host every user shows (SPEC 8: addresses are for operators)
 
 
 class ModWorld(SASLWorld):
@@ -43,7 +44,7 @@ def send(protocol: IRCProtocol | object, *lines_: str) -> None:
         "".join(line + "\r\n" for line in lines_).encode("utf-8"))
 
 
-def prefix(nick: str, host: str = HOST) -> str:
+def prefix(nick: str, host: str = CLOAK) -> str:
     return "%s!u@%s" % (nick, host)
 
 
@@ -78,7 +79,7 @@ class FounderTests(ModerationTestCase):
         send(self.bob, "NAMES #chan", "WHO #chan", "WHOIS ann")
         out = lines(self.bout)
         self.assertIn(":irc.test 353 bob = #chan :@ann bob", out)
-        self.assertIn(":irc.test 352 bob #chan u %s irc.test ann H@ :0 Real Name" % HOST, out)
+        self.assertIn(":irc.test 352 bob #chan u %s irc.test ann H@ :0 Real Name" % CLOAK, out)
         self.assertIn(":irc.test 319 bob ann @#chan", out)
 
     def test_who_nick(self) -> None:
@@ -86,7 +87,7 @@ class FounderTests(ModerationTestCase):
         send(self.bob, "WHO ann", "WHO bob")
         out = lines(self.bout)
         self.assertEqual(out[0], ":irc.test 352 bob #chan u %s irc.test ann H@ :0 Real Name"
-                         % HOST)
+                         % CLOAK)
         self.assertEqual(out[2].split()[8], "H")
 
     def test_info(self) -> None:
@@ -304,8 +305,54 @@ class ServerMuteTests(ModerationTestCase):
             ":irc.test NOTICE bob :ERROR you are muted on this server",  # the PRIVMSG
             ":irc.test 404 bob #chan :you are muted on this server"])  # the TOPIC
         send(self.bob, "PART #chan :BUY NOW")
-        self.assertEqual(lines(self.aout), [":bob!u@192.0.2.7 PART #chan"])
+        self.assertEqual(lines(self.aout), [":bob!u@twisted-chat PART #chan"])
 
+
+    def test_muted_cannot_change_nick(self) -> None:
+        """A muted user's NICK is 447 and nobody sees it: a room mute (the m:
+        extban) or a server-wide one (/gmute); once lifted the rename works."""
+        send(self.ann, "MODE #chan +b m:bob!*@*")
+        self.both()
+        send(self.bob, "NICK spam1")
+        self.assertEqual(self.both(), ([], [
+            ":irc.test 447 bob :Can't change nickname while muted in #chan"]))
+        send(self.ann, "MODE #chan -b m:bob!*@*")
+        self.both()
+        send(self.bob, "NICK bobby")
+        self.assertEqual(lines(self.aout), [":%s NICK bobby" % prefix("bob")])
+        opr, rout = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password")
+        root = opr.session.member
+        assert root is not None
+        self.world.server.gmute(root, "bobby", None)
+        self.both()
+        send(self.bob, "PART #chan", "NICK spam2")
+        self.assertEqual(lines(self.bout)[-1],
+                         ":irc.test 447 bobby :Can't change nickname while muted on this server")
+        self.assertIsNotNone(self.world.server.directory.find("bobby"))
+        self.assertIsNone(self.world.server.directory.find("spam2"))
+
+    def test_log_records_the_account(self) -> None:
+        """The moderation log (each change's C{by}) names the actor's account,
+        not its nick: SASL's (Alice, renamed al) or the one OPER proved (Root,
+        nick opr); a guest's is its nick."""
+        from tests.test_irc_sasl import plain
+        al, out = self.world.irc()
+        send(al, "CAP LS 302", "NICK Alice", "USER a 0 * :A", "CAP REQ sasl",
+             "AUTHENTICATE PLAIN", "AUTHENTICATE " + plain("Alice", "correct horse"),
+             "CAP END", "NICK al", "JOIN #den", "MODE #den +b m:bob!*@*", "TOPIC #den :t")
+        self.assertIn(":Alice!a@twisted-chat NICK al", out.value().decode())
+        moderation = self.world.server.moderation
+        self.assertEqual([(ban.target, ban.by) for ban in moderation.mutes("den")],
+                         [("bob", "Alice")])
+        opr, rout = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password", "MODE #chan +b carol!*@*")
+        self.assertIn(" 381 opr ", rout.value().decode())
+        self.assertEqual([ban.by for ban in moderation.bans("chan")], ["Root"])
+        send(self.ann, "MODE #chan +b m:carol!*@*")  # a guest: its nick
+        self.assertEqual([ban.by for ban in moderation.mutes("chan")], ["ann"])
+        send(opr, "QUIT")
+        self.assertEqual(self.world.server._oper_accounts, {})
 
 class KillTests(ModerationTestCase):
     def test_kill(self) -> None:
@@ -388,6 +435,41 @@ class WhoisAwayTests(ModerationTestCase):
         self.assertEqual(self.world.server.moderation.away, {})
 
 
+class CloakTests(ModerationTestCase):
+    """IRC users' addresses are shown to no one (SPEC 8): every host is the cloak,
+    only an operator's WHOIS has the address (338), and bans match the address."""
+
+    def test_no_address_shown(self) -> None:
+        carol, cout = self.world.irc_from("carol", "198.51.100.77")
+        send(self.bob, "CAP REQ userhost-in-names")
+        send(carol, "JOIN #chan", "PRIVMSG #chan :hi", "NICK carla", "AWAY :out")
+        send(self.bob, "WHOIS carla", "WHO #chan", "WHO carla %cuhinfr",
+             "USERHOST carla", "NAMES #chan")
+        send(carol, "QUIT :bye")
+        send(self.bob, "WHOWAS carla", "MONITOR + carla")
+        seen = lines(self.bout) + lines(self.aout)
+        self.assertTrue(seen)
+        self.assertFalse([line for line in seen if "198.51.100.77" in line])
+        self.assertIn(":carol!u@%s PRIVMSG #chan hi" % CLOAK, seen)
+        self.assertIn(":irc.test 311 bob carla u %s * :Real Name" % CLOAK, seen)
+
+    def test_operator_sees_address_and_bans_match_it(self) -> None:
+        carol, cout = self.world.irc_from("carol", "198.51.100.77")
+        opr, rout = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password")
+        lines(rout)
+        send(opr, "WHOIS carol")
+        out = lines(rout)
+        self.assertIn(":irc.test 311 opr carol u %s * :Real Name" % CLOAK, out)
+        self.assertEqual([line for line in out if "198.51.100.77" in line], [
+            (":irc.test 338 opr carol u@198.51.100.77 198.51.100.77 "
+             ":Actual user@host, Actual IP")])
+        send(self.ann, "MODE #chan +b *!*@198.51.100.77")
+        send(carol, "JOIN #chan")
+        self.assertEqual(lines(cout), [
+            ":irc.test 474 carol #chan :you are banned from #chan"])
+
+
 class CrossFrontendTests(SynchronousTestCase):
     """What telnet users do is seen natively on IRC, and the other way round."""
 
@@ -399,6 +481,41 @@ class CrossFrontendTests(SynchronousTestCase):
         send(self.irc, "JOIN #chan")
         lines(self.out)
         lines(self.tout)
+
+    def test_empty_claimed_room_listed(self) -> None:
+        """A claimed room left empty persists (SPEC 8): /rooms and LIST show it
+        with 0 members; an empty unclaimed one is gone."""
+        self.world.add("tess2", "tess password")
+        owner, oout = self.world.connect()
+        owner.dataReceived(b"tess2\r\ntess password\r\n")
+        self.assertIn(b"Welcome, ", oout.value())
+        owner.dataReceived(b"/join den\r\n/claim\r\n/join gone\r\n/join lobby\r\n")
+        send(self.irc, "PART #chan")
+        self.telnet.dataReceived(b"/join lobby\r\n")
+        lines(self.tout)
+        self.telnet.dataReceived(b"/rooms\r\n")
+        self.assertEqual([line.split("] ", 1)[-1] for line in lines(self.tout)],
+                         ["Rooms (2): #lobby (2), #den (0)"])
+        lines(self.out)
+        send(self.irc, "LIST")
+        self.assertEqual(lines(self.out), [
+            ":irc.test 321 bob Channel :Users  Name",
+            ":irc.test 322 bob #lobby 2 :",
+            ":irc.test 322 bob #den 0 :",
+            ":irc.test 323 bob :End of /LIST"])
+
+    def test_lusers_counts_every_operator(self) -> None:
+        """LUSERS 252 counts operators on every front end: a telnet one and an
+        IRC one after OPER."""
+        self.world.add("tel", "tel password", operator=True)
+        tel, tout = self.world.connect()
+        tel.dataReceived(b"tel\r\ntel password\r\n")
+        self.assertIn(b"Welcome, ", tout.value())
+        send(self.irc, "LUSERS")
+        self.assertIn(":irc.test 252 bob 1 :operator(s) online", lines(self.out))
+        opr, rout = self.world.irc_from("opr")
+        send(opr, "OPER Root :root password", "LUSERS")
+        self.assertIn(":irc.test 252 opr 2 :operator(s) online", lines(rout))
 
     def test_telnet_kick_is_an_irc_kick(self) -> None:
         self.telnet.dataReceived(b"/kick bob flooding\r\n")

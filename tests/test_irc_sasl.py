@@ -69,7 +69,7 @@ class SASLTests(SynchronousTestCase):
         out = lines(self.transport)
         self.assertEqual(numerics(out), ["900", "903"])
         self.assertEqual(out[0], ":irc.test 900 * *!a@%s Alice :You are now logged in as Alice"
-                         % PEER.host)
+                         % "twisted-chat")
         send(self.protocol, "CAP END")
         out = lines(self.transport)
         self.assertTrue(out[0].startswith(":irc.test 001 Alice "), out)
@@ -183,7 +183,7 @@ class OperTests(SynchronousTestCase):
         send(protocol, "OPER root :root password")
         out = lines(transport)
         self.assertEqual(numerics(out), ["381", "MODE"])
-        self.assertEqual(out[-1], ":guest!g@%s MODE guest +o" % PEER.host)
+        self.assertEqual(out[-1], ":guest!g@%s MODE guest +o" % "twisted-chat")
         self.assertTrue(protocol.session.operator)
         self.assertEqual(protocol.session.user.name, "guest")
         send(protocol, "WHO guest", "WHOIS guest")

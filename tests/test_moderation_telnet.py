@@ -238,7 +238,13 @@ class TelnetModerationTests(SynchronousTestCase):
         self.assertEqual(lines(self.root_out),
                          ["ERROR root2 is a server operator: chat-admin deop them first"])
         self.type(self.root, "/bans server")
-        self.assertEqual(lines(self.root_out)[0], "No bans in the server.")
+        self.assertEqual(lines(self.root_out),
+                         ["No bans on the server.", "No mutes on the server."])
+        self.type(self.root, "/gmute troll")
+        lines(self.root_out)
+        self.type(self.root, "/bans server")
+        self.assertEqual(lines(self.root_out)[:2], ["No bans on the server.",
+                                                    "Mutes on the server (1):"])
 
     def test_gban_closes_and_refuses(self) -> None:
         self.type(self.root, "/gban 198.51.100.0/24 1d classroom spam")

@@ -231,8 +231,8 @@ def _moderate(args: Any, store: SQLiteModeration, out: TextIO) -> None:
         raise AdminError("%s is not banned from %s (chat-admin bans lists the bans)"
                          % (target, "#" + room if room else "the server"))
     store.write(Change("unban", room, target, "chat-admin", None, "", time.time()))
-    out.write("lifted the ban on %s in %s (a running server keeps it until it restarts;"
-              " /unban lifts it live)\n" % (target, "#" + room if room else "the server"))
+    out.write("lifted the ban on %s %s (a running server keeps it until it restarts;"
+              " /unban lifts it live)\n" % (target, "in #" + room if room else "on the server"))
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

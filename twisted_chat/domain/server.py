@@ -284,6 +284,9 @@ class ChatServer:
         self.searches = SearchGate(clock, timer)
         self.replay = replay
         self.members: dict[str, Member] = {}
+        # IRC OPER: the operator account each such member proved (for the
+        # moderation log); only operators have an entry, gone when they leave
+        self._oper_accounts: dict[Member, str] = {}
         self.lobby = Room(LOBBY)
         self.rooms: dict[str, Room] = {LOBBY: self.lobby}
         self.observer = observer
@@ -366,6 +369,7 @@ class ChatServer:
         self.observer.disconnected("shutdown" if self._stopping else departure(why))
         self.directory.release(member)
         self.members.pop(member.key, None)  # a directory that keeps its own table
+        self._oper_accounts.pop(member, None)
         self.searches.forget(member)
         if self.moderation.away:
             self.moderation.away.pop(member.key, None)
@@ -641,7 +645,23 @@ class ChatServer:
 
     def room_list(self, member: Member) -> None:
         """Tell C{member} every room with its member count, lobby first."""
-        member.participant.send(Rooms(self.directory.rooms()))
+        member.participant.send(Rooms(self.listed_rooms()))
+
+    def listed_rooms(self) -> list[tuple[str, int]]:
+        """
+        Every room with its member count, lobby first, then by name: those
+        with members and the claimed ones left empty (SPEC 8: a claimed room
+        persists when empty), with 0.
+        """
+        rooms = self.directory.rooms()
+        moderation = self.moderation
+        present = {name for name, _ in rooms}
+        empty = [(key, 0) for key in moderation.rooms()
+                 if key is not None and key not in present and moderation.claimed(key)]
+        if empty:
+            rooms += empty
+            rooms.sort(key=lambda pair: (pair[0] != LOBBY, pair[0]))
+        return rooms
 
     def recall(self, member: Member, count: int) -> None:
         """Tell C{member} the last C{count} (0: the default) messages of its room."""
@@ -744,11 +764,27 @@ class ChatServer:
             if room is None or member not in room.members:
                 member.participant.send(Info(text))
 
+    def opered(self, member: Member, account: str) -> None:
+        """C{member} became an operator by proving the account C{account} (IRC OPER)."""
+        self._oper_accounts[member] = account
+
+    def actor_name(self, member: Member) -> str:
+        """
+        Who did a moderation action, for its log: the account C{member} is
+        logged in to (an IRC nick can differ from it and change), else the
+        operator account it proved with IRC OPER, else its name.
+        """
+        account = getattr(member, "account", None)
+        if account is not None:
+            return str(account.name)
+        return self._oper_accounts.get(member, member.name)
+
     def _apply(self, kind: str, room: str | None, target: str, member: Member,
                until: float | None = None, reason: str = "") -> float:
         """Apply one change by C{member} now; returns when."""
         when = self.clock.seconds()
-        self.moderation.make(Change(kind, room, target, member.name, until, reason, when))
+        by = self.actor_name(member)
+        self.moderation.make(Change(kind, room, target, by, until, reason, when))
         return when
 
     def _expired(self, change: Change) -> None:
@@ -1089,7 +1125,8 @@ class ChatServer:
         if not self.moderation.set_transient_op(key, target, op):
             raise ChatError("%s is %s op of #%s" % (target.name, "an" if op else "not an", key))
         self.log.info("moderation: {by} {kind} {target} in #{room} (until it empties)",
-                      by=member.name, kind="op" if op else "deop", target=target.name, room=key)
+                      by=self.actor_name(member), kind="op" if op else "deop",
+                      target=target.name, room=key)
         if op:
             text = "%s made %s an op of #%s" % (member.name, target.name, key)
         else:
@@ -1113,7 +1150,7 @@ class ChatServer:
         if not self.moderation.set_voice(key, target, voiced):
             raise ChatError("%s %s a voice in #%s" % (
                 target.name, "has" if voiced else "has no", key))
-        self.log.info("moderation: {by} {kind} {target} in #{room}", by=member.name,
+        self.log.info("moderation: {by} {kind} {target} in #{room}", by=self.actor_name(member),
                       kind="voice" if voiced else "devoice", target=target.name, room=key)
         if voiced:
             text = "%s gave %s a voice in #%s (heard even if muted)" % (

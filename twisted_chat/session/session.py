@@ -919,6 +919,8 @@ class ChatSession:
             visitor.operator = True
             if visitor.name:
                 self._ctx.server.directory.changed(visitor)
+                account = checked_visitor.account
+                self._ctx.server.opered(visitor, account.name if account else name)
             self.log.info("{peer} is an operator now (as {name})",
                           peer=self._front.describe_peer(), name=name)
             return True

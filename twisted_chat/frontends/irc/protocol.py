@@ -47,7 +47,7 @@ from twisted_chat.domain.events import (
     Users,
     Whois,
 )
-from twisted_chat.domain.moderation import parse_target, target_kind
+from twisted_chat.domain.moderation import is_operator, parse_target, target_kind
 from twisted_chat.domain.server import Member
 from twisted_chat.errors import (
     BadUsage,
@@ -396,7 +396,8 @@ class IRCProtocol(Protocol):
         """Leave a WHOWAS entry (once)."""
         if self._registered and not self._gone:
             self._gone = True
-            self.hub.departed(self.nick, self.user or self.nick, self.host, self.realname)
+            self.hub.departed(self.nick, self.user or self.nick, render.OTHER_HOST,
+                              self.realname)
             self.hub.signed_off(self.nick)
 
     def _forget(self) -> None:
@@ -493,7 +494,9 @@ class IRCProtocol(Protocol):
 
     @property
     def prefix(self) -> str:
-        return "%s!%s@%s" % (self.nick, self.user or self.nick, self.host or "unknown")
+        # The displayed host is the cloak, never the address (SPEC 8: only
+        # operators see addresses, in WHOIS's 338); bans still match self.host.
+        return "%s!%s@%s" % (self.nick, self.user or self.nick, render.OTHER_HOST)
 
     # -- the session's participant -------------------------------------------
 
@@ -710,6 +713,16 @@ class IRCProtocol(Protocol):
         member = self.session.member
         if member is None:
             return
+        moderation = self.factory.context.server.moderation
+        if moderation.mute_count:
+            # a muted user's renames would reach everyone it may not speak to
+            # (InspIRCd's 447 ERR_CANTCHANGENICK for a banned/muted user)
+            for key in [None, *(room.name for room in member.rooms)]:
+                mute = moderation.muted(member, key)
+                if mute is not None:
+                    self.reply("447", "Can't change nickname while muted %s" % (
+                        "on this server" if mute.room is None else "in #" + mute.room))
+                    return
         try:
             check_name(nick)
         except ChatError as e:
@@ -969,10 +982,13 @@ class IRCProtocol(Protocol):
 
     def irc_LUSERS(self, params: Sequence[str]) -> None:
         hub = self.hub
-        users = len(self.factory.context.server.members)
+        members = self.factory.context.server.members
+        users = len(members)
         hub.max_users = max(hub.max_users, users)
         self.reply("251", "There are %d users and 0 invisible on 1 servers" % users)
-        self.reply("252", "0", "operator(s) online")
+        # every operator online here, whatever its front end (not a hot path)
+        operators = sum(1 for member in members.values() if is_operator(member))
+        self.reply("252", str(operators), "operator(s) online")
         if hub.unregistered:
             self.reply("253", str(hub.unregistered), "unknown connection(s)")
         channels = sum(1 for _, count in self._directory.rooms() if count)
@@ -1243,8 +1259,11 @@ class IRCProtocol(Protocol):
         if params and params[0]:
             wanted = {self._channel(name) for name in params[0].split(",")}
         self.reply("321", "Channel", "Users  Name")
-        for name, count in self._directory.rooms():
-            if not count or (wanted is not None and name not in wanted):
+        server = self.factory.context.server
+        for name, count in server.listed_rooms():
+            if wanted is not None and name not in wanted:
+                continue
+            if not count and not server.moderation.claimed(name):
                 continue
             topic = self._topic(name)
             self.reply("322", "#" + name, str(count), topic.text if topic else "")
@@ -1558,7 +1577,8 @@ class IRCProtocol(Protocol):
         away = self.factory.context.server.moderation.away
         text = away.get(member.key) if away else None
         if isinstance(client, IRCProtocol) and client._registered:
-            return client.user or member.name, client.host, client.realname, text
+            # the cloak, not client.host: addresses are for operators (338)
+            return client.user or member.name, render.OTHER_HOST, client.realname, text
         return member.name, render.OTHER_HOST, member.name, text
 
     def irc_USERHOST(self, params: Sequence[str]) -> None:

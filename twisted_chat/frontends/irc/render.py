@@ -23,8 +23,11 @@ from twisted_chat.frontends.irc.parser import (
     truncate_utf8,
 )
 
-# The pseudo-host of users who are not on IRC (telnet, browser), and of IRC
-# users once they are gone.
+# The host every user shows (a cloak): telnet and browser users, and IRC
+# users too, whose address only operators see (WHOIS 338, SPEC 8). One fixed
+# name rather than a keyed hash of the address: nothing to compute or keep per
+# connection, no front end told apart, and no stable per-address token that
+# lets anyone follow a user across nicks (bans match the real address).
 OTHER_HOST = "twisted-chat"
 
 # A user's prefix (nick!user@host) from its name.

@@ -181,14 +181,14 @@ def ban_line(ban: Ban, now: float) -> str:
 
 
 def _bans(event: Bans) -> list[str]:
-    where = "#" + event.room if event.room is not None else "the server"
+    where = "in #" + event.room if event.room is not None else "on the server"
     out: list[str] = []
     for what, entries in (("Bans", event.bans), ("Mutes", event.mutes)):
         if entries:
-            out.append("%s in %s (%d):" % (what, where, len(entries)))
+            out.append("%s %s (%d):" % (what, where, len(entries)))
             out.extend(ban_line(ban, event.now) for ban in entries)
         else:
-            out.append("No %s in %s." % (what.lower(), where))
+            out.append("No %s %s." % (what.lower(), where))
     return out
 
 
