@@ -213,7 +213,9 @@ class ChatSession:
         self._visitor: Visitor | _LoggedOut | None = None
         self._strikes = 0
         self._signed_in: Visitor | None = None  # an account's avatar, before its claim
-        self._bucket: TokenBucket | None = None
+        # the flood limit's bucket; without a limit (--rate 0), just the time
+        # of the last line (a float costs 24 bytes, a bucket about 150)
+        self._bucket: TokenBucket | float | None = None
         self._waiting: Deferred[Any] | None = None  # the caller's, while a check runs
 
     # -- what handlers and front ends read ----------------------------------
@@ -267,12 +269,17 @@ class ChatSession:
         When the user last sent a line (the flood limit's bucket knows;
         C{None}: no line since login), for C{/whois}.
         """
-        return self._bucket.last if self._bucket is not None else None
+        bucket = self._bucket
+        if bucket is None or type(bucket) is float:
+            return bucket
+        assert isinstance(bucket, TokenBucket)
+        return bucket.last
 
     @property
     def dropped(self) -> int:
         """How many lines the flood limit dropped (kept by the token bucket)."""
-        return self._bucket.dropped if self._bucket is not None else 0
+        bucket = self._bucket
+        return bucket.dropped if isinstance(bucket, TokenBucket) else 0
 
     @property
     def logged_in(self) -> bool:
@@ -746,11 +753,13 @@ class ChatSession:
     def _flooding(self) -> bool:
         """Take a token; when there is none, say so and return C{True}."""
         bucket = self._bucket
-        if bucket is None:
-            # made at the first line even without a limit (--rate 0): it
-            # also dates the user's last line for /whois
+        if bucket is None or type(bucket) is float:
             config = self._ctx.config
+            if config.rate <= 0:  # no limit: only the line's time, for /whois
+                self._bucket = float(self._ctx.clock.seconds())
+                return False
             bucket = self._bucket = TokenBucket(self._ctx.clock, config.rate, config.burst)
+        assert isinstance(bucket, TokenBucket)
         if bucket.take():
             return False
         bucket.dropped += 1
