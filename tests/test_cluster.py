@@ -682,3 +682,28 @@ class Address(SynchronousTestCase):
     def test_bad_urls(self) -> None:
         for url in ("http://x", "redis://h:port/0", "redis://h/x", "unix://", "localhost:6379"):
             self.assertRaises(ValueError, parse_url, url)
+
+
+class ReplyParsing(SynchronousTestCase):
+    """The connection's protocol parses a whole reply in the call that received it."""
+
+    def test_many_bulk_strings_in_one_turn(self) -> None:
+        from twisted_chat.cluster.redis import _Protocol
+
+        replies: list[Any] = []
+
+        class Recording(_Protocol):
+            def replyReceived(self, reply: Any) -> None:  # noqa: N802
+                replies.append(reply)
+
+        protocol = Recording(convertNumbers=False)
+        entries = 2000  # deeper than the recursion limit, were it a recursion
+        data = b"*%d\r\n" % entries + b"".join(
+            b"$%d\r\n%s\r\n" % (len(b"e%d" % i), b"e%d" % i) for i in range(entries))
+        half = len(data) // 2
+        protocol.dataReceived(data[:half])  # cut anywhere: the rest comes later
+        protocol.dataReceived(data[half:])
+        # txredisapi's own protocol parses one bulk string a reactor turn
+        # (callLater(0)): nothing of it would be here yet
+        self.assertEqual(replies, [["e%d" % i for i in range(entries)]])
+        self.assertFalse(protocol.paused)
