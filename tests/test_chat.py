@@ -129,6 +129,21 @@ class ServerTests(SynchronousTestCase):
         self.assertRegex(out[1], r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] alice: one$")
         self.assertRegex(out[2], r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \* alice two$")
 
+    def test_recall_in_time_order(self) -> None:
+        """
+        A line stored late with its original time (a cluster's, said during
+        a Redis outage) is shown where it was said, not where it arrived.
+        """
+        alice, alice_out = self.add("alice")
+        now = self.clock.seconds()
+        self.server.history.append(Entry(LOBBY, "alice", "second", now + 2))
+        self.server.history.append(Entry(LOBBY, "bob", "first, late", now + 1))
+        self.server.history.append(Entry(LOBBY, "alice", "third", now + 3))
+        self.server.recall(alice, 0)
+        out = alice_out.lines()
+        self.assertEqual([line.split("] ", 1)[1] for line in out[1:4]],
+                         ["bob: first, late", "alice: second", "alice: third"])
+
     def test_recall_empty(self) -> None:
         alice, alice_out = self.add("alice")
         self.server.recall(alice, 5)
