@@ -267,6 +267,48 @@ def cap_accepts(port: object) -> bool:
     return True
 
 
+class _LazyRepr:
+    """
+    A Twisted TCP server connection's C{repstr} (its C{repr}), made when
+    asked instead of kept: Twisted formats and keeps it for every
+    connection (about 80 bytes of an idle one's memory), and only a
+    C{repr} of the transport (a debugger, a traceback) reads it.
+    """
+
+    def __get__(self, transport: Any, owner: Any = None) -> str:
+        if transport is None:
+            return "repstr"
+        return "<%s #%s on %s>" % (type(transport.protocol).__name__, transport.sessionno,
+                                   transport.server._realPortNumber)
+
+    def __set__(self, transport: Any, value: str) -> None:
+        """Twisted's C{Server.__init__} sets it: nothing kept."""
+
+
+_lean_transports: dict[type, type] = {}
+
+
+def lean_transports(port: object) -> bool:
+    """
+    Make a Twisted TCP port (one whose C{transport} is a C{tcp.Server}
+    class) build connections that keep no C{repr} string (L{_LazyRepr});
+    C{False} for another port.
+    """
+    from twisted.internet import tcp
+
+    kind = getattr(port, "transport", None)
+    if not (isinstance(kind, type) and issubclass(kind, tcp.Server)):
+        return False
+    if kind in _lean_transports.values():  # made lean already
+        return True
+    lean = _lean_transports.get(kind)
+    if lean is None:
+        lean = _lean_transports[kind] = type("Lean" + kind.__name__, (kind,),
+                                             {"repstr": _LazyRepr()})
+    cast(Any, port).transport = lean
+    return True
+
+
 def open_connection(transport: IConnectionTransport, sendq: int,
                     preset: bool = False) -> SendQueue:
     """
