@@ -239,6 +239,13 @@ class LeanTransportTests(SynchronousTestCase):
         connection.repstr = "<kept?>"  # what Server.__init__ does: not kept
         self.assertNotIn("repstr", vars(connection))
         self.assertEqual(repr(connection), "<AdmittingFactory #7 on 4321>")
+        sock = type("Socket", (), {"fileno": lambda self: 9})()
+        connection.socket = sock
+        connection.fileno = sock.fileno  # what Connection.__init__ does: not kept
+        self.assertNotIn("fileno", vars(connection))
+        self.assertEqual(connection.fileno(), 9)
+        del connection.socket, connection.fileno  # what connectionLost does
+        self.assertEqual(connection.fileno(), -1)
         self.assertTrue(lean_transports(port))  # again: the same class
         self.assertIs(port.transport, kind)
         self.assertFalse(lean_transports(object()))
