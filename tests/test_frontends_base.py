@@ -23,6 +23,7 @@ from twisted_chat.frontends.base import (
     SendQueue,
     cap_accepts,
     describe_peer,
+    lean_transports,
     open_connection,
     preset_listener,
 )
@@ -217,6 +218,37 @@ class AcceptCapTests(SynchronousTestCase):
         port.numberAccepts = 3  # fewer waited: Twisted lowers it
         self.assertEqual(port.numberAccepts, 3)
         self.assertFalse(cap_accepts(object()))
+
+
+class LeanTransportTests(SynchronousTestCase):
+    """L{lean_transports}: a port's connections keep no repr string, yet have the same repr."""
+
+    def test_lean(self) -> None:
+        from twisted.internet import tcp
+
+        port = tcp.Port(0, AdmittingFactory(), interface="127.0.0.1")
+        port._realPortNumber = 4321
+        self.assertTrue(lean_transports(port))
+        kind = port.transport
+        self.assertTrue(issubclass(kind, tcp.Server))
+        self.assertIsNot(kind, tcp.Server)
+        connection = kind.__new__(kind)
+        connection.protocol = AdmittingFactory()
+        connection.sessionno = 7
+        connection.server = port
+        connection.repstr = "<kept?>"  # what Server.__init__ does: not kept
+        self.assertNotIn("repstr", vars(connection))
+        self.assertEqual(repr(connection), "<AdmittingFactory #7 on 4321>")
+        sock = type("Socket", (), {"fileno": lambda self: 9})()
+        connection.socket = sock
+        connection.fileno = sock.fileno  # what Connection.__init__ does: not kept
+        self.assertNotIn("fileno", vars(connection))
+        self.assertEqual(connection.fileno(), 9)
+        del connection.socket, connection.fileno  # what connectionLost does
+        self.assertEqual(connection.fileno(), -1)
+        self.assertTrue(lean_transports(port))  # again: the same class
+        self.assertIs(port.transport, kind)
+        self.assertFalse(lean_transports(object()))
 
 
 class DescribePeerTests(SynchronousTestCase):

@@ -24,7 +24,12 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 from typing_extensions import override
 
-from twisted_chat.frontends.base import AdmittingFactory, cap_accepts, preset_listener
+from twisted_chat.frontends.base import (
+    AdmittingFactory,
+    cap_accepts,
+    lean_transports,
+    preset_listener,
+)
 from twisted_chat.interfaces import History
 from twisted_chat.session.session import SessionContext
 
@@ -100,6 +105,7 @@ class Listener(Service):
         if isinstance(self._factory, AdmittingFactory):
             self._factory.sockets_preset = preset_listener(port)
             cap_accepts(port)  # a login storm must not starve the rooms
+            lean_transports(port)  # no repr string kept per connection
         host = port.getHost()
         if isinstance(host, IPv4Address | IPv6Address):
             where = "%s:%s" % (host.host, host.port)

@@ -267,6 +267,75 @@ def cap_accepts(port: object) -> bool:
     return True
 
 
+class _LazyRepr:
+    """
+    A Twisted TCP server connection's C{repstr} (its C{repr}), made when
+    asked instead of kept: Twisted formats and keeps it for every
+    connection (about 80 bytes of an idle one's memory), and only a
+    C{repr} of the transport (a debugger, a traceback) reads it.
+    """
+
+    def __get__(self, transport: Any, owner: Any = None) -> str:
+        if transport is None:
+            return "repstr"
+        return "<%s #%s on %s>" % (type(transport.protocol).__name__, transport.sessionno,
+                                   transport.server._realPortNumber)
+
+    def __set__(self, transport: Any, value: str) -> None:
+        """Twisted's C{Server.__init__} sets it: nothing kept."""
+
+
+def _no_descriptor() -> int:
+    """A closed connection's C{fileno()}, as Twisted's C{FileDescriptor.fileno}."""
+    return -1
+
+
+class _SocketFileno:
+    """
+    A Twisted TCP connection's C{fileno}: its socket's, looked up when
+    called.  Twisted keeps the socket's bound C{fileno} per connection
+    (about 70 bytes of an idle one's memory) and deletes it with the
+    socket; after that it is C{-1}, as Twisted's own.  The look-up costs a
+    reactor event (not a recipient) a dictionary get.
+    """
+
+    def __get__(self, transport: Any, owner: Any = None) -> Callable[[], int]:
+        if transport is None:
+            return _no_descriptor
+        sock = transport.__dict__.get("socket")
+        return sock.fileno if sock is not None else _no_descriptor
+
+    def __set__(self, transport: Any, value: object) -> None:
+        """Twisted's C{Connection.__init__} sets the socket's: nothing kept."""
+
+    def __delete__(self, transport: Any) -> None:
+        """Twisted deletes it with the socket: C{-1} from then on."""
+
+
+_lean_transports: dict[type, type] = {}
+
+
+def lean_transports(port: object) -> bool:
+    """
+    Make a Twisted TCP port (one whose C{transport} is a C{tcp.Server}
+    class) build connections that keep no C{repr} string (L{_LazyRepr})
+    and no bound C{fileno} (L{_SocketFileno}); C{False} for another port.
+    """
+    from twisted.internet import tcp
+
+    kind = getattr(port, "transport", None)
+    if not (isinstance(kind, type) and issubclass(kind, tcp.Server)):
+        return False
+    if kind in _lean_transports.values():  # made lean already
+        return True
+    lean = _lean_transports.get(kind)
+    if lean is None:
+        lean = _lean_transports[kind] = type("Lean" + kind.__name__, (kind,),
+                                             {"repstr": _LazyRepr(), "fileno": _SocketFileno()})
+    cast(Any, port).transport = lean
+    return True
+
+
 def open_connection(transport: IConnectionTransport, sendq: int,
                     preset: bool = False) -> SendQueue:
     """
