@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from itertools import islice
+from operator import attrgetter
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -116,13 +117,9 @@ def in_time(entries: list[Entry]) -> list[Entry]:
     previous = 0.0
     for entry in entries:
         if entry.when < previous:
-            return sorted(entries, key=_said)
+            return sorted(entries, key=attrgetter("when"))
         previous = entry.when
     return entries
-
-
-def _said(entry: Entry) -> float:
-    return entry.when
 
 
 def departure(why: str) -> str:

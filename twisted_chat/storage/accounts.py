@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -54,6 +54,23 @@ class Account:
 
     def __repr__(self) -> str:  # the hash stays out of logs and tracebacks
         return "Account(%r, operator=%r)" % (self.name, self.operator)
+
+
+def connect_shared(path: str, busy_timeout: float, schema: Iterable[str]) -> sqlite3.Connection:
+    """
+    Open the C{--db} file C{path} as the server and C{chat-admin} share it:
+    autocommit, WAL, waiting C{busy_timeout} seconds for another process's
+    statement; the tables of C{schema} are created when missing.
+
+    @raise sqlite3.Error: if the file cannot be used.
+    """
+    db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+    db.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
+    if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        db.execute("PRAGMA journal_mode = WAL")
+    for statement in schema:
+        db.execute(statement)
+    return db
 
 
 class AccountExists(Exception):
@@ -158,12 +175,7 @@ class SQLiteAccounts:
         if db is not None:
             return db
         try:
-            db = sqlite3.connect(self.path, timeout=self._busy_timeout,
-                                 isolation_level=None)
-            db.execute("PRAGMA busy_timeout = %d" % int(self._busy_timeout * 1000))
-            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                db.execute("PRAGMA journal_mode = WAL")
-            db.execute(ACCOUNTS_SCHEMA)
+            db = connect_shared(self.path, self._busy_timeout, (ACCOUNTS_SCHEMA,))
         except sqlite3.Error as e:
             raise AccountError("cannot use the accounts in %s: %s" % (self.path, e)) from None
         self._db = db

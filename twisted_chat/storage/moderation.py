@@ -21,7 +21,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from twisted_chat.domain.moderation import LOGGED_KINDS, Change
-from twisted_chat.storage.accounts import SERVER_BUSY_TIMEOUT
+from twisted_chat.storage.accounts import SERVER_BUSY_TIMEOUT, connect_shared
 
 # The memory store keeps this many log entries (the newest).
 MEMORY_LOG = 10_000
@@ -40,7 +40,7 @@ SCHEMA = (
         account TEXT NOT NULL,
         PRIMARY KEY (room, account)
     )""",
-    """CREATE TABLE IF NOT EXISTS bans (
+    *("""CREATE TABLE IF NOT EXISTS %s (
         room TEXT NOT NULL,
         target TEXT NOT NULL,
         by TEXT NOT NULL,
@@ -48,16 +48,7 @@ SCHEMA = (
         until REAL,
         reason TEXT NOT NULL,
         PRIMARY KEY (room, target)
-    )""",
-    """CREATE TABLE IF NOT EXISTS mutes (
-        room TEXT NOT NULL,
-        target TEXT NOT NULL,
-        by TEXT NOT NULL,
-        created REAL NOT NULL,
-        until REAL,
-        reason TEXT NOT NULL,
-        PRIMARY KEY (room, target)
-    )""",
+    )""" % table for table in ("bans", "mutes")),  # the same columns
     """CREATE TABLE IF NOT EXISTS modlog (
         id INTEGER PRIMARY KEY,
         time REAL NOT NULL,
@@ -178,12 +169,7 @@ class SQLiteModeration:
         if db is not None:
             return db
         try:
-            db = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-            db.execute("PRAGMA busy_timeout = %d" % int(self._busy_timeout * 1000))
-            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                db.execute("PRAGMA journal_mode = WAL")
-            for statement in SCHEMA:
-                db.execute(statement)
+            db = connect_shared(self.path, self._busy_timeout, SCHEMA)
         except sqlite3.Error as e:
             raise ModerationError("cannot use the moderation tables in %s: %s"
                                   % (self.path, e)) from None
